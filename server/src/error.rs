@@ -1,0 +1,170 @@
+//! The one error type of the HTTP layer. Each variant is a response class of
+//! the contract; database and pool errors become 503 (unreachable, timed
+//! out) or a logged 500, and never show their details to the client.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use tokio_postgres::error::SqlState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("writes must be sent with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected database error: logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Seconds a client is told to wait after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<String, String>>,
+}
+
+impl ApiError {
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::Internal(detail.into())
+    }
+
+    /// A 422 naming one field.
+    pub fn field(field: &str, problem: &str) -> ApiError {
+        let mut fields = BTreeMap::new();
+        fields.insert(field.to_string(), problem.to_string());
+        ApiError::Unprocessable {
+            message: format!("{field} {problem}"),
+            fields,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unprocessable { .. } => "validation_failed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "internal server error".to_string()
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(%detail, "unavailable");
+                "the service is temporarily unavailable; retry shortly".to_string()
+            }
+            other => other.to_string(),
+        };
+        let fields = match &self {
+            ApiError::Unprocessable { fields, .. } => Some(fields),
+            _ => None,
+        };
+        let body = serde_json::to_vec(&Body {
+            error: self.code(),
+            message,
+            fields,
+        })
+        .unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match &self {
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> ApiError {
+        match error {
+            deadpool_postgres::PoolError::Backend(e) => ApiError::from(e),
+            other => ApiError::Unavailable(format!("pool: {other}")),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> ApiError {
+        if error.is_closed() {
+            return ApiError::Unavailable(format!("connection closed: {error}"));
+        }
+        let Some(code) = error.code() else {
+            // No SQLSTATE: an I/O or protocol failure talking to the server.
+            return ApiError::Unavailable(format!("database unreachable: {error}"));
+        };
+        match *code {
+            SqlState::QUERY_CANCELED
+            | SqlState::ADMIN_SHUTDOWN
+            | SqlState::CANNOT_CONNECT_NOW
+            | SqlState::TOO_MANY_CONNECTIONS
+            | SqlState::T_R_SERIALIZATION_FAILURE
+            | SqlState::T_R_DEADLOCK_DETECTED
+            | SqlState::READ_ONLY_SQL_TRANSACTION => {
+                ApiError::Unavailable(format!("database busy: {error}"))
+            }
+            _ => ApiError::Internal(format!("database: {error}")),
+        }
+    }
+}
+
+/// Is this error worth trying on another replica?
+pub fn is_unavailable(error: &ApiError) -> bool {
+    matches!(error, ApiError::Unavailable(_))
+}

@@ -1,0 +1,262 @@
+//! `atelier`: the server and its tools. Thin: parses the command line and
+//! calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use atelier::cluster::{LocalCluster, Role};
+use atelier::config::{DbConfig, ServerConfig};
+use atelier::generate::{Catalog, DEFAULT_SEED, DEMO_PRODUCTS};
+use atelier::tool::ToolResult;
+use atelier::{load, provision, server};
+
+#[derive(Parser)]
+#[command(
+    name = "atelier",
+    version,
+    about = "The Atelier Products API: CQRS on PostgreSQL with logical read replicas"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the local cluster, load demo data if it is empty, and serve.
+    Up {
+        #[command(flatten)]
+        server: ServerConfig,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Serve the HTTP API.
+    Serve {
+        #[command(flatten)]
+        server: ServerConfig,
+    },
+    /// Control the local cluster (a primary and two replicas on loopback).
+    Cluster {
+        #[arg(value_enum)]
+        action: ClusterAction,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Apply the schema migrations (refinery) to one database.
+    Migrate {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Connection string of the database to migrate.
+        #[arg(long, env = "ATELIER_MIGRATE_URL")]
+        url: String,
+    },
+    /// Publish the read model on a primary and subscribe replicas to it.
+    Replicate {
+        #[command(flatten)]
+        db: DbConfig,
+        /// How the replicas reach the primary, when not as --primary-url does.
+        #[arg(long, env = "ATELIER_PRIMARY_URL_FROM_REPLICAS")]
+        primary_url_from_replicas: Option<String>,
+    },
+    /// Generate a catalog and bulk-load it into the primary.
+    Load {
+        #[command(flatten)]
+        db: DbConfig,
+        /// Number of products.
+        #[arg(long, default_value_t = DEMO_PRODUCTS)]
+        products: i64,
+        /// Generator seed: the same seed and size give the same catalog.
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+        /// Replace the products already there.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Where the local cluster keeps its data (default: ./.cluster).
+    #[arg(long, env = "ATELIER_CLUSTER_DIR")]
+    cluster_dir: Option<PathBuf>,
+    /// The catalog database created on every node.
+    #[arg(long, env = "ATELIER_DATABASE", default_value = "atelier")]
+    database: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClusterAction {
+    Up,
+    Status,
+    Down,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Primary,
+    Replica,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ATELIER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("atelier: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> ToolResult<()> {
+    match command {
+        Command::Up { server, cluster } => {
+            let cluster_handle =
+                LocalCluster::discover(&std::env::current_dir()?, cluster.cluster_dir)?;
+            cluster_handle.up()?;
+            let (primary, replicas) = provision::local(&cluster.database, false).await?;
+            let products: i64 = atelier::tool::connect(&primary)
+                .await?
+                .query_one("select count(*) from product", &[])
+                .await?
+                .get(0);
+            if products == 0 {
+                load_and_report(
+                    &primary,
+                    &replicas,
+                    Catalog {
+                        seed: DEFAULT_SEED,
+                        products: DEMO_PRODUCTS,
+                    },
+                    false,
+                )
+                .await?;
+            } else {
+                println!("catalog already holds {products} products; not loading demo data");
+            }
+            serve(server).await
+        }
+        Command::Serve { server } => serve(server).await,
+        Command::Cluster { action, cluster } => {
+            let handle = LocalCluster::discover(&std::env::current_dir()?, cluster.cluster_dir)?;
+            match action {
+                ClusterAction::Up => {
+                    handle.up()?;
+                    let (primary, replicas) = provision::local(&cluster.database, false).await?;
+                    println!("primary   {primary}");
+                    for replica in replicas {
+                        println!("replica   {replica}");
+                    }
+                    Ok(())
+                }
+                ClusterAction::Status => {
+                    if handle.status()? {
+                        Ok(())
+                    } else {
+                        Err(atelier::tool::ToolError::msg(
+                            "not every node is running; run `atelier cluster up`",
+                        ))
+                    }
+                }
+                ClusterAction::Down => handle.down(),
+            }
+        }
+        Command::Migrate { role, url } => {
+            let role = match role {
+                RoleArg::Primary => Role::Primary,
+                RoleArg::Replica => Role::Replica,
+            };
+            provision::migrate(&url, role).await?;
+            println!("migrated {} as {role}", provision::redact(&url));
+            Ok(())
+        }
+        Command::Replicate {
+            db,
+            primary_url_from_replicas,
+        } => {
+            provision::ensure_publication(&db.primary_url).await?;
+            let from_replicas = primary_url_from_replicas.unwrap_or_else(|| db.primary_url.clone());
+            for (i, url) in db.replica_urls.iter().enumerate() {
+                provision::ensure_subscription(
+                    url,
+                    &from_replicas,
+                    &format!("atelier_replica{}", i + 1),
+                )
+                .await?;
+                println!("replica{} subscribed: {}", i + 1, provision::redact(url));
+            }
+            Ok(())
+        }
+        Command::Load {
+            db,
+            products,
+            seed,
+            replace,
+        } => {
+            load_and_report(
+                &db.primary_url,
+                &db.replica_urls,
+                Catalog { seed, products },
+                replace,
+            )
+            .await
+        }
+    }
+}
+
+async fn load_and_report(
+    primary: &str,
+    replicas: &[String],
+    catalog: Catalog,
+    replace: bool,
+) -> ToolResult<()> {
+    println!(
+        "loading {} products (seed {})",
+        catalog.products, catalog.seed
+    );
+    let report = load::load(primary, replicas, catalog, replace).await?;
+    for (table, rows, took) in &report.tables {
+        println!(
+            "  {table:<16} {rows:>10} rows  {:>7.2} s",
+            took.as_secs_f64()
+        );
+    }
+    println!(
+        "  read model built in {:.2} s; replicas caught up in {:.2} s",
+        report.read_model.as_secs_f64(),
+        report.replicas.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve(config: ServerConfig) -> ToolResult<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let state =
+        server::AppState::new(config).map_err(|e| atelier::tool::ToolError::msg(e.to_string()))?;
+    println!("atelier listening on http://{address}");
+    println!("  try: curl -i http://{address}/products?page=1&count=3");
+    println!("       curl -i http://{address}/products/1");
+    println!("       curl -i http://{address}/products/1/styles");
+    println!("       curl -i http://{address}/products/1/related");
+    println!("       curl -i http://{address}/readyz");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("shutting down");
+    };
+    server::run(listener, state, shutdown).await;
+    Ok(())
+}

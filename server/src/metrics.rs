@@ -1,0 +1,172 @@
+//! Request metrics in Prometheus text format, kept in fixed arrays of
+//! atomics: recording a request takes no lock and allocates nothing.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Route labels, in the order of the arrays below; the last is for paths
+/// that matched no route.
+const ROUTES: [&str; 12] = [
+    "/products",
+    "/products/:id",
+    "/products/:id/styles",
+    "/products/:id/related",
+    "/styles/:id",
+    "/styles/:id/skus",
+    "/skus/:id",
+    "/skus/:id/movements",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "unmatched",
+];
+/// Every status the server sends; anything else is counted as 500.
+const STATUSES: [u16; 14] = [
+    200, 201, 204, 304, 400, 404, 405, 409, 413, 415, 422, 500, 503, 0,
+];
+/// Latency histogram bucket upper bounds, in seconds.
+const BUCKETS_SECONDS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct RouteStats {
+    by_status: [AtomicU64; STATUSES.len()],
+    buckets: [AtomicU64; BUCKETS_SECONDS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    routes: [RouteStats; ROUTES.len()],
+    not_modified: AtomicU64,
+    documents_sent: AtomicU64,
+    read_after_fallbacks: AtomicU64,
+    replica_failovers: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, route: Option<&str>, status: u16, elapsed: Duration) {
+        let r = route
+            .and_then(|label| ROUTES.iter().position(|x| *x == label))
+            .unwrap_or(ROUTES.len() - 1);
+        let stats = &self.routes[r];
+        let s = STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len() - 1);
+        stats.by_status[s].fetch_add(1, Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        if let Some(b) = BUCKETS_SECONDS.iter().position(|upper| seconds <= *upper) {
+            stats.buckets[b].fetch_add(1, Relaxed);
+        }
+        stats.count.fetch_add(1, Relaxed);
+        stats.sum_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+        match status {
+            304 => self.not_modified.fetch_add(1, Relaxed),
+            200 => self.documents_sent.fetch_add(1, Relaxed),
+            _ => 0,
+        };
+    }
+
+    pub fn read_after_fallback(&self) {
+        self.read_after_fallbacks.fetch_add(1, Relaxed);
+    }
+
+    pub fn replica_failover(&self, _replica: &str) {
+        self.replica_failovers.fetch_add(1, Relaxed);
+    }
+
+    /// The request metrics as Prometheus text. Pool and replica gauges are
+    /// appended by the caller, which knows the pools.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP atelier_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE atelier_requests_total counter\n");
+        for (route, stats) in ROUTES.iter().zip(&self.routes) {
+            for (status, n) in STATUSES.iter().zip(&stats.by_status) {
+                let n = n.load(Relaxed);
+                if n > 0 {
+                    let status = if *status == 0 {
+                        "other".to_string()
+                    } else {
+                        status.to_string()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "atelier_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+        }
+        out.push_str(
+            "# HELP atelier_request_duration_seconds Time from request to response, by route.\n",
+        );
+        out.push_str("# TYPE atelier_request_duration_seconds histogram\n");
+        for (route, stats) in ROUTES.iter().zip(&self.routes) {
+            let count = stats.count.load(Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0;
+            for (upper, n) in BUCKETS_SECONDS.iter().zip(&stats.buckets) {
+                cumulative += n.load(Relaxed);
+                let _ = writeln!(out, "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"{upper}\"}} {cumulative}");
+            }
+            let _ = writeln!(
+                out,
+                "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
+            );
+            let sum = stats.sum_micros.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "atelier_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "atelier_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+            );
+        }
+        let counters = [
+            ("atelier_etag_hits_total", "GETs answered 304 because If-None-Match matched (client cache hits).", &self.not_modified),
+            ("atelier_etag_misses_total", "Responses sent with a full body (client cache misses).", &self.documents_sent),
+            ("atelier_read_after_fallbacks_total", "Read-your-writes GETs served from the primary because no replica caught up in time.", &self.read_after_fallbacks),
+            ("atelier_replica_failovers_total", "Reads retried on another replica because one was unreachable.", &self.replica_failovers),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.record(Some("/products/:id"), 200, Duration::from_micros(700));
+        m.record(Some("/products/:id"), 404, Duration::from_millis(3));
+        m.record(None, 404, Duration::from_micros(10));
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("atelier_requests_total{route=\"/products/:id\",status=\"200\"} 1\n"));
+        assert!(out.contains("atelier_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
+        assert!(out.contains(
+            "atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.001\"} 1\n"
+        ));
+        assert!(out.contains(
+            "atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.005\"} 2\n"
+        ));
+        assert!(out.contains("atelier_request_duration_seconds_count{route=\"/products/:id\"} 2\n"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Schema and replication set-up for any primary and replicas, local or on
+//! EC2: migrations through refinery, the publication and subscriptions, and
+//! waiting for the replicas to catch up.
+
+use std::time::{Duration, Instant};
+
+use refinery::{Migration, Runner};
+
+use crate::cluster::Role;
+use crate::tool::{connect, ToolError, ToolResult};
+
+const WRITE_SCHEMA: &str = include_str!("../../sql/write_schema.sql");
+const READ_VIEWS: &str = include_str!("../../sql/read_views.sql");
+const TRIGGERS: &str = include_str!("../../sql/triggers.sql");
+const PUBLICATION: &str = include_str!("../../replication/publication.sql");
+
+/// The publication every replica subscribes to.
+pub const PUBLICATION_NAME: &str = "atelier_read_model";
+
+/// The migrations for a role. Version numbers are shared, so a replica's
+/// history is the primary's with V1 and V3 left out: replicas get the read
+/// model only, never the write model or the triggers that need it.
+pub fn migrations(role: Role) -> ToolResult<Vec<Migration>> {
+    let all = [
+        (Role::Primary, "V1__write_schema", WRITE_SCHEMA),
+        (Role::Replica, "V2__read_views", READ_VIEWS),
+        (Role::Primary, "V3__triggers", TRIGGERS),
+    ];
+    all.iter()
+        .filter(|(only, _, _)| role == Role::Primary || *only == Role::Replica)
+        .map(|(_, name, sql)| Migration::unapplied(name, sql).map_err(ToolError::from))
+        .collect()
+}
+
+/// Applies the role's pending migrations to the database at `url`.
+pub async fn migrate(url: &str, role: Role) -> ToolResult<()> {
+    let mut client = connect(url).await?;
+    let report = Runner::new(&migrations(role)?)
+        .set_abort_divergent(true)
+        .run_async(&mut client)
+        .await?;
+    for migration in report.applied_migrations() {
+        tracing::info!(role = %role, migration = %migration, "applied");
+    }
+    Ok(())
+}
+
+/// Creates database `dbname` through the maintenance database at
+/// `admin_url` unless it exists.
+pub async fn ensure_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
+    let client = connect(admin_url).await?;
+    let exists = client
+        .query_opt("select 1 from pg_database where datname = $1", &[&dbname])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("create database {}", ident(dbname)?))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops database `dbname` on a replica (its subscriptions first, which also
+/// drops their slots on the primary) through the maintenance database.
+pub async fn drop_replica_database(admin_url: &str, db_url: &str, dbname: &str) -> ToolResult<()> {
+    let admin = connect(admin_url).await?;
+    if admin
+        .query_opt("select 1 from pg_database where datname = $1", &[&dbname])
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let db = connect(db_url).await?;
+    for row in db.query("select subname from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())", &[]).await? {
+        let name: String = row.get(0);
+        db.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
+    }
+    drop(db);
+    admin
+        .batch_execute(&format!(
+            "drop database if exists {} with (force)",
+            ident(dbname)?
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Drops database `dbname` on the primary, with any replication slot left
+/// behind in it (a replica that vanished without dropping its subscription).
+pub async fn drop_primary_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
+    let admin = connect(admin_url).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let slots = admin
+            .query(
+                "select slot_name, active from pg_replication_slots where database = $1",
+                &[&dbname],
+            )
+            .await?;
+        if slots.is_empty() {
+            break;
+        }
+        for slot in &slots {
+            let (name, active): (String, bool) = (slot.get(0), slot.get(1));
+            if !active {
+                admin
+                    .execute("select pg_drop_replication_slot($1)", &[&name])
+                    .await?;
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ToolError::msg(format!(
+                "replication slots of {dbname} are still in use"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin
+        .batch_execute(&format!(
+            "drop database if exists {} with (force)",
+            ident(dbname)?
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Creates the publication on the primary unless it exists.
+pub async fn ensure_publication(primary_url: &str) -> ToolResult<()> {
+    let client = connect(primary_url).await?;
+    let exists = client
+        .query_opt(
+            "select 1 from pg_publication where pubname = $1",
+            &[&PUBLICATION_NAME],
+        )
+        .await?
+        .is_some();
+    if !exists {
+        client.batch_execute(PUBLICATION).await?;
+    }
+    Ok(())
+}
+
+/// Subscribes the replica at `replica_url` to the primary, reached from the
+/// replica as `primary_conninfo`, under subscription (and slot) name
+/// `sub_name`, unless that subscription exists.
+pub async fn ensure_subscription(
+    replica_url: &str,
+    primary_conninfo: &str,
+    sub_name: &str,
+) -> ToolResult<()> {
+    let client = connect(replica_url).await?;
+    let exists = client
+        .query_opt(
+            "select 1 from pg_subscription where subname = $1",
+            &[&sub_name],
+        )
+        .await?
+        .is_some();
+    if !exists {
+        // CREATE SUBSCRIPTION takes no parameters; the name is checked by
+        // ident() and the connection string is quoted as a literal. The SQL
+        // mirrors replication/subscription.sql.
+        client
+            .batch_execute(&format!(
+                "create subscription {} connection {} publication {PUBLICATION_NAME} with (copy_data = true)",
+                ident(sub_name)?,
+                literal(primary_conninfo)
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Bumps the heartbeat on the primary and waits until every replica shows
+/// it, so that everything committed before this call is on every replica.
+pub async fn wait_for_replicas(
+    primary_url: &str,
+    replica_urls: &[String],
+    timeout: Duration,
+) -> ToolResult<()> {
+    let primary = connect(primary_url).await?;
+    let beat: i64 = primary
+        .query_one(
+            "update replication_heartbeat set beat = beat + 1 where id = 1 returning beat",
+            &[],
+        )
+        .await?
+        .get(0);
+    let deadline = Instant::now() + timeout;
+    for url in replica_urls {
+        let replica = connect(url).await?;
+        loop {
+            let seen: Option<i64> = replica
+                .query_opt("select beat from replication_heartbeat where id = 1", &[])
+                .await?
+                .map(|row| row.get(0));
+            if seen.is_some_and(|seen| seen >= beat) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(ToolError::msg(format!(
+                    "replica {} has not caught up after {:?} (heartbeat {seen:?}, want {beat})",
+                    redact(url),
+                    timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A SQL identifier we create: lowercase letters, digits and underscores
+/// only, so it never needs quoting and can never inject.
+pub fn ident(name: &str) -> ToolResult<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(name)
+    } else {
+        Err(ToolError::msg(format!(
+            "not a plain SQL name: {name:?} (use lowercase letters, digits, _)"
+        )))
+    }
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A connection string without its password, for messages.
+pub fn redact(url: &str) -> String {
+    url.split_whitespace()
+        .map(|part| {
+            if part.starts_with("password=") {
+                "password=***"
+            } else {
+                part
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Creates (or, with `fresh`, re-creates) database `dbname` on every node
+/// of the local cluster, migrates it, and wires each replica's subscription.
+/// Idempotent without `fresh`. Returns the primary's and replicas' URLs.
+pub async fn local(dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>)> {
+    use crate::cluster::NODES;
+    ident(dbname)?;
+    let primary = NODES[0];
+    let replicas = &NODES[1..];
+    if fresh {
+        for replica in replicas {
+            drop_replica_database(&replica.url("postgres"), &replica.url(dbname), dbname).await?;
+        }
+        drop_primary_database(&primary.url("postgres"), dbname).await?;
+    }
+    for node in NODES {
+        ensure_database(&node.url("postgres"), dbname).await?;
+        migrate(&node.url(dbname), node.role).await?;
+    }
+    ensure_publication(&primary.url(dbname)).await?;
+    for replica in replicas {
+        let sub_name = format!("atelier_{dbname}_{}", replica.name);
+        ensure_subscription(&replica.url(dbname), &primary.url(dbname), &sub_name).await?;
+    }
+    let replica_urls: Vec<String> = replicas.iter().map(|r| r.url(dbname)).collect();
+    wait_for_replicas(
+        &primary.url(dbname),
+        &replica_urls,
+        Duration::from_secs(120),
+    )
+    .await?;
+    Ok((primary.url(dbname), replica_urls))
+}

@@ -1,0 +1,300 @@
+-- Atelier: from the write model to the read model, on the primary only.
+--
+-- Read after write_schema.sql and read_views.sql (which creates the summary
+-- tables filled here). Three parts:
+--   1. the JSON shaping, once: one *_source view per document kind, built
+--      from the write model; the triggers (a few products) and the bulk build
+--      (every product) both read these views, so they can never drift;
+--   2. refresh_docs(kind, ids): recompute one document kind for some
+--      products and store only what changed, with a new version;
+--   3. statement-level triggers with transition tables, so a statement that
+--      writes fifty photos refreshes the product's styles document once.
+--
+-- Documents are compact JSON text (no insignificant whitespace), keys in the
+-- order of the HTTP contract. They are built by concatenation around
+-- to_json() for escaping, because json_build_object/json_agg render with
+-- extra spaces and jsonb reorders keys; the bytes stored are the bytes served.
+
+-- ---------------------------------------------------------------------------
+-- 1. Shaping
+-- ---------------------------------------------------------------------------
+
+-- A JSON string literal, or null. Simple enough for the planner to inline.
+create function json_str(v text) returns text
+language sql stable parallel safe as $$
+    select coalesce(to_json(v)::text, 'null')
+$$;
+
+-- Money as the contract wants it: a string with exactly two decimals, or null.
+-- The columns are numeric(12,2), whose text form always has two decimals.
+create function json_price(v numeric) returns text
+language sql immutable parallel safe as $$
+    select coalesce('"' || v::text || '"', 'null')
+$$;
+
+-- ISO-8601 in UTC with milliseconds, as JavaScript's Date#toJSON prints it.
+create function json_time(v timestamptz) returns text
+language sql stable parallel safe as $$
+    select '"' || to_char(v at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"'
+$$;
+
+-- The product fields shared by the list card and the detail document, without
+-- the closing brace, so the detail can append its features.
+create view product_fields_source as
+select p.id as product_id,
+       '{"id":' || p.id
+    || ',"name":' || json_str(p.name)
+    || ',"slogan":' || json_str(p.slogan)
+    || ',"description":' || json_str(p.description)
+    || ',"category":' || json_str(p.category)
+    || ',"default_price":' || json_price(p.default_price)
+    || ',"created_at":' || json_time(p.created_at)
+    || ',"updated_at":' || json_time(p.updated_at) as fields
+from product p;
+
+create view product_card_source as
+select product_id, fields || '}' as doc
+from product_fields_source;
+
+create view product_detail_source as
+select f.product_id,
+       f.fields || ',"features":' || coalesce(
+           (select '[' || string_agg('{"feature":' || json_str(x.feature)
+                                     || ',"value":' || json_str(x.value) || '}',
+                                     ',' order by x.id) || ']'
+            from feature x
+            where x.product_id = f.product_id),
+           '[]') || '}' as doc
+from product_fields_source f;
+
+-- Styles in ascending id; photos in ascending id, or the public API's single
+-- all-null photo when there are none; skus as an object keyed by sku id.
+create view product_styles_source as
+select p.id as product_id,
+       '{"product_id":"' || p.id || '","results":' || coalesce(
+           (select '[' || string_agg(
+                   '{"style_id":' || s.id
+                || ',"name":' || json_str(s.name)
+                || ',"original_price":' || json_price(s.original_price)
+                || ',"sale_price":' || json_price(s.sale_price)
+                || ',"default?":' || case when s.is_default then 'true' else 'false' end
+                || ',"photos":' || coalesce(
+                       (select '[' || string_agg('{"thumbnail_url":' || json_str(ph.thumbnail_url)
+                                                 || ',"url":' || json_str(ph.url) || '}',
+                                                 ',' order by ph.id) || ']'
+                        from photo ph
+                        where ph.style_id = s.id),
+                       '[{"thumbnail_url":null,"url":null}]')
+                || ',"skus":' || coalesce(
+                       (select '{' || string_agg('"' || k.id || '":{"quantity":' || k.quantity
+                                                 || ',"size":' || json_str(k.size) || '}',
+                                                 ',' order by k.id) || '}'
+                        from sku k
+                        where k.style_id = s.id),
+                       '{}')
+                || '}',
+                ',' order by s.id) || ']'
+            from style s
+            where s.product_id = p.id),
+           '[]') || '}' as doc
+from product p;
+
+create view product_related_source as
+select p.id as product_id,
+       coalesce(
+           (select '[' || string_agg(r.related_product_id::text, ',' order by r.id) || ']'
+            from related_product r
+            where r.product_id = p.id),
+           '[]') as doc
+from product p;
+
+-- ---------------------------------------------------------------------------
+-- 2. Refresh
+-- ---------------------------------------------------------------------------
+
+-- Every stored document gets a version from this one sequence, so a version
+-- (and so an ETag) is never reused, even across document kinds.
+create sequence read_doc_version as bigint;
+
+-- Recompute document kind `kind` ('card', 'detail', 'styles', 'related') for
+-- products `ids`: delete the documents of products that no longer exist,
+-- upsert the others, and bump the version only where the bytes changed (so a
+-- no-op write sends nothing to the replicas). For cards it also keeps
+-- product_page_block's live counts, with increments rather than recounts so
+-- that concurrent writers in one block cannot lose an update.
+create function refresh_docs(kind text, ids bigint[]) returns void
+language plpgsql as $$
+begin
+    if ids is null or cardinality(ids) = 0 then
+        return;
+    end if;
+    execute format($sql$
+        with gone as (
+            delete from %1$I d
+            where d.product_id = any($1)
+              and not exists (select 1 from product p where p.id = d.product_id)
+            returning d.product_id),
+        upserted as (
+            insert into %1$I (product_id, doc, version)
+            select s.product_id, s.doc, nextval('read_doc_version')
+            from %2$I s
+            where s.product_id = any($1)
+            on conflict (product_id) do update
+                set doc = excluded.doc, version = excluded.version
+                where %1$I.doc is distinct from excluded.doc
+            returning product_id, xmax = 0 as inserted),
+        block_delta as (
+            select product_id / 1024 as block_no, 1 as delta from upserted where inserted
+            union all
+            select product_id / 1024, -1 from gone)
+        insert into product_page_block (block_no, live)
+        select block_no, sum(delta) from block_delta
+        where %3$L
+        group by block_no
+        on conflict (block_no) do update set live = product_page_block.live + excluded.live
+        $sql$,
+        'product_' || kind, 'product_' || kind || '_source', kind = 'card')
+    using ids;
+end;
+$$;
+
+-- Rebuild every document of every product, set-based, from the same views.
+-- Used by the bulk loader and by `atelier check` on a scratch copy.
+create function rebuild_all_docs() returns void
+language plpgsql as $$
+begin
+    truncate product_card, product_detail, product_styles, product_related, product_page_block;
+    insert into product_card (product_id, doc, version)
+        select product_id, doc, nextval('read_doc_version') from product_card_source;
+    insert into product_detail (product_id, doc, version)
+        select product_id, doc, nextval('read_doc_version') from product_detail_source;
+    insert into product_styles (product_id, doc, version)
+        select product_id, doc, nextval('read_doc_version') from product_styles_source;
+    insert into product_related (product_id, doc, version)
+        select product_id, doc, nextval('read_doc_version') from product_related_source;
+    insert into product_page_block (block_no, live)
+        select product_id / 1024, count(*) from product_card group by 1;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- 3. Triggers
+-- ---------------------------------------------------------------------------
+-- Statement-level AFTER triggers with transition tables. PostgreSQL allows a
+-- transition table only on a single-event trigger, so each table has one
+-- trigger per event, all calling the same function, which reads whichever of
+-- old_rows/new_rows the event provides.
+
+create function product_changed() returns trigger
+language plpgsql as $$
+declare
+    ids bigint[];
+begin
+    if tg_op = 'INSERT' then
+        select array_agg(id) into ids from new_rows;
+    elsif tg_op = 'UPDATE' then
+        select array_agg(id) into ids from new_rows;
+    else
+        select array_agg(id) into ids from old_rows;
+    end if;
+    perform refresh_docs('card', ids);
+    perform refresh_docs('detail', ids);
+    -- An update cannot change styles or related documents (they show only the
+    -- id); inserts create them and deletes remove them.
+    if tg_op <> 'UPDATE' then
+        perform refresh_docs('styles', ids);
+        perform refresh_docs('related', ids);
+    end if;
+    return null;
+end;
+$$;
+
+-- Children of a product: feature (detail), style (styles), related_product
+-- (related). Their rows carry product_id directly.
+create function product_child_changed() returns trigger
+language plpgsql as $$
+declare
+    ids bigint[];
+begin
+    if tg_op = 'INSERT' then
+        select array_agg(distinct product_id) into ids from new_rows;
+    elsif tg_op = 'UPDATE' then
+        select array_agg(distinct product_id) into ids
+        from (select product_id from new_rows union select product_id from old_rows) t;
+    else
+        select array_agg(distinct product_id) into ids from old_rows;
+    end if;
+    perform refresh_docs(tg_argv[0], ids);
+    return null;
+end;
+$$;
+
+-- Children of a style: photo and sku. The product is found through style; a
+-- row whose style is already gone (a cascade from deleting the style) is
+-- skipped, because the style's own trigger refreshes that product.
+create function style_child_changed() returns trigger
+language plpgsql as $$
+declare
+    ids bigint[];
+begin
+    if tg_op = 'INSERT' then
+        select array_agg(distinct s.product_id) into ids
+        from new_rows r join style s on s.id = r.style_id;
+    elsif tg_op = 'UPDATE' then
+        select array_agg(distinct s.product_id) into ids
+        from (select style_id from new_rows union select style_id from old_rows) r
+        join style s on s.id = r.style_id;
+    else
+        select array_agg(distinct s.product_id) into ids
+        from old_rows r join style s on s.id = r.style_id;
+    end if;
+    perform refresh_docs('styles', ids);
+    return null;
+end;
+$$;
+
+create trigger product_inserted after insert on product
+    referencing new table as new_rows for each statement execute function product_changed();
+create trigger product_updated after update on product
+    referencing old table as old_rows new table as new_rows for each statement execute function product_changed();
+create trigger product_deleted after delete on product
+    referencing old table as old_rows for each statement execute function product_changed();
+
+create trigger feature_inserted after insert on feature
+    referencing new table as new_rows for each statement execute function product_child_changed('detail');
+create trigger feature_updated after update on feature
+    referencing old table as old_rows new table as new_rows for each statement execute function product_child_changed('detail');
+create trigger feature_deleted after delete on feature
+    referencing old table as old_rows for each statement execute function product_child_changed('detail');
+
+create trigger style_inserted after insert on style
+    referencing new table as new_rows for each statement execute function product_child_changed('styles');
+create trigger style_updated after update on style
+    referencing old table as old_rows new table as new_rows for each statement execute function product_child_changed('styles');
+create trigger style_deleted after delete on style
+    referencing old table as old_rows for each statement execute function product_child_changed('styles');
+
+create trigger related_product_inserted after insert on related_product
+    referencing new table as new_rows for each statement execute function product_child_changed('related');
+create trigger related_product_updated after update on related_product
+    referencing old table as old_rows new table as new_rows for each statement execute function product_child_changed('related');
+create trigger related_product_deleted after delete on related_product
+    referencing old table as old_rows for each statement execute function product_child_changed('related');
+
+create trigger photo_inserted after insert on photo
+    referencing new table as new_rows for each statement execute function style_child_changed();
+create trigger photo_updated after update on photo
+    referencing old table as old_rows new table as new_rows for each statement execute function style_child_changed();
+create trigger photo_deleted after delete on photo
+    referencing old table as old_rows for each statement execute function style_child_changed();
+
+create trigger sku_inserted after insert on sku
+    referencing new table as new_rows for each statement execute function style_child_changed();
+create trigger sku_updated after update on sku
+    referencing old table as old_rows new table as new_rows for each statement execute function style_child_changed();
+create trigger sku_deleted after delete on sku
+    referencing old table as old_rows for each statement execute function style_child_changed();
+
+-- The heartbeat row (see read_views.sql) exists on the primary only; the
+-- replicas receive it with the subscription's initial copy.
+insert into replication_heartbeat (id, beat) values (1, 0);
