@@ -18,21 +18,9 @@ const REPLICA_CONF: &str = include_str!("../../replication/replica.conf");
 
 /// The nodes of the local cluster and their loopback ports.
 pub const NODES: [Node; 3] = [
-    Node {
-        name: "primary",
-        port: 54320,
-        role: Role::Primary,
-    },
-    Node {
-        name: "replica1",
-        port: 54321,
-        role: Role::Replica,
-    },
-    Node {
-        name: "replica2",
-        port: 54322,
-        role: Role::Replica,
-    },
+    Node { name: "primary", port: 54320, role: Role::Primary },
+    Node { name: "replica1", port: 54321, role: Role::Replica },
+    Node { name: "replica2", port: 54322, role: Role::Replica },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +48,7 @@ pub struct Node {
 impl Node {
     /// libpq connection string for database `dbname` on this node.
     pub fn url(&self, dbname: &str) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname={dbname}",
-            self.port
-        )
+        format!("host=127.0.0.1 port={} user=postgres dbname={dbname}", self.port)
     }
 }
 
@@ -82,18 +67,10 @@ impl LocalCluster {
     /// under /root, say), data goes to /var/tmp/atelier-cluster-<hash> instead.
     pub fn discover(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<LocalCluster> {
         let bin = find_server_binaries()?;
-        let run_as = if unsafe { libc::geteuid() } == 0 {
-            Some(postgres_user()?)
-        } else {
-            None
-        };
+        let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
         let explicit = dir.is_some();
         let mut dir = dir.unwrap_or_else(|| project_root.join(".cluster"));
-        let cluster = LocalCluster {
-            dir: dir.clone(),
-            bin: bin.clone(),
-            run_as,
-        };
+        let cluster = LocalCluster { dir: dir.clone(), bin: bin.clone(), run_as };
         if run_as.is_some() && !explicit && !cluster.reachable_by_server_user(project_root) {
             dir = PathBuf::from(format!(
                 "/var/tmp/atelier-cluster-{:016x}",
@@ -113,23 +90,11 @@ impl LocalCluster {
                 self.initdb(node)?;
             }
             if self.is_running(node)? {
-                println!(
-                    "{:<9} already running on 127.0.0.1:{}",
-                    node.name, node.port
-                );
+                println!("{:<9} already running on 127.0.0.1:{}", node.name, node.port);
                 continue;
             }
             let log = self.dir.join(format!("{}.log", node.name));
-            let out = self.pg_ctl(&[
-                "-D",
-                path_str(&data)?,
-                "-l",
-                path_str(&log)?,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ])?;
+            let out = self.pg_ctl(&["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "60", "start"])?;
             if !out.status.success() {
                 let tail = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(15).collect();
@@ -142,12 +107,7 @@ impl LocalCluster {
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 )));
             }
-            println!(
-                "{:<9} started on 127.0.0.1:{} (data {})",
-                node.name,
-                node.port,
-                data.display()
-            );
+            println!("{:<9} started on 127.0.0.1:{} (data {})", node.name, node.port, data.display());
         }
         Ok(())
     }
@@ -200,10 +160,7 @@ impl LocalCluster {
             return Ok(false);
         }
         // pg_ctl status: 0 running, 3 not running, 4 no accessible data dir.
-        Ok(self
-            .pg_ctl(&["-D", path_str(&data)?, "status"])?
-            .status
-            .success())
+        Ok(self.pg_ctl(&["-D", path_str(&data)?, "status"])?.status.success())
     }
 
     fn prepare_dir(&self) -> ToolResult<()> {
@@ -217,20 +174,8 @@ impl LocalCluster {
 
     fn initdb(&self, node: Node) -> ToolResult<()> {
         let data = self.data_dir(node);
-        let out = self.run(
-            "initdb",
-            &[
-                "-D",
-                path_str(&data)?,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ],
-        )?;
+        let out = self
+            .run("initdb", &["-D", path_str(&data)?, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"])?;
         if !out.status.success() {
             return Err(ToolError::msg(format!(
                 "initdb for {} failed: {}",
@@ -250,9 +195,7 @@ impl LocalCluster {
             node.port
         );
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))?;
+        let mut file = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf"))?;
         file.write_all(conf.as_bytes())?;
         println!("{:<9} initialised in {}", node.name, data.display());
         Ok(())
@@ -269,8 +212,7 @@ impl LocalCluster {
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid).gid(gid).env("HOME", &self.dir);
         }
-        cmd.output()
-            .map_err(|e| ToolError::msg(format!("cannot run {program}: {e}")))
+        cmd.output().map_err(|e| ToolError::msg(format!("cannot run {program}: {e}")))
     }
 
     /// Can the server user create files under the project root? Checked by
@@ -279,14 +221,7 @@ impl LocalCluster {
         let Some((uid, gid)) = self.run_as else {
             return true;
         };
-        Command::new("test")
-            .arg("-x")
-            .arg(root)
-            .uid(uid)
-            .gid(gid)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        Command::new("test").arg("-x").arg(root).uid(uid).gid(gid).status().map(|s| s.success()).unwrap_or(false)
     }
 }
 
@@ -299,10 +234,7 @@ fn find_server_binaries() -> ToolResult<PathBuf> {
         if dir.join("postgres").exists() {
             return Ok(dir);
         }
-        return Err(ToolError::msg(format!(
-            "ATELIER_PG_BIN={} has no postgres binary",
-            dir.display()
-        )));
+        return Err(ToolError::msg(format!("ATELIER_PG_BIN={} has no postgres binary", dir.display())));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -350,13 +282,10 @@ fn postgres_user() -> ToolResult<(u32, u32)> {
 }
 
 fn path_str(path: &Path) -> ToolResult<&str> {
-    path.to_str()
-        .ok_or_else(|| ToolError::msg(format!("path is not UTF-8: {}", path.display())))
+    path.to_str().ok_or_else(|| ToolError::msg(format!("path is not UTF-8: {}", path.display())))
 }
 
 /// FNV-1a, 64-bit: a stable short name for a directory.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }

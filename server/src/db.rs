@@ -43,11 +43,7 @@ impl Pools {
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok(Pools {
-            primary,
-            replicas,
-            next_replica: AtomicUsize::new(0),
-        })
+        Ok(Pools { primary, replicas, next_replica: AtomicUsize::new(0) })
     }
 
     /// The replicas in the order this request should try them: round-robin
@@ -55,31 +51,17 @@ impl Pools {
     pub fn replica_order(&self) -> impl Iterator<Item = &NamedPool> {
         let n = self.replicas.len().max(1);
         let start = self.next_replica.fetch_add(1, Ordering::Relaxed) % n;
-        self.replicas
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(self.replicas.len())
+        self.replicas.iter().cycle().skip(start).take(self.replicas.len())
     }
 }
 
 fn build_pool(url: &str, size: usize, config: &DbConfig) -> Result<Pool, ApiError> {
-    let mut pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| ApiError::internal(format!("bad connection string: {e}")))?;
+    let mut pg: tokio_postgres::Config =
+        url.parse().map_err(|e| ApiError::internal(format!("bad connection string: {e}")))?;
     pg.connect_timeout(config.connect_timeout());
     pg.application_name("atelier");
-    pg.options(format!(
-        "-c statement_timeout={}",
-        config.statement_timeout_ms
-    ));
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    pg.options(format!("-c statement_timeout={}", config.statement_timeout_ms));
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)

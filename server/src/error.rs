@@ -26,10 +26,7 @@ pub enum ApiError {
     #[error("writes must be sent with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("{message}")]
-    Unprocessable {
-        message: String,
-        fields: BTreeMap<String, String>,
-    },
+    Unprocessable { message: String, fields: BTreeMap<String, String> },
     #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected database error: logged, never shown.
@@ -57,10 +54,7 @@ impl ApiError {
     pub fn field(field: &str, problem: &str) -> ApiError {
         let mut fields = BTreeMap::new();
         fields.insert(field.to_string(), problem.to_string());
-        ApiError::Unprocessable {
-            message: format!("{field} {problem}"),
-            fields,
-        }
+        ApiError::Unprocessable { message: format!("{field} {problem}"), fields }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -108,12 +102,7 @@ impl ApiError {
             ApiError::Unprocessable { fields, .. } => Some(fields),
             _ => None,
         };
-        let body = serde_json::to_vec(&Body {
-            error: self.code(),
-            message,
-            fields,
-        })
-        .unwrap_or_default();
+        let body = serde_json::to_vec(&Body { error: self.code(), message, fields }).unwrap_or_default();
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -156,9 +145,7 @@ impl From<tokio_postgres::Error> for ApiError {
             | SqlState::TOO_MANY_CONNECTIONS
             | SqlState::T_R_SERIALIZATION_FAILURE
             | SqlState::T_R_DEADLOCK_DETECTED
-            | SqlState::READ_ONLY_SQL_TRANSACTION => {
-                ApiError::Unavailable(format!("database busy: {error}"))
-            }
+            | SqlState::READ_ONLY_SQL_TRANSACTION => ApiError::Unavailable(format!("database busy: {error}")),
             _ => ApiError::Internal(format!("database: {error}")),
         }
     }

@@ -143,22 +143,13 @@ const SENTENCES: [&str; 10] = [
     "Designed in-house and made in small batches.",
 ];
 const FEATURES: [(&str, [&str; 4]); 8] = [
-    (
-        "Fabric",
-        ["Canvas", "100% Cotton", "Merino Wool", "Recycled Polyester"],
-    ),
+    ("Fabric", ["Canvas", "100% Cotton", "Merino Wool", "Recycled Polyester"]),
     ("Buttons", ["Brass", "Wooden", "Metal", "Horn"]),
     ("Sole", ["Rubber", "FullControlSkin", "EVA Foam", "Leather"]),
     ("Material", ["FullControlSkin", "Suede", "Nylon", "Mesh"]),
-    (
-        "Lenses",
-        ["Ultrasheen", "Polarized", "Mirrored", "Gradient"],
-    ),
+    ("Lenses", ["Ultrasheen", "Polarized", "Mirrored", "Gradient"]),
     ("Cut", ["Skinny", "Relaxed", "Straight", "Tapered"]),
-    (
-        "Stitching",
-        ["Double Stitch", "Cross Stitch", "Flat Lock", "Blind"],
-    ),
+    ("Stitching", ["Double Stitch", "Cross Stitch", "Flat Lock", "Blind"]),
     ("Green Leaf Certified", ["Yes", "Pending", "Partial", "Yes"]),
 ];
 const COLOURS: [&str; 16] = [
@@ -179,9 +170,7 @@ const COLOURS: [&str; 16] = [
     "Teal",
     "Cream",
 ];
-const SIZES: [&str; 14] = [
-    "XS", "S", "M", "L", "XL", "XXL", "7", "7.5", "8", "8.5", "9", "9.5", "10", "11",
-];
+const SIZES: [&str; 14] = ["XS", "S", "M", "L", "XL", "XXL", "7", "7.5", "8", "8.5", "9", "9.5", "10", "11"];
 
 /// The catalog of `products` products generated from `seed`.
 #[derive(Clone, Copy, Debug)]
@@ -193,27 +182,22 @@ pub struct Catalog {
 impl Catalog {
     /// Product `id` (1-based), independent of every other product.
     pub fn product(&self, id: i64) -> Product {
-        let mut rng =
-            StdRng::seed_from_u64(self.seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(self.seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let adjective = ADJECTIVES[rng.random_range(0..ADJECTIVES.len())];
         let noun = NOUNS[rng.random_range(0..NOUNS.len())];
         let model = rng.random_range(100..1000);
         let name = format!("{adjective} {noun} {model}");
         let sentences = rng.random_range(1..=3);
-        let description = (0..sentences)
-            .map(|_| SENTENCES[rng.random_range(0..SENTENCES.len())])
-            .collect::<Vec<_>>()
-            .join(" ");
-        let default_price_cents =
-            rng.random_range(5..=400) * 100 + if rng.random_bool(0.3) { 99 } else { 0 };
+        let description =
+            (0..sentences).map(|_| SENTENCES[rng.random_range(0..SENTENCES.len())]).collect::<Vec<_>>().join(" ");
+        let default_price_cents = rng.random_range(5..=400) * 100 + if rng.random_bool(0.3) { 99 } else { 0 };
 
         let feature_count = rng.random_range(0..=4);
         let first_feature = rng.random_range(0..FEATURES.len());
         let features = (0..feature_count)
             .map(|i| {
                 let (feature, values) = FEATURES[(first_feature + i) % FEATURES.len()];
-                let value =
-                    (!rng.random_bool(0.2)).then(|| values[rng.random_range(0..values.len())]);
+                let value = (!rng.random_bool(0.2)).then(|| values[rng.random_range(0..values.len())]);
                 (feature, value)
             })
             .collect();
@@ -225,26 +209,15 @@ impl Catalog {
         } else {
             rng.random_range(1..=8)
         };
-        let default_style = rng
-            .random_bool(0.9)
-            .then(|| rng.random_range(0..style_count.max(1)));
+        let default_style = rng.random_bool(0.9).then(|| rng.random_range(0..style_count.max(1)));
         let styles = (0..style_count)
             .map(|i| {
                 let colour_a = COLOURS[rng.random_range(0..COLOURS.len())];
                 let colour_b = COLOURS[rng.random_range(0..COLOURS.len())];
-                let name = if colour_a == colour_b {
-                    colour_a.to_string()
-                } else {
-                    format!("{colour_a} & {colour_b}")
-                };
-                let sale_price_cents = rng
-                    .random_bool(1.0 / 3.0)
-                    .then(|| default_price_cents * (100 - rng.random_range(10..=50)) / 100);
-                let photo_count = if rng.random_bool(0.1) {
-                    0
-                } else {
-                    rng.random_range(1..=6)
-                };
+                let name = if colour_a == colour_b { colour_a.to_string() } else { format!("{colour_a} & {colour_b}") };
+                let sale_price_cents =
+                    rng.random_bool(1.0 / 3.0).then(|| default_price_cents * (100 - rng.random_range(10..=50)) / 100);
+                let photo_count = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=6) };
                 let photos = (0..photo_count)
                     .map(|_| {
                         let image = rng.random_range(0..IMAGE_COUNT);
@@ -254,19 +227,11 @@ impl Catalog {
                         )
                     })
                     .collect();
-                let sku_count = if rng.random_bool(0.1) {
-                    0
-                } else {
-                    rng.random_range(1..=6)
-                };
+                let sku_count = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=6) };
                 let first_size = rng.random_range(0..SIZES.len() - sku_count.max(1) + 1);
                 let skus = (0..sku_count)
                     .map(|k| {
-                        let quantity = if rng.random_bool(0.1) {
-                            0
-                        } else {
-                            rng.random_range(1..=60)
-                        };
+                        let quantity = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=60) };
                         (SIZES[first_size + k], quantity)
                     })
                     .collect();
@@ -281,11 +246,7 @@ impl Catalog {
             })
             .collect();
 
-        let related_count = if rng.random_bool(0.15) || self.products < 2 {
-            0
-        } else {
-            rng.random_range(1..=6)
-        };
+        let related_count = if rng.random_bool(0.15) || self.products < 2 { 0 } else { rng.random_range(1..=6) };
         let mut related: Vec<i64> = Vec::with_capacity(related_count);
         for _ in 0..related_count * 3 {
             if related.len() == related_count {
@@ -323,18 +284,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_product_other_seed_other_product() {
-        let a = Catalog {
-            seed: 7,
-            products: 100,
-        };
-        let b = Catalog {
-            seed: 8,
-            products: 100,
-        };
+        let a = Catalog { seed: 7, products: 100 };
+        let b = Catalog { seed: 8, products: 100 };
         let fingerprint = |c: &Catalog| {
-            c.iter()
-                .map(|p| format!("{}|{}|{:?}", p.name, p.styles.len(), p.related))
-                .collect::<Vec<_>>()
+            c.iter().map(|p| format!("{}|{}|{:?}", p.name, p.styles.len(), p.related)).collect::<Vec<_>>()
         };
         assert_eq!(fingerprint(&a), fingerprint(&a));
         assert_ne!(fingerprint(&a), fingerprint(&b));
@@ -342,17 +295,11 @@ mod tests {
 
     #[test]
     fn odd_cases_occur_and_bounds_hold() {
-        let catalog = Catalog {
-            seed: DEFAULT_SEED,
-            products: 2_000,
-        };
+        let catalog = Catalog { seed: DEFAULT_SEED, products: 2_000 };
         let (mut no_styles, mut no_photos, mut no_skus, mut null_value, mut no_related, mut twenty) =
             (0, 0, 0, 0, 0, 0);
         for p in catalog.iter() {
-            assert!(p
-                .related
-                .iter()
-                .all(|r| *r != p.id && (1..=catalog.products).contains(r)));
+            assert!(p.related.iter().all(|r| *r != p.id && (1..=catalog.products).contains(r)));
             let mut dedup = p.related.clone();
             dedup.sort();
             dedup.dedup();
@@ -366,9 +313,7 @@ mod tests {
             for s in &p.styles {
                 no_photos += usize::from(s.photos.is_empty());
                 no_skus += usize::from(s.skus.is_empty());
-                assert!(s
-                    .sale_price_cents
-                    .is_none_or(|sale| sale < s.original_price_cents));
+                assert!(s.sale_price_cents.is_none_or(|sale| sale < s.original_price_cents));
             }
         }
         for (what, n) in [

@@ -22,8 +22,10 @@
 //! - `provision`: migrations (refinery), publication, subscriptions.
 //! - `generate`: the seeded catalog generator.
 //! - `load`: binary COPY of generated rows into the primary.
+//! - `check`: rebuilt versus stored documents, on every node.
 //! - `tool`: the tools' error type and plain connections.
 
+pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod db;

@@ -41,11 +41,7 @@ impl ToSql for Money {
         }
         // Leading zero digits are not allowed: a value below 1 starts at the
         // fraction, weight -1.
-        let weight = if digits.is_empty() || weight < 0 {
-            -1
-        } else {
-            weight
-        };
+        let weight = if digits.is_empty() || weight < 0 { -1 } else { weight };
         while digits.last() == Some(&0) {
             digits.pop();
         }
@@ -88,49 +84,20 @@ const TABLES: [(&str, &str, &[Type]); 7] = [
             Type::TIMESTAMPTZ,
         ],
     ),
-    (
-        "feature",
-        "feature (id, product_id, feature, value)",
-        &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT],
-    ),
+    ("feature", "feature (id, product_id, feature, value)", &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT]),
     (
         "style",
         "style (id, product_id, name, original_price, sale_price, is_default)",
-        &[
-            Type::INT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::NUMERIC,
-            Type::NUMERIC,
-            Type::BOOL,
-        ],
+        &[Type::INT8, Type::INT8, Type::TEXT, Type::NUMERIC, Type::NUMERIC, Type::BOOL],
     ),
-    (
-        "photo",
-        "photo (id, style_id, thumbnail_url, url)",
-        &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT],
-    ),
-    (
-        "sku",
-        "sku (id, style_id, size, quantity)",
-        &[Type::INT8, Type::INT8, Type::TEXT, Type::INT8],
-    ),
+    ("photo", "photo (id, style_id, thumbnail_url, url)", &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT]),
+    ("sku", "sku (id, style_id, size, quantity)", &[Type::INT8, Type::INT8, Type::TEXT, Type::INT8]),
     (
         "stock_movement",
         "stock_movement (id, sku_id, delta, reason, created_at)",
-        &[
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::TIMESTAMPTZ,
-        ],
+        &[Type::INT8, Type::INT8, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ],
     ),
-    (
-        "related_product",
-        "related_product (id, product_id, related_product_id)",
-        &[Type::INT8, Type::INT8, Type::INT8],
-    ),
+    ("related_product", "related_product (id, product_id, related_product_id)", &[Type::INT8, Type::INT8, Type::INT8]),
 ];
 
 /// Loads `catalog` into the primary and waits for every replica.
@@ -143,10 +110,7 @@ pub async fn load(
 ) -> ToolResult<LoadReport> {
     let mut client = connect(primary_url).await?;
     let tx = client.transaction().await?;
-    let existing: i64 = tx
-        .query_one("select count(*) from product", &[])
-        .await?
-        .get(0);
+    let existing: i64 = tx.query_one("select count(*) from product", &[]).await?.get(0);
     if existing > 0 && !replace {
         return Err(ToolError::msg(format!(
             "the primary already holds {existing} products; pass --replace to replace them (nothing was changed)"
@@ -174,11 +138,7 @@ pub async fn load(
     let read_model = started.elapsed();
     let started = Instant::now();
     provision::wait_for_replicas(primary_url, replica_urls, Duration::from_secs(600)).await?;
-    Ok(LoadReport {
-        tables,
-        read_model,
-        replicas: started.elapsed(),
-    })
+    Ok(LoadReport { tables, read_model, replicas: started.elapsed() })
 }
 
 /// Streams table number `index` of TABLES for the whole catalog.
@@ -189,9 +149,7 @@ async fn copy_table(
     columns: &str,
     types: &[Type],
 ) -> ToolResult<u64> {
-    let sink = tx
-        .copy_in(&format!("copy {columns} from stdin (format binary)"))
-        .await?;
+    let sink = tx.copy_in(&format!("copy {columns} from stdin (format binary)")).await?;
     let writer = BinaryCopyInWriter::new(sink, types);
     let mut writer = std::pin::pin!(writer);
     let mut ids = Ids::default();
@@ -219,20 +177,14 @@ async fn copy_table(
             }
             1 => {
                 for (i, (feature, value)) in product.features.iter().enumerate() {
-                    writer
-                        .as_mut()
-                        .write(&[&(start.feature + i as i64 + 1), &product.id, feature, value])
-                        .await?;
+                    writer.as_mut().write(&[&(start.feature + i as i64 + 1), &product.id, feature, value]).await?;
                     rows += 1;
                 }
             }
             2..=5 => rows += copy_style_rows(writer.as_mut(), &product, start, index, at).await?,
             _ => {
                 for (i, related) in product.related.iter().enumerate() {
-                    writer
-                        .as_mut()
-                        .write(&[&(start.related + i as i64 + 1), &product.id, related])
-                        .await?;
+                    writer.as_mut().write(&[&(start.related + i as i64 + 1), &product.id, related]).await?;
                     rows += 1;
                 }
             }
@@ -272,10 +224,7 @@ async fn copy_style_rows(
             3 => {
                 for (thumbnail, url) in &style.photos {
                     ids.photo += 1;
-                    writer
-                        .as_mut()
-                        .write(&[&ids.photo, &ids.style, thumbnail, url])
-                        .await?;
+                    writer.as_mut().write(&[&ids.photo, &ids.style, thumbnail, url]).await?;
                     rows += 1;
                 }
             }
@@ -283,18 +232,12 @@ async fn copy_style_rows(
                 for (size, quantity) in &style.skus {
                     ids.sku += 1;
                     if index == 4 {
-                        writer
-                            .as_mut()
-                            .write(&[&ids.sku, &ids.style, size, quantity])
-                            .await?;
+                        writer.as_mut().write(&[&ids.sku, &ids.style, size, quantity]).await?;
                         rows += 1;
                     } else if *quantity != 0 {
                         // The ledger's first movement is the initial stock.
                         ids.movement += 1;
-                        writer
-                            .as_mut()
-                            .write(&[&ids.movement, &ids.sku, quantity, &"initial stock", &at])
-                            .await?;
+                        writer.as_mut().write(&[&ids.movement, &ids.sku, quantity, &"initial stock", &at]).await?;
                         rows += 1;
                     }
                 }

@@ -14,11 +14,7 @@ use atelier::tool::ToolResult;
 use atelier::{load, provision, server};
 
 #[derive(Parser)]
-#[command(
-    name = "atelier",
-    version,
-    about = "The Atelier Products API: CQRS on PostgreSQL with logical read replicas"
-)]
+#[command(name = "atelier", version, about = "The Atelier Products API: CQRS on PostgreSQL with logical read replicas")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,6 +71,12 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// Rebuild every document from the write model and compare it with the
+    /// primary's and every replica's stored documents; exit 1 on any drift.
+    Check {
+        #[command(flatten)]
+        db: DbConfig,
+    },
 }
 
 #[derive(clap::Args)]
@@ -102,16 +104,11 @@ enum RoleArg {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("ATELIER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("ATELIER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -124,26 +121,14 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> ToolResult<()> {
     match command {
         Command::Up { server, cluster } => {
-            let cluster_handle =
-                LocalCluster::discover(&std::env::current_dir()?, cluster.cluster_dir)?;
+            let cluster_handle = LocalCluster::discover(&std::env::current_dir()?, cluster.cluster_dir)?;
             cluster_handle.up()?;
             let (primary, replicas) = provision::local(&cluster.database, false).await?;
-            let products: i64 = atelier::tool::connect(&primary)
-                .await?
-                .query_one("select count(*) from product", &[])
-                .await?
-                .get(0);
+            let products: i64 =
+                atelier::tool::connect(&primary).await?.query_one("select count(*) from product", &[]).await?.get(0);
             if products == 0 {
-                load_and_report(
-                    &primary,
-                    &replicas,
-                    Catalog {
-                        seed: DEFAULT_SEED,
-                        products: DEMO_PRODUCTS,
-                    },
-                    false,
-                )
-                .await?;
+                load_and_report(&primary, &replicas, Catalog { seed: DEFAULT_SEED, products: DEMO_PRODUCTS }, false)
+                    .await?;
             } else {
                 println!("catalog already holds {products} products; not loading demo data");
             }
@@ -166,9 +151,7 @@ async fn run(command: Command) -> ToolResult<()> {
                     if handle.status()? {
                         Ok(())
                     } else {
-                        Err(atelier::tool::ToolError::msg(
-                            "not every node is running; run `atelier cluster up`",
-                        ))
+                        Err(atelier::tool::ToolError::msg("not every node is running; run `atelier cluster up`"))
                     }
                 }
                 ClusterAction::Down => handle.down(),
@@ -183,56 +166,46 @@ async fn run(command: Command) -> ToolResult<()> {
             println!("migrated {} as {role}", provision::redact(&url));
             Ok(())
         }
-        Command::Replicate {
-            db,
-            primary_url_from_replicas,
-        } => {
+        Command::Replicate { db, primary_url_from_replicas } => {
             provision::ensure_publication(&db.primary_url).await?;
             let from_replicas = primary_url_from_replicas.unwrap_or_else(|| db.primary_url.clone());
             for (i, url) in db.replica_urls.iter().enumerate() {
-                provision::ensure_subscription(
-                    url,
-                    &from_replicas,
-                    &format!("atelier_replica{}", i + 1),
-                )
-                .await?;
+                provision::ensure_subscription(url, &from_replicas, &format!("atelier_replica{}", i + 1)).await?;
                 println!("replica{} subscribed: {}", i + 1, provision::redact(url));
             }
             Ok(())
         }
-        Command::Load {
-            db,
-            products,
-            seed,
-            replace,
-        } => {
-            load_and_report(
-                &db.primary_url,
-                &db.replica_urls,
-                Catalog { seed, products },
-                replace,
-            )
-            .await
+        Command::Check { db } => {
+            let started = std::time::Instant::now();
+            provision::wait_for_replicas(&db.primary_url, &db.replica_urls, std::time::Duration::from_secs(120)).await?;
+            let drift = atelier::check::check(&db.primary_url, &db.replica_urls).await?;
+            for d in drift.iter().take(100) {
+                println!("{:<9} {:<8} product {:>10}: {}", d.node, d.kind, d.product_id, d.problem);
+            }
+            println!(
+                "checked {} document kinds on {} nodes in {:.2} s: {} differences",
+                atelier::check::KINDS.len(),
+                1 + db.replica_urls.len(),
+                started.elapsed().as_secs_f64(),
+                drift.len()
+            );
+            if drift.is_empty() {
+                Ok(())
+            } else {
+                Err(atelier::tool::ToolError::msg("the read model has drifted from the write model"))
+            }
+        }
+        Command::Load { db, products, seed, replace } => {
+            load_and_report(&db.primary_url, &db.replica_urls, Catalog { seed, products }, replace).await
         }
     }
 }
 
-async fn load_and_report(
-    primary: &str,
-    replicas: &[String],
-    catalog: Catalog,
-    replace: bool,
-) -> ToolResult<()> {
-    println!(
-        "loading {} products (seed {})",
-        catalog.products, catalog.seed
-    );
+async fn load_and_report(primary: &str, replicas: &[String], catalog: Catalog, replace: bool) -> ToolResult<()> {
+    println!("loading {} products (seed {})", catalog.products, catalog.seed);
     let report = load::load(primary, replicas, catalog, replace).await?;
     for (table, rows, took) in &report.tables {
-        println!(
-            "  {table:<16} {rows:>10} rows  {:>7.2} s",
-            took.as_secs_f64()
-        );
+        println!("  {table:<16} {rows:>10} rows  {:>7.2} s", took.as_secs_f64());
     }
     println!(
         "  read model built in {:.2} s; replicas caught up in {:.2} s",
@@ -245,8 +218,7 @@ async fn load_and_report(
 async fn serve(config: ServerConfig) -> ToolResult<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    let state =
-        server::AppState::new(config).map_err(|e| atelier::tool::ToolError::msg(e.to_string()))?;
+    let state = server::AppState::new(config).map_err(|e| atelier::tool::ToolError::msg(e.to_string()))?;
     println!("atelier listening on http://{address}");
     println!("  try: curl -i http://{address}/products?page=1&count=3");
     println!("       curl -i http://{address}/products/1");

@@ -22,13 +22,9 @@ const ROUTES: [&str; 12] = [
     "unmatched",
 ];
 /// Every status the server sends; anything else is counted as 500.
-const STATUSES: [u16; 14] = [
-    200, 201, 204, 304, 400, 404, 405, 409, 413, 415, 422, 500, 503, 0,
-];
+const STATUSES: [u16; 14] = [200, 201, 204, 304, 400, 404, 405, 409, 413, 415, 422, 500, 503, 0];
 /// Latency histogram bucket upper bounds, in seconds.
-const BUCKETS_SECONDS: [f64; 12] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
+const BUCKETS_SECONDS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 #[derive(Default)]
 struct RouteStats {
@@ -49,24 +45,16 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record(&self, route: Option<&str>, status: u16, elapsed: Duration) {
-        let r = route
-            .and_then(|label| ROUTES.iter().position(|x| *x == label))
-            .unwrap_or(ROUTES.len() - 1);
+        let r = route.and_then(|label| ROUTES.iter().position(|x| *x == label)).unwrap_or(ROUTES.len() - 1);
         let stats = &self.routes[r];
-        let s = STATUSES
-            .iter()
-            .position(|x| *x == status)
-            .unwrap_or(STATUSES.len() - 1);
+        let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len() - 1);
         stats.by_status[s].fetch_add(1, Relaxed);
         let seconds = elapsed.as_secs_f64();
         if let Some(b) = BUCKETS_SECONDS.iter().position(|upper| seconds <= *upper) {
             stats.buckets[b].fetch_add(1, Relaxed);
         }
         stats.count.fetch_add(1, Relaxed);
-        stats.sum_micros.fetch_add(
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            Relaxed,
-        );
+        stats.sum_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Relaxed);
         match status {
             304 => self.not_modified.fetch_add(1, Relaxed),
             200 => self.documents_sent.fetch_add(1, Relaxed),
@@ -91,21 +79,12 @@ impl Metrics {
             for (status, n) in STATUSES.iter().zip(&stats.by_status) {
                 let n = n.load(Relaxed);
                 if n > 0 {
-                    let status = if *status == 0 {
-                        "other".to_string()
-                    } else {
-                        status.to_string()
-                    };
-                    let _ = writeln!(
-                        out,
-                        "atelier_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                    );
+                    let status = if *status == 0 { "other".to_string() } else { status.to_string() };
+                    let _ = writeln!(out, "atelier_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
                 }
             }
         }
-        out.push_str(
-            "# HELP atelier_request_duration_seconds Time from request to response, by route.\n",
-        );
+        out.push_str("# HELP atelier_request_duration_seconds Time from request to response, by route.\n");
         out.push_str("# TYPE atelier_request_duration_seconds histogram\n");
         for (route, stats) in ROUTES.iter().zip(&self.routes) {
             let count = stats.count.load(Relaxed);
@@ -115,34 +94,40 @@ impl Metrics {
             let mut cumulative = 0;
             for (upper, n) in BUCKETS_SECONDS.iter().zip(&stats.buckets) {
                 cumulative += n.load(Relaxed);
-                let _ = writeln!(out, "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"{upper}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"{upper}\"}} {cumulative}"
+                );
             }
-            let _ = writeln!(
-                out,
-                "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
-            );
+            let _ = writeln!(out, "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}");
             let sum = stats.sum_micros.load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "atelier_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "atelier_request_duration_seconds_count{{route=\"{route}\"}} {count}"
-            );
+            let _ = writeln!(out, "atelier_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
+            let _ = writeln!(out, "atelier_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
         let counters = [
-            ("atelier_etag_hits_total", "GETs answered 304 because If-None-Match matched (client cache hits).", &self.not_modified),
-            ("atelier_etag_misses_total", "Responses sent with a full body (client cache misses).", &self.documents_sent),
-            ("atelier_read_after_fallbacks_total", "Read-your-writes GETs served from the primary because no replica caught up in time.", &self.read_after_fallbacks),
-            ("atelier_replica_failovers_total", "Reads retried on another replica because one was unreachable.", &self.replica_failovers),
+            (
+                "atelier_etag_hits_total",
+                "GETs answered 304 because If-None-Match matched (client cache hits).",
+                &self.not_modified,
+            ),
+            (
+                "atelier_etag_misses_total",
+                "Responses sent with a full body (client cache misses).",
+                &self.documents_sent,
+            ),
+            (
+                "atelier_read_after_fallbacks_total",
+                "Read-your-writes GETs served from the primary because no replica caught up in time.",
+                &self.read_after_fallbacks,
+            ),
+            (
+                "atelier_replica_failovers_total",
+                "Reads retried on another replica because one was unreachable.",
+                &self.replica_failovers,
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
         }
     }
 }
@@ -161,12 +146,8 @@ mod tests {
         m.render(&mut out);
         assert!(out.contains("atelier_requests_total{route=\"/products/:id\",status=\"200\"} 1\n"));
         assert!(out.contains("atelier_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
-        assert!(out.contains(
-            "atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.001\"} 1\n"
-        ));
-        assert!(out.contains(
-            "atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.005\"} 2\n"
-        ));
+        assert!(out.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.001\"} 1\n"));
+        assert!(out.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.005\"} 2\n"));
         assert!(out.contains("atelier_request_duration_seconds_count{route=\"/products/:id\"} 2\n"));
     }
 }

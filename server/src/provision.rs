@@ -35,10 +35,7 @@ pub fn migrations(role: Role) -> ToolResult<Vec<Migration>> {
 /// Applies the role's pending migrations to the database at `url`.
 pub async fn migrate(url: &str, role: Role) -> ToolResult<()> {
     let mut client = connect(url).await?;
-    let report = Runner::new(&migrations(role)?)
-        .set_abort_divergent(true)
-        .run_async(&mut client)
-        .await?;
+    let report = Runner::new(&migrations(role)?).set_abort_divergent(true).run_async(&mut client).await?;
     for migration in report.applied_migrations() {
         tracing::info!(role = %role, migration = %migration, "applied");
     }
@@ -49,14 +46,9 @@ pub async fn migrate(url: &str, role: Role) -> ToolResult<()> {
 /// `admin_url` unless it exists.
 pub async fn ensure_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
     let client = connect(admin_url).await?;
-    let exists = client
-        .query_opt("select 1 from pg_database where datname = $1", &[&dbname])
-        .await?
-        .is_some();
+    let exists = client.query_opt("select 1 from pg_database where datname = $1", &[&dbname]).await?.is_some();
     if !exists {
-        client
-            .batch_execute(&format!("create database {}", ident(dbname)?))
-            .await?;
+        client.batch_execute(&format!("create database {}", ident(dbname)?)).await?;
     }
     Ok(())
 }
@@ -65,11 +57,7 @@ pub async fn ensure_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
 /// drops their slots on the primary) through the maintenance database.
 pub async fn drop_replica_database(admin_url: &str, db_url: &str, dbname: &str) -> ToolResult<()> {
     let admin = connect(admin_url).await?;
-    if admin
-        .query_opt("select 1 from pg_database where datname = $1", &[&dbname])
-        .await?
-        .is_none()
-    {
+    if admin.query_opt("select 1 from pg_database where datname = $1", &[&dbname]).await?.is_none() {
         return Ok(());
     }
     let db = connect(db_url).await?;
@@ -78,12 +66,7 @@ pub async fn drop_replica_database(admin_url: &str, db_url: &str, dbname: &str) 
         db.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
     }
     drop(db);
-    admin
-        .batch_execute(&format!(
-            "drop database if exists {} with (force)",
-            ident(dbname)?
-        ))
-        .await?;
+    admin.batch_execute(&format!("drop database if exists {} with (force)", ident(dbname)?)).await?;
     Ok(())
 }
 
@@ -93,49 +76,31 @@ pub async fn drop_primary_database(admin_url: &str, dbname: &str) -> ToolResult<
     let admin = connect(admin_url).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let slots = admin
-            .query(
-                "select slot_name, active from pg_replication_slots where database = $1",
-                &[&dbname],
-            )
-            .await?;
+        let slots =
+            admin.query("select slot_name, active from pg_replication_slots where database = $1", &[&dbname]).await?;
         if slots.is_empty() {
             break;
         }
         for slot in &slots {
             let (name, active): (String, bool) = (slot.get(0), slot.get(1));
             if !active {
-                admin
-                    .execute("select pg_drop_replication_slot($1)", &[&name])
-                    .await?;
+                admin.execute("select pg_drop_replication_slot($1)", &[&name]).await?;
             }
         }
         if Instant::now() > deadline {
-            return Err(ToolError::msg(format!(
-                "replication slots of {dbname} are still in use"
-            )));
+            return Err(ToolError::msg(format!("replication slots of {dbname} are still in use")));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    admin
-        .batch_execute(&format!(
-            "drop database if exists {} with (force)",
-            ident(dbname)?
-        ))
-        .await?;
+    admin.batch_execute(&format!("drop database if exists {} with (force)", ident(dbname)?)).await?;
     Ok(())
 }
 
 /// Creates the publication on the primary unless it exists.
 pub async fn ensure_publication(primary_url: &str) -> ToolResult<()> {
     let client = connect(primary_url).await?;
-    let exists = client
-        .query_opt(
-            "select 1 from pg_publication where pubname = $1",
-            &[&PUBLICATION_NAME],
-        )
-        .await?
-        .is_some();
+    let exists =
+        client.query_opt("select 1 from pg_publication where pubname = $1", &[&PUBLICATION_NAME]).await?.is_some();
     if !exists {
         client.batch_execute(PUBLICATION).await?;
     }
@@ -145,19 +110,9 @@ pub async fn ensure_publication(primary_url: &str) -> ToolResult<()> {
 /// Subscribes the replica at `replica_url` to the primary, reached from the
 /// replica as `primary_conninfo`, under subscription (and slot) name
 /// `sub_name`, unless that subscription exists.
-pub async fn ensure_subscription(
-    replica_url: &str,
-    primary_conninfo: &str,
-    sub_name: &str,
-) -> ToolResult<()> {
+pub async fn ensure_subscription(replica_url: &str, primary_conninfo: &str, sub_name: &str) -> ToolResult<()> {
     let client = connect(replica_url).await?;
-    let exists = client
-        .query_opt(
-            "select 1 from pg_subscription where subname = $1",
-            &[&sub_name],
-        )
-        .await?
-        .is_some();
+    let exists = client.query_opt("select 1 from pg_subscription where subname = $1", &[&sub_name]).await?.is_some();
     if !exists {
         // CREATE SUBSCRIPTION takes no parameters; the name is checked by
         // ident() and the connection string is quoted as a literal. The SQL
@@ -175,17 +130,10 @@ pub async fn ensure_subscription(
 
 /// Bumps the heartbeat on the primary and waits until every replica shows
 /// it, so that everything committed before this call is on every replica.
-pub async fn wait_for_replicas(
-    primary_url: &str,
-    replica_urls: &[String],
-    timeout: Duration,
-) -> ToolResult<()> {
+pub async fn wait_for_replicas(primary_url: &str, replica_urls: &[String], timeout: Duration) -> ToolResult<()> {
     let primary = connect(primary_url).await?;
     let beat: i64 = primary
-        .query_one(
-            "update replication_heartbeat set beat = beat + 1 where id = 1 returning beat",
-            &[],
-        )
+        .query_one("update replication_heartbeat set beat = beat + 1 where id = 1 returning beat", &[])
         .await?
         .get(0);
     let deadline = Instant::now() + timeout;
@@ -217,16 +165,12 @@ pub async fn wait_for_replicas(
 pub fn ident(name: &str) -> ToolResult<&str> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if ok {
         Ok(name)
     } else {
-        Err(ToolError::msg(format!(
-            "not a plain SQL name: {name:?} (use lowercase letters, digits, _)"
-        )))
+        Err(ToolError::msg(format!("not a plain SQL name: {name:?} (use lowercase letters, digits, _)")))
     }
 }
 
@@ -238,13 +182,7 @@ fn literal(text: &str) -> String {
 /// A connection string without its password, for messages.
 pub fn redact(url: &str) -> String {
     url.split_whitespace()
-        .map(|part| {
-            if part.starts_with("password=") {
-                "password=***"
-            } else {
-                part
-            }
-        })
+        .map(|part| if part.starts_with("password=") { "password=***" } else { part })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -273,11 +211,6 @@ pub async fn local(dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>
         ensure_subscription(&replica.url(dbname), &primary.url(dbname), &sub_name).await?;
     }
     let replica_urls: Vec<String> = replicas.iter().map(|r| r.url(dbname)).collect();
-    wait_for_replicas(
-        &primary.url(dbname),
-        &replica_urls,
-        Duration::from_secs(120),
-    )
-    .await?;
+    wait_for_replicas(&primary.url(dbname), &replica_urls, Duration::from_secs(120)).await?;
     Ok((primary.url(dbname), replica_urls))
 }

@@ -58,22 +58,15 @@ pub async fn product_list(
     let (page, count) = paging(query, state.config.page_count_max)?;
     // Positions past i64 are certainly past the end.
     let Some(offset) = (page - 1).checked_mul(i64::from(count)) else {
-        return Ok(respond::document(
-            headers,
-            Bytes::from_static(b"[]"),
-            respond::content_etag(b"[]"),
-        ));
+        return Ok(respond::document(headers, Bytes::from_static(b"[]"), respond::content_etag(b"[]")));
     };
-    let count =
-        i32::try_from(count).expect("count is at most page_count_max, a u32 bounded by config");
+    let count = i32::try_from(count).expect("count is at most page_count_max, a u32 bounded by config");
     let pool = choose(state, headers).await?;
     let row = query_one_of(state, pool, PAGE_SQL, &[&offset, &count]).await?;
     let Some(row) = row else {
         return Err(ApiError::internal("products_page returned no row"));
     };
-    let Document(body) = row
-        .try_get(0)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let Document(body) = row.try_get(0).map_err(|e| ApiError::internal(e.to_string()))?;
     let etag = respond::content_etag(&body);
     Ok(respond::document(headers, body, etag))
 }
@@ -90,17 +83,9 @@ pub async fn product_document(
     let Some(row) = row else {
         return Err(ApiError::NotFound(format!("product {id} not found")));
     };
-    let Document(body) = row
-        .try_get(0)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let version: i64 = row
-        .try_get(1)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(respond::document(
-        headers,
-        body,
-        respond::version_etag(version),
-    ))
+    let Document(body) = row.try_get(0).map_err(|e| ApiError::internal(e.to_string()))?;
+    let version: i64 = row.try_get(1).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(respond::document(headers, body, respond::version_etag(version)))
 }
 
 /// Parses `page` and `count`: positive integers, count at most `count_max`.
@@ -111,18 +96,15 @@ pub fn paging(query: Option<&str>, count_max: u32) -> Result<(i64, u32), ApiErro
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "page" => {
-                page = parse_positive(value).ok_or_else(|| {
-                    ApiError::BadRequest(format!("page must be a positive integer, got {value:?}"))
-                })?;
+                page = parse_positive(value)
+                    .ok_or_else(|| ApiError::BadRequest(format!("page must be a positive integer, got {value:?}")))?;
             }
             "count" => {
                 count = parse_positive(value)
                     .filter(|c| *c <= i64::from(count_max))
                     .and_then(|c| u32::try_from(c).ok())
                     .ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "count must be an integer from 1 to {count_max}, got {value:?}"
-                        ))
+                        ApiError::BadRequest(format!("count must be an integer from 1 to {count_max}, got {value:?}"))
                     })?;
             }
             _ => {}
@@ -134,10 +116,7 @@ pub fn paging(query: Option<&str>, count_max: u32) -> Result<(i64, u32), ApiErro
 /// Where this GET reads: `None` means "any replica, round-robin"; a
 /// read-after token may instead pick one replica that has caught up, or the
 /// primary.
-async fn choose<'a>(
-    state: &'a AppState,
-    headers: &HeaderMap,
-) -> Result<Option<&'a NamedPool>, ApiError> {
+async fn choose<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Option<&'a NamedPool>, ApiError> {
     let Some(token) = headers.get(READ_AFTER_HEADER) else {
         return Ok(None);
     };
@@ -168,13 +147,7 @@ async fn replica_has_applied(replica: &NamedPool, lsn: PgLsn) -> bool {
     let Ok(statement) = client.prepare_cached(APPLIED_SQL).await else {
         return false;
     };
-    matches!(
-        client
-            .query_one(&statement, &[&lsn])
-            .await
-            .map(|row| row.get::<_, bool>(0)),
-        Ok(true)
-    )
+    matches!(client.query_one(&statement, &[&lsn]).await.map(|row| row.get::<_, bool>(0)), Ok(true))
 }
 
 /// Runs a read statement on `chosen`, or on the replicas in round-robin
@@ -220,20 +193,8 @@ mod tests {
         assert_eq!(paging(None, 1000).unwrap(), (1, 5));
         assert_eq!(paging(Some("page=3&count=10"), 1000).unwrap(), (3, 10));
         assert_eq!(paging(Some("count=1000&other=x"), 1000).unwrap(), (1, 1000));
-        for bad in [
-            "page=0",
-            "page=-1",
-            "page=",
-            "count=0",
-            "count=1001",
-            "count=abc",
-            "page=1.5",
-            "count",
-        ] {
-            assert!(
-                matches!(paging(Some(bad), 1000), Err(ApiError::BadRequest(_))),
-                "{bad}"
-            );
+        for bad in ["page=0", "page=-1", "page=", "count=0", "count=1001", "count=abc", "page=1.5", "count"] {
+            assert!(matches!(paging(Some(bad), 1000), Err(ApiError::BadRequest(_))), "{bad}");
         }
     }
 }

@@ -23,20 +23,13 @@ impl Route {
     /// public API's Express routing did. Unknown paths are 404; a known
     /// path with an id that is not a positive 64-bit integer is 400.
     pub fn parse(path: &str) -> Result<Route, ApiError> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
+        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
         let route = match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some("products"), None, None, None) => Route::Products,
             (Some("products"), Some(id), None, None) => Route::Product(parse_id(id)?),
-            (Some("products"), Some(id), Some("styles"), None) => {
-                Route::ProductStyles(parse_id(id)?)
-            }
-            (Some("products"), Some(id), Some("related"), None) => {
-                Route::ProductRelated(parse_id(id)?)
-            }
+            (Some("products"), Some(id), Some("styles"), None) => Route::ProductStyles(parse_id(id)?),
+            (Some("products"), Some(id), Some("related"), None) => Route::ProductRelated(parse_id(id)?),
             (Some("styles"), Some(id), None, None) => Route::Style(parse_id(id)?),
             (Some("styles"), Some(id), Some("skus"), None) => Route::StyleSkus(parse_id(id)?),
             (Some("skus"), Some(id), None, None) => Route::Sku(parse_id(id)?),
@@ -85,11 +78,8 @@ impl Route {
 /// A positive integer that fits in a signed 64-bit column: ASCII digits
 /// only (no sign, no spaces), at least 1, at most 9223372036854775807.
 pub fn parse_id(text: &str) -> Result<i64, ApiError> {
-    parse_positive(text).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "malformed id {text:?}: expected a positive integer"
-        ))
-    })
+    parse_positive(text)
+        .ok_or_else(|| ApiError::BadRequest(format!("malformed id {text:?}: expected a positive integer")))
 }
 
 /// Digits-only positive i64, or None.
@@ -108,18 +98,7 @@ mod tests {
     fn ids_must_be_positive_i64() {
         assert_eq!(parse_positive("1"), Some(1));
         assert_eq!(parse_positive("9223372036854775807"), Some(i64::MAX));
-        for bad in [
-            "",
-            "0",
-            "-1",
-            "+1",
-            "1.0",
-            "1e3",
-            " 1",
-            "9223372036854775808",
-            "abc",
-            "１",
-        ] {
+        for bad in ["", "0", "-1", "+1", "1.0", "1e3", " 1", "9223372036854775808", "abc", "１"] {
             assert_eq!(parse_positive(bad), None, "{bad:?}");
         }
     }
@@ -128,26 +107,11 @@ mod tests {
     fn paths_map_to_routes() {
         assert_eq!(Route::parse("/products").unwrap(), Route::Products);
         assert_eq!(Route::parse("/products/").unwrap(), Route::Products);
-        assert_eq!(
-            Route::parse("/products/7/styles").unwrap(),
-            Route::ProductStyles(7)
-        );
-        assert_eq!(
-            Route::parse("/skus/3/movements").unwrap(),
-            Route::SkuMovements(3)
-        );
-        assert!(matches!(
-            Route::parse("/products/x"),
-            Err(ApiError::BadRequest(_))
-        ));
-        assert!(matches!(
-            Route::parse("/products/1/reviews"),
-            Err(ApiError::NotFound(_))
-        ));
+        assert_eq!(Route::parse("/products/7/styles").unwrap(), Route::ProductStyles(7));
+        assert_eq!(Route::parse("/skus/3/movements").unwrap(), Route::SkuMovements(3));
+        assert!(matches!(Route::parse("/products/x"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(Route::parse("/products/1/reviews"), Err(ApiError::NotFound(_))));
         assert!(matches!(Route::parse("/"), Err(ApiError::NotFound(_))));
-        assert!(matches!(
-            Route::parse("/products//"),
-            Err(ApiError::BadRequest(_))
-        ));
+        assert!(matches!(Route::parse("/products//"), Err(ApiError::BadRequest(_))));
     }
 }

@@ -35,11 +35,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: ServerConfig) -> Result<Arc<AppState>, ApiError> {
         let pools = Pools::new(&config.db)?;
-        Ok(Arc::new(AppState {
-            config,
-            pools,
-            metrics: Metrics::default(),
-        }))
+        Ok(Arc::new(AppState { config, pools, metrics: Metrics::default() }))
     }
 }
 
@@ -93,48 +89,27 @@ pub async fn handle(state: &AppState, request: Request<Incoming>) -> HttpRespons
     let route = Route::parse(request.uri().path());
     let label = route.as_ref().ok().map(|r| r.label());
     let response = match route {
-        Ok(route) => dispatch(state, route, request)
-            .await
-            .unwrap_or_else(ApiError::into_response),
+        Ok(route) => dispatch(state, route, request).await.unwrap_or_else(ApiError::into_response),
         Err(error) => error.into_response(),
     };
-    state
-        .metrics
-        .record(label, response.status().as_u16(), started.elapsed());
+    state.metrics.record(label, response.status().as_u16(), started.elapsed());
     response
 }
 
-async fn dispatch(
-    state: &AppState,
-    route: Route,
-    request: Request<Incoming>,
-) -> Result<HttpResponse, ApiError> {
+async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     let method = request.method().clone();
     let is_get = method == Method::GET || method == Method::HEAD;
     let headers = request.headers();
     match (route, is_get) {
         (Route::Products, true) => read::product_list(state, request.uri().query(), headers).await,
-        (Route::Product(id), true) => {
-            read::product_document(state, Kind::Detail, id, headers).await
-        }
-        (Route::ProductStyles(id), true) => {
-            read::product_document(state, Kind::Styles, id, headers).await
-        }
-        (Route::ProductRelated(id), true) => {
-            read::product_document(state, Kind::Related, id, headers).await
-        }
-        (Route::Healthz, true) => Ok(respond::json(
-            StatusCode::OK,
-            Bytes::from_static(b"{\"status\":\"up\"}"),
-        )),
+        (Route::Product(id), true) => read::product_document(state, Kind::Detail, id, headers).await,
+        (Route::ProductStyles(id), true) => read::product_document(state, Kind::Styles, id, headers).await,
+        (Route::ProductRelated(id), true) => read::product_document(state, Kind::Related, id, headers).await,
+        (Route::Healthz, true) => Ok(respond::json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"up\"}"))),
         (Route::Readyz, true) => readyz(state).await,
         (Route::Metrics, true) => metrics(state).await,
-        _ if route.allow().split(", ").any(|m| m == method.as_str()) => {
-            write::dispatch(state, route, request).await
-        }
-        _ => Err(ApiError::MethodNotAllowed {
-            allow: route.allow(),
-        }),
+        _ if route.allow().split(", ").any(|m| m == method.as_str()) => write::dispatch(state, route, request).await,
+        _ => Err(ApiError::MethodNotAllowed { allow: route.allow() }),
     }
 }
 
@@ -152,47 +127,27 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// bytes of the primary's WAL since the last commit it applied (it also
 /// counts WAL the primary wrote for things that are not replicated).
 async fn health(state: &AppState) -> (Option<String>, Vec<ReplicaHealth>) {
-    let primary_lsn: Option<String> = probe(
-        &state.pools.primary.pool,
-        "select pg_current_wal_lsn()::text",
-    )
-    .await;
+    let primary_lsn: Option<String> = probe(&state.pools.primary.pool, "select pg_current_wal_lsn()::text").await;
     let mut replicas = Vec::new();
     for replica in &state.pools.replicas {
-        let applied: Option<Option<String>> =
-            probe(&replica.pool, "select read_model_applied_lsn()::text").await;
+        let applied: Option<Option<String>> = probe(&replica.pool, "select read_model_applied_lsn()::text").await;
         let up = applied.is_some();
         let lag_bytes = match (&primary_lsn, applied.flatten()) {
             (Some(p), Some(r)) => lsn_bytes(p).zip(lsn_bytes(&r)).map(|(p, r)| (p - r).max(0)),
             _ => None,
         };
-        replicas.push(ReplicaHealth {
-            name: replica.name.clone(),
-            up,
-            lag_bytes,
-        });
+        replicas.push(ReplicaHealth { name: replica.name.clone(), up, lag_bytes });
     }
     (primary_lsn, replicas)
 }
 
-async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(
-    pool: &deadpool_postgres::Pool,
-    sql: &str,
-) -> Option<T> {
+async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(pool: &deadpool_postgres::Pool, sql: &str) -> Option<T> {
     let attempt = async {
         let client = pool.get().await.ok()?;
         let statement = client.prepare_cached(sql).await.ok()?;
-        client
-            .query_one(&statement, &[])
-            .await
-            .ok()?
-            .try_get(0)
-            .ok()
+        client.query_one(&statement, &[]).await.ok()?.try_get(0).ok()
     };
-    tokio::time::timeout(PROBE_TIMEOUT, attempt)
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(PROBE_TIMEOUT, attempt).await.ok().flatten()
 }
 
 fn lsn_bytes(text: &str) -> Option<i64> {
@@ -212,17 +167,10 @@ async fn readyz(state: &AppState) -> Result<HttpResponse, ApiError> {
             "name": r.name, "up": r.up, "lag_bytes": r.lag_bytes,
         })).collect::<Vec<_>>(),
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut response = respond::json(status, serde_json::to_vec(&body).unwrap_or_default());
     if !ready {
-        response.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            hyper::header::HeaderValue::from_static("1"),
-        );
+        response.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
     }
     Ok(response)
 }
@@ -238,26 +186,10 @@ async fn metrics(state: &AppState) -> Result<HttpResponse, ApiError> {
     for pool in std::iter::once(&state.pools.primary).chain(&state.pools.replicas) {
         let status = pool.pool.status();
         let name = &pool.name;
-        let _ = writeln!(
-            out,
-            "atelier_pool_connections{{pool=\"{name}\",state=\"open\"}} {}",
-            status.size
-        );
-        let _ = writeln!(
-            out,
-            "atelier_pool_connections{{pool=\"{name}\",state=\"idle\"}} {}",
-            status.available
-        );
-        let _ = writeln!(
-            out,
-            "atelier_pool_connections{{pool=\"{name}\",state=\"max\"}} {}",
-            status.max_size
-        );
-        let _ = writeln!(
-            out,
-            "atelier_pool_waiting{{pool=\"{name}\"}} {}",
-            status.waiting
-        );
+        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"open\"}} {}", status.size);
+        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"idle\"}} {}", status.available);
+        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"max\"}} {}", status.max_size);
+        let _ = writeln!(out, "atelier_pool_waiting{{pool=\"{name}\"}} {}", status.waiting);
     }
     let (_, replicas) = health(state).await;
     out.push_str("# HELP atelier_replica_up 1 when the replica answered the health probe.\n");
@@ -265,24 +197,14 @@ async fn metrics(state: &AppState) -> Result<HttpResponse, ApiError> {
     out.push_str("# HELP atelier_replica_lag_bytes Primary WAL bytes since the replica's last applied commit.\n");
     out.push_str("# TYPE atelier_replica_lag_bytes gauge\n");
     for replica in replicas {
-        let _ = writeln!(
-            out,
-            "atelier_replica_up{{replica=\"{}\"}} {}",
-            replica.name,
-            u8::from(replica.up)
-        );
+        let _ = writeln!(out, "atelier_replica_up{{replica=\"{}\"}} {}", replica.name, u8::from(replica.up));
         if let Some(lag) = replica.lag_bytes {
-            let _ = writeln!(
-                out,
-                "atelier_replica_lag_bytes{{replica=\"{}\"}} {lag}",
-                replica.name
-            );
+            let _ = writeln!(out, "atelier_replica_lag_bytes{{replica=\"{}\"}} {lag}", replica.name);
         }
     }
     let mut response = Response::new(Full::new(Bytes::from(out)));
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"));
     Ok(response)
 }

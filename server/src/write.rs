@@ -8,10 +8,6 @@ use crate::respond::HttpResponse;
 use crate::routes::Route;
 use crate::server::AppState;
 
-pub async fn dispatch(
-    _state: &AppState,
-    _route: Route,
-    _request: Request<Incoming>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn dispatch(_state: &AppState, _route: Route, _request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     Err(ApiError::internal("writes are not implemented yet"))
 }

@@ -1,0 +1,182 @@
+//! Test set-up: once per test binary, start (or find) the local cluster,
+//! re-create database `atelier_test` on every node, load the fixture, and
+//! run the server on port 0 on a thread of its own. Tests talk to it with a
+//! tiny blocking HTTP client and to the databases with plain connections.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use atelier::cluster::LocalCluster;
+use atelier::config::{DbConfig, ServerConfig};
+use atelier::{provision, server, tool};
+
+pub const TEST_DB: &str = "atelier_test";
+const FIXTURE: &str = include_str!("../fixtures/catalog.sql");
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub primary: String,
+    pub replicas: Vec<String>,
+}
+
+static APP: OnceLock<TestApp> = OnceLock::new();
+/// Held by tests that add or remove products, and by tests whose answers
+/// depend on the whole product list, so they do not see each other's rows.
+static CATALOG: Mutex<()> = Mutex::new(());
+
+pub fn catalog_lock() -> MutexGuard<'static, ()> {
+    CATALOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("server/ has a parent")
+}
+
+/// The shared test app, started on first use.
+pub fn app() -> &'static TestApp {
+    APP.get_or_init(|| {
+        let cluster = LocalCluster::discover(project_root(), std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into))
+            .expect("PostgreSQL server binaries");
+        cluster.up().expect("local cluster starts");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (primary, replicas) = provision::local(TEST_DB, true).await.expect("test database provisioned");
+                tool::connect(&primary).await.unwrap().batch_execute(FIXTURE).await.expect("fixture loads");
+                provision::wait_for_replicas(&primary, &replicas, Duration::from_secs(60)).await.unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let state = server::AppState::new(ServerConfig::for_tests(DbConfig::local(TEST_DB))).unwrap();
+                sender.send(TestApp { addr, primary, replicas }).unwrap();
+                server::run(listener, state, std::future::pending()).await;
+            });
+        });
+        receiver.recv_timeout(Duration::from_secs(180)).expect("test app started")
+    })
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("UTF-8 body")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one request on a fresh connection and reads the whole response.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+    let app = app();
+    let mut stream = TcpStream::connect(app.addr).expect("connect to test server");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    if let Some(body) = body {
+        stream.write_all(body).unwrap();
+    }
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, method == "HEAD")
+}
+
+pub fn get(path: &str) -> Response {
+    request("GET", path, &[], None)
+}
+
+fn parse_response(raw: &[u8], head_only: bool) -> Response {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("complete response head");
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let length = headers.iter().find(|(n, _)| n == "content-length").map(|(_, v)| v.parse::<usize>().unwrap());
+    if let (Some(length), false) = (length, head_only) {
+        assert_eq!(body.len(), length, "body length matches Content-Length");
+    }
+    if headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked") {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// Runs `f` with a connection to `url` on a throwaway runtime.
+pub fn with_db<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = tool::connect(url).await.expect("database connection");
+        f(&client).await
+    })
+}
+
+/// Runs SQL on the primary (or any node) and returns the rows.
+pub fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    with_db(url, async |c| c.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")))
+}
+
+/// Waits until both replicas have applied everything the primary committed.
+pub fn sync_replicas() {
+    let app = app();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime
+        .block_on(provision::wait_for_replicas(&app.primary, &app.replicas, Duration::from_secs(30)))
+        .expect("replicas catch up");
+}
+
+/// Compares `actual` with golden file `name` in tests/golden/, byte for
+/// byte. With UPDATE_GOLDEN=1 the file is rewritten instead.
+pub fn assert_golden(name: &str, actual: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|e| panic!("golden {}: {e}", path.display()));
+    assert!(
+        expected == actual,
+        "golden {name} differs\nexpected: {}\nactual:   {}",
+        String::from_utf8_lossy(&expected),
+        String::from_utf8_lossy(actual)
+    );
+}

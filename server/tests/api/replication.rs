@@ -1,0 +1,111 @@
+//! The CQRS path itself: a write on the primary reaches both replicas'
+//! read model, and the server serves it; replicas hold only the read model.
+
+use crate::helpers::{app, catalog_lock, get, query, sync_replicas};
+
+#[test]
+fn a_write_on_the_primary_reaches_both_replicas_and_the_api() {
+    let _catalog = catalog_lock();
+    let app = app();
+    let id: i64 = query(
+        &app.primary,
+        "insert into product (name, slogan, description, category, default_price)
+         values ('Replicated Parka', 'Warm', 'Made for the test', 'Jackets', 12.5) returning id",
+    )[0]
+    .get(0);
+    query(&app.primary, &format!("insert into feature (product_id, feature, value) values ({id}, 'Lining', 'Fleece')"));
+    sync_replicas();
+    for replica in &app.replicas {
+        let rows = query(replica, &format!("select doc from product_detail where product_id = {id}"));
+        let doc: String = rows[0].get(0);
+        assert!(doc.contains("\"name\":\"Replicated Parka\""), "{doc}");
+        assert!(doc.contains("{\"feature\":\"Lining\",\"value\":\"Fleece\"}"), "{doc}");
+    }
+    // Served through the API from whichever replica; ask several times to
+    // go through both.
+    for _ in 0..4 {
+        let body = get(&format!("/products/{id}")).json();
+        assert_eq!(body["name"], "Replicated Parka");
+        assert_eq!(body["default_price"], "12.50");
+    }
+
+    // An update replaces the document everywhere and changes its ETag.
+    let before = get(&format!("/products/{id}")).header("etag").unwrap().to_string();
+    query(&app.primary, &format!("update product set name = 'Renamed Parka' where id = {id}"));
+    sync_replicas();
+    for replica in &app.replicas {
+        let doc: String = query(replica, &format!("select doc from product_card where product_id = {id}"))[0].get(0);
+        assert!(doc.contains("Renamed Parka"), "{doc}");
+    }
+    let after = get(&format!("/products/{id}"));
+    assert_eq!(after.json()["name"], "Renamed Parka");
+    assert_ne!(after.header("etag").unwrap(), before);
+
+    // A delete removes it from every replica.
+    query(&app.primary, &format!("delete from product where id = {id}"));
+    sync_replicas();
+    for replica in &app.replicas {
+        assert!(query(replica, &format!("select 1 from product_detail where product_id = {id}")).is_empty());
+    }
+    assert_eq!(get(&format!("/products/{id}")).status, 404);
+}
+
+#[test]
+fn paging_counts_positions_of_products_that_exist() {
+    let _catalog = catalog_lock();
+    let app = app();
+    // Add three products, delete the middle one, and check that the last
+    // page holds the last two products that exist, skipping the gap.
+    let new: Vec<i64> = query(
+        &app.primary,
+        "insert into product (name, slogan, description, category, default_price)
+         select 'Pager ' || n, 's', 'd', 'c', 1 from generate_series(1, 3) n returning id",
+    )
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    query(&app.primary, &format!("delete from product where id = {}", new[1]));
+    sync_replicas();
+    let total: i64 = query(&app.primary, "select count(*) from product")[0].get(0);
+    // The last page of size 2 holds exactly the last two products that exist.
+    let page = (total + 1) / 2;
+    let body = get(&format!("/products?page={page}&count=2")).json();
+    let got: Vec<i64> = body.as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let want: Vec<i64> = query(&app.primary, &format!("select id from product order by id offset {} limit 2", (page - 1) * 2))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(got, want);
+    assert!(got.contains(&new[2]) && !got.contains(&new[1]));
+    query(&app.primary, &format!("delete from product where id in ({}, {})", new[0], new[2]));
+}
+
+#[test]
+fn replicas_hold_no_write_model() {
+    let app = app();
+    let write_model = ["product", "feature", "style", "photo", "sku", "stock_movement", "related_product"];
+    for replica in &app.replicas {
+        let tables: Vec<String> = query(
+            replica,
+            "select table_name::text from information_schema.tables where table_schema = 'public' order by 1",
+        )
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        for table in write_model {
+            assert!(!tables.iter().any(|t| t == table), "replica has write-model table {table}: {tables:?}");
+        }
+        for table in ["product_card", "product_detail", "product_styles", "product_related", "product_page_block"] {
+            assert!(tables.iter().any(|t| t == table), "replica lacks {table}: {tables:?}");
+        }
+    }
+    // And the primary publishes only read-model tables.
+    let published: Vec<String> =
+        query(&app.primary, "select tablename::text from pg_publication_tables where pubname = 'atelier_read_model'")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    for table in write_model {
+        assert!(!published.iter().any(|t| t == table), "{table} is published");
+    }
+}
