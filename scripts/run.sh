@@ -6,5 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
-cargo build --locked --release --bin atelier
-exec ./target/release/atelier up "$@"
+exec cargo run --locked --release --quiet --bin atelier -- up "$@"

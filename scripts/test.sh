@@ -5,6 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
-cargo build --locked --bin atelier
-./target/debug/atelier cluster up
+cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace

@@ -93,6 +93,22 @@ create table related_product (
 -- foreign key needs its own so deleting a product finds who pointed at it.
 create index related_product_related_product_id_idx on related_product (related_product_id);
 
+-- Idempotent POSTs: the first response to each Idempotency-Key, stored in
+-- the same transaction as the write it describes, so a retry either finds
+-- the committed answer or waits on the key's row lock until the first try
+-- commits or rolls back. `fingerprint` (md5 of method, path and body) tells a
+-- true retry from a different request reusing the key (422). Rows older than
+-- the retention (24 hours, see write.rs) are deleted by the server.
+create table idempotency_key (
+    key         text primary key check (char_length(key) <= 255),
+    fingerprint text not null,
+    status      smallint not null,
+    body        text not null,
+    location    text,
+    created_at  timestamptz not null default now()
+);
+create index idempotency_key_created_at_idx on idempotency_key (created_at);
+
 -- Move every identity sequence past the highest id in its table. Called after
 -- a bulk load that wrote explicit ids.
 create function reset_identity_sequences() returns void

@@ -146,6 +146,15 @@ impl From<tokio_postgres::Error> for ApiError {
             | SqlState::T_R_SERIALIZATION_FAILURE
             | SqlState::T_R_DEADLOCK_DETECTED
             | SqlState::READ_ONLY_SQL_TRANSACTION => ApiError::Unavailable(format!("database busy: {error}")),
+            // A row a write referred to vanished under a concurrent delete.
+            SqlState::FOREIGN_KEY_VIOLATION => ApiError::NotFound("a referenced resource does not exist".into()),
+            // Two writers raced for something unique (the default style).
+            SqlState::UNIQUE_VIOLATION => ApiError::Conflict("conflicting state; retry".into()),
+            SqlState::CHECK_VIOLATION
+            | SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+            | SqlState::STRING_DATA_RIGHT_TRUNCATION => {
+                ApiError::Unprocessable { message: "a value is out of range".into(), fields: Default::default() }
+            }
             _ => ApiError::Internal(format!("database: {error}")),
         }
     }

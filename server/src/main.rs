@@ -177,7 +177,8 @@ async fn run(command: Command) -> ToolResult<()> {
         }
         Command::Check { db } => {
             let started = std::time::Instant::now();
-            provision::wait_for_replicas(&db.primary_url, &db.replica_urls, std::time::Duration::from_secs(120)).await?;
+            provision::wait_for_replicas(&db.primary_url, &db.replica_urls, std::time::Duration::from_secs(120))
+                .await?;
             let drift = atelier::check::check(&db.primary_url, &db.replica_urls).await?;
             for d in drift.iter().take(100) {
                 println!("{:<9} {:<8} product {:>10}: {}", d.node, d.kind, d.product_id, d.problem);

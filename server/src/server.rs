@@ -44,6 +44,8 @@ impl AppState {
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let connections = Arc::new(Semaphore::new(state.config.connections_max));
     let header_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
+    let purge = tokio::spawn(write::purge_idempotency_keys(state.clone()));
+    let _stop_purge = AbortOnDrop(purge);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -79,6 +81,15 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
             }
             drop(permit);
         });
+    }
+}
+
+/// Aborts a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -71,7 +71,7 @@ fn bulk_load_is_deterministic_guarded_and_consistent() {
 
 #[test]
 fn the_consistency_check_finds_drift() {
-    app();
+    let _catalog = crate::helpers::catalog_lock();
     let app = app();
     // Tamper with one replica's copy of a document, then put it back.
     let replica = &app.replicas[1];
@@ -84,7 +84,9 @@ fn the_consistency_check_finds_drift() {
         c.batch_execute("update product_related set doc = '[]' where product_id = 6").await.unwrap();
     });
     assert!(
-        drift.iter().any(|d| d.node == "replica2" && d.kind == "related" && d.product_id == 6 && d.problem == "different"),
+        drift
+            .iter()
+            .any(|d| d.node == "replica2" && d.kind == "related" && d.product_id == 6 && d.problem == "different"),
         "{drift:?}"
     );
 }

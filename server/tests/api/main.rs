@@ -10,3 +10,4 @@ mod ops;
 mod read_errors;
 mod reads;
 mod replication;
+mod writes;

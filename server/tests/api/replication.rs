@@ -71,10 +71,11 @@ fn paging_counts_positions_of_products_that_exist() {
     let page = (total + 1) / 2;
     let body = get(&format!("/products?page={page}&count=2")).json();
     let got: Vec<i64> = body.as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
-    let want: Vec<i64> = query(&app.primary, &format!("select id from product order by id offset {} limit 2", (page - 1) * 2))
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let want: Vec<i64> =
+        query(&app.primary, &format!("select id from product order by id offset {} limit 2", (page - 1) * 2))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
     assert_eq!(got, want);
     assert!(got.contains(&new[2]) && !got.contains(&new[1]));
     query(&app.primary, &format!("delete from product where id in ({}, {})", new[0], new[2]));

@@ -1,0 +1,376 @@
+//! The write side through the API: every endpoint's success and error
+//! classes, the stock ledger under a race, idempotent POSTs,
+//! read-your-writes with replication stopped, and a long random sequence of
+//! writes after which the consistency check passes everywhere.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::helpers::{app, catalog_lock, get, query, request, sync_replicas, Response};
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn send(method: &str, path: &str, body: &Value) -> Response {
+    request(method, path, &[JSON], Some(body.to_string().as_bytes()))
+}
+
+fn product_body(name: &str) -> Value {
+    json!({"name": name, "slogan": "s", "description": "d", "category": "Tests", "default_price": "10.5",
+           "features": [{"feature": "Sole", "value": "Rubber"}, {"feature": "Lace", "value": null}]})
+}
+
+/// Creates a product and returns its id.
+fn create_product(name: &str) -> i64 {
+    let response = send("POST", "/products", &product_body(name));
+    assert_eq!(response.status, 201, "{}", response.text());
+    response.json()["id"].as_i64().unwrap()
+}
+
+/// GET with the write's read-after token.
+fn get_after(path: &str, write: &Response) -> Response {
+    let token = write.header("x-read-after").expect("writes carry X-Read-After").to_string();
+    request("GET", path, &[("X-Read-After", &token)], None)
+}
+
+fn assert_422(response: &Response, field: &str) {
+    assert_eq!(response.status, 422, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["error"], "validation_failed");
+    assert!(body["fields"][field].is_string(), "fields names {field}: {body}");
+}
+
+#[test]
+fn product_crud() {
+    let _catalog = catalog_lock();
+    let created = send("POST", "/products", &product_body("Crud Coat"));
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_i64().unwrap();
+    assert_eq!(created.header("location"), Some(format!("/products/{id}").as_str()));
+    assert_eq!(created.json()["default_price"], "10.50");
+    assert_eq!(
+        created.json()["features"],
+        json!([{"feature": "Sole", "value": "Rubber"}, {"feature": "Lace", "value": null}])
+    );
+    // The body is the product exactly as GET shows it.
+    assert_eq!(get_after(&format!("/products/{id}"), &created).body, created.body);
+    assert_eq!(
+        get_after(&format!("/products/{id}/styles"), &created).text(),
+        format!("{{\"product_id\":\"{id}\",\"results\":[]}}")
+    );
+
+    let patched = send("PATCH", &format!("/products/{id}"), &json!({"slogan": "Patched", "default_price": 3}));
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert_eq!(patched.json()["slogan"], "Patched");
+    assert_eq!(patched.json()["name"], "Crud Coat");
+    assert_eq!(patched.json()["default_price"], "3.00");
+    assert_eq!(patched.json()["features"].as_array().unwrap().len(), 2, "PATCH without features keeps them");
+
+    let put = send(
+        "PUT",
+        &format!("/products/{id}"),
+        &json!({"name": "Put Coat", "slogan": "x", "description": "y", "category": "z", "default_price": "0"}),
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(put.json()["features"], json!([]), "PUT without features clears them");
+    assert_eq!(get_after(&format!("/products/{id}"), &put).json()["name"], "Put Coat");
+
+    let deleted = request("DELETE", &format!("/products/{id}"), &[], None);
+    assert_eq!(deleted.status, 204);
+    assert_eq!(get_after(&format!("/products/{id}"), &deleted).status, 404);
+    assert_eq!(request("DELETE", &format!("/products/{id}"), &[], None).status, 404);
+    assert_eq!(send("PUT", &format!("/products/{id}"), &product_body("x")).status, 404);
+    assert_eq!(send("PATCH", &format!("/products/{id}"), &json!({})).status, 404);
+}
+
+#[test]
+fn product_validation() {
+    let _catalog = catalog_lock();
+    let mut missing = product_body("x");
+    missing.as_object_mut().unwrap().remove("name");
+    assert_422(&send("POST", "/products", &missing), "name");
+    for bad in [json!("-1"), json!(-1), json!("1.234"), json!("abc"), json!(true), json!("1."), json!("1e3")] {
+        let mut body = product_body("x");
+        body["default_price"] = bad.clone();
+        assert_422(&send("POST", "/products", &body), "default_price");
+    }
+    let mut long = product_body(&"n".repeat(256));
+    assert_422(&send("POST", "/products", &long), "name");
+    long = product_body("ok");
+    long["description"] = json!("d".repeat(2049));
+    assert_422(&send("POST", "/products", &long), "description");
+    let mut wrong = product_body("x");
+    wrong["features"] = json!([{"feature": 5}]);
+    assert_422(&send("POST", "/products", &wrong), "features[0].feature");
+    assert_eq!(send("POST", "/products", &json!([1])).status, 422);
+    // 255 characters (not bytes) is allowed.
+    assert_eq!(send("POST", "/products", &product_body(&"é".repeat(255))).status, 201);
+}
+
+#[test]
+fn transport_errors() {
+    let _catalog = catalog_lock();
+    let malformed = request("POST", "/products", &[JSON], Some(b"{\"name\": "));
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["error"], "bad_request");
+    let no_type = request("POST", "/products", &[], Some(product_body("x").to_string().as_bytes()));
+    assert_eq!(no_type.status, 415);
+    let text = request("POST", "/products", &[("Content-Type", "text/plain")], Some(b"{}"));
+    assert_eq!(text.status, 415);
+    let mut big = product_body("x");
+    big["description"] = json!("d".repeat(70 * 1024));
+    assert_eq!(send("POST", "/products", &big).status, 413);
+    assert_eq!(send("POST", "/products/abc/styles", &json!({})).status, 400);
+    assert_eq!(send("POST", "/styles/987654321/skus", &json!({"size": "M", "quantity": 1})).status, 404);
+    assert_eq!(send("POST", "/skus/987654321/movements", &json!({"delta": 1})).status, 404);
+    assert_eq!(request("DELETE", "/styles/987654321", &[], None).status, 404);
+    assert_eq!(request("DELETE", "/skus/987654321", &[], None).status, 404);
+}
+
+#[test]
+fn styles_skus_and_defaults() {
+    let _catalog = catalog_lock();
+    let id = create_product("Style Host");
+    let first = send(
+        "POST",
+        &format!("/products/{id}/styles"),
+        &json!({"name": "Red", "original_price": 20, "sale_price": "15.5", "default?": true,
+                "photos": [{"thumbnail_url": "t1", "url": "u1"}, {"thumbnail_url": null, "url": "u2"}],
+                "skus": [{"size": "S", "quantity": 3}, {"size": "M", "quantity": 0}]}),
+    );
+    assert_eq!(first.status, 201, "{}", first.text());
+    let style = first.json();
+    let style_id = style["style_id"].as_i64().unwrap();
+    assert_eq!(style["sale_price"], "15.50");
+    assert_eq!(style["default?"], true);
+    assert_eq!(style["photos"], json!([{"thumbnail_url": "t1", "url": "u1"}, {"thumbnail_url": null, "url": "u2"}]));
+    assert_eq!(style["skus"].as_object().unwrap().len(), 2);
+
+    // A second default style takes over: only one default per product.
+    let second = send(
+        "POST",
+        &format!("/products/{id}/styles"),
+        &json!({"name": "Blue", "original_price": "20", "default?": true}),
+    );
+    assert_eq!(second.status, 201);
+    assert_eq!(second.json()["photos"], json!([{"thumbnail_url": null, "url": null}]));
+    let styles = get_after(&format!("/products/{id}/styles"), &second).json();
+    let defaults: Vec<bool> =
+        styles["results"].as_array().unwrap().iter().map(|s| s["default?"].as_bool().unwrap()).collect();
+    assert_eq!(defaults, vec![false, true]);
+
+    // PUT replaces fields and photos, leaves skus alone.
+    let put = send(
+        "PUT",
+        &format!("/styles/{style_id}"),
+        &json!({"name": "Crimson", "original_price": "21", "default?": true,
+        "photos": [{"thumbnail_url": "t9", "url": "u9"}]}),
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(put.json()["name"], "Crimson");
+    assert_eq!(put.json()["sale_price"], Value::Null);
+    assert_eq!(put.json()["photos"], json!([{"thumbnail_url": "t9", "url": "u9"}]));
+    assert_eq!(put.json()["skus"].as_object().unwrap().len(), 2);
+    assert_422(
+        &send("PUT", &format!("/styles/{style_id}"), &json!({"name": "x", "original_price": "-2"})),
+        "original_price",
+    );
+
+    let sku = send("POST", &format!("/styles/{style_id}/skus"), &json!({"size": "XL", "quantity": 5}));
+    assert_eq!(sku.status, 201);
+    let sku_id = sku.json()["sku_id"].as_i64().unwrap();
+    assert_eq!(sku.json(), json!({"sku_id": sku_id, "size": "XL", "quantity": 5}));
+    assert_422(&send("POST", &format!("/styles/{style_id}/skus"), &json!({"size": "XL", "quantity": -1})), "quantity");
+    let styles = get_after(&format!("/products/{id}/styles"), &sku).json();
+    assert_eq!(styles["results"][0]["skus"][sku_id.to_string()]["quantity"], 5);
+
+    assert_eq!(request("DELETE", &format!("/skus/{sku_id}"), &[], None).status, 204);
+    let gone = request("DELETE", &format!("/styles/{style_id}"), &[], None);
+    assert_eq!(gone.status, 204);
+    let styles = get_after(&format!("/products/{id}/styles"), &gone).json();
+    assert_eq!(styles["results"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn related_lists() {
+    let _catalog = catalog_lock();
+    let a = create_product("Rel A");
+    let b = create_product("Rel B");
+    let c = create_product("Rel C");
+    let put = send("PUT", &format!("/products/{a}/related"), &json!([c, b, c]));
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(put.text(), format!("[{c},{b}]"));
+    assert_422(&send("PUT", &format!("/products/{a}/related"), &json!([a])), "related[0]");
+    assert_422(&send("PUT", &format!("/products/{a}/related"), &json!([b, 987654321])), "related[1]");
+    assert_422(&send("PUT", &format!("/products/{a}/related"), &json!(["x"])), "related[0]");
+    // Deleting a product removes it from every related list.
+    let deleted = request("DELETE", &format!("/products/{c}"), &[], None);
+    assert_eq!(get_after(&format!("/products/{a}/related"), &deleted).text(), format!("[{b}]"));
+    for id in [a, b] {
+        request("DELETE", &format!("/products/{id}"), &[], None);
+    }
+}
+
+#[test]
+fn racing_sales_never_oversell() {
+    let _catalog = catalog_lock();
+    let id = create_product("Hot Item");
+    let style = send(
+        "POST",
+        &format!("/products/{id}/styles"),
+        &json!({"name": "Only", "original_price": 1, "skus": [{"size": "M", "quantity": 20}]}),
+    );
+    let sku_id: i64 = style.json()["skus"].as_object().unwrap().keys().next().unwrap().parse().unwrap();
+    let handles: Vec<_> = (0..40)
+        .map(|_| {
+            std::thread::spawn(move || {
+                send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": -1, "reason": "sale"})).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 20, "{statuses:?}");
+    let app = app();
+    let row = &query(&app.primary, &format!("select quantity, (select sum(delta) from stock_movement where sku_id = {sku_id})::bigint from sku where id = {sku_id}"))[0];
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 0));
+    sync_replicas();
+    for replica in &app.replicas {
+        let doc: String = query(replica, &format!("select doc from product_styles where product_id = {id}"))[0].get(0);
+        assert!(doc.contains(&format!("\"{sku_id}\":{{\"quantity\":0,")), "{doc}");
+    }
+    let refused = send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": -1}));
+    assert_eq!(refused.status, 409);
+    let restock = send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": 7, "reason": "restock"}));
+    assert_eq!(restock.json(), json!({"sku_id": sku_id, "quantity": 7}));
+    assert_422(&send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": 0})), "delta");
+    assert_422(&send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": "1"})), "delta");
+}
+
+#[test]
+fn idempotent_posts() {
+    let _catalog = catalog_lock();
+    let key = format!("key-{}", std::process::id());
+    let body = product_body("Idempotent Hat");
+    let post = |body: &Value| {
+        request("POST", "/products", &[JSON, ("Idempotency-Key", &key)], Some(body.to_string().as_bytes()))
+    };
+    let first = post(&body);
+    assert_eq!(first.status, 201);
+    let again = post(&body);
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("location"), first.header("location"));
+    let app = app();
+    let count: i64 = query(&app.primary, "select count(*) from product where name = 'Idempotent Hat'")[0].get(0);
+    assert_eq!(count, 1, "applied once");
+    let different = post(&product_body("Other Hat"));
+    assert_eq!(different.status, 422);
+    let count: i64 = query(&app.primary, "select count(*) from product where name = 'Other Hat'")[0].get(0);
+    assert_eq!(count, 0);
+    // The same key on another endpoint is a different request too.
+    let id = first.json()["id"].as_i64().unwrap();
+    let style = request(
+        "POST",
+        &format!("/products/{id}/styles"),
+        &[JSON, ("Idempotency-Key", &key)],
+        Some(b"{\"name\":\"x\",\"original_price\":1}"),
+    );
+    assert_eq!(style.status, 422);
+    request("DELETE", &format!("/products/{id}"), &[], None);
+}
+
+#[test]
+fn read_your_writes_while_replication_is_stopped() {
+    let _catalog = catalog_lock();
+    let app = app();
+    let subscriptions: Vec<(String, String)> = app
+        .replicas
+        .iter()
+        .map(|r| (r.clone(), query(r, "select subname::text from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())")[0].get(0)))
+        .collect();
+    for (replica, sub) in &subscriptions {
+        query(replica, &format!("alter subscription {sub} disable"));
+    }
+    let created = send("POST", "/products", &product_body("Fresh Scarf"));
+    let id = created.json()["id"].as_i64().unwrap();
+    let with_token = get_after(&format!("/products/{id}"), &created);
+    let without = get(&format!("/products/{id}"));
+    for (replica, sub) in &subscriptions {
+        query(replica, &format!("alter subscription {sub} enable"));
+    }
+    assert_eq!(with_token.status, 200, "the token makes the write visible");
+    assert_eq!(with_token.body, created.body);
+    assert_eq!(without.status, 404, "without the token a stale replica answers");
+    assert_eq!(request("GET", "/products/1", &[("X-Read-After", "garbage")], None).status, 400);
+    sync_replicas();
+    assert_eq!(get(&format!("/products/{id}")).status, 200);
+    request("DELETE", &format!("/products/{id}"), &[], None);
+}
+
+#[test]
+fn random_writes_leave_a_consistent_read_model() {
+    let _catalog = catalog_lock();
+    let seed: u64 = std::env::var("ATELIER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261121);
+    eprintln!("random write sequence seed {seed} (set ATELIER_TEST_SEED to replay)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut products: Vec<i64> = Vec::new();
+    let mut styles: Vec<i64> = Vec::new();
+    let mut skus: Vec<i64> = Vec::new();
+    for step in 0..150 {
+        let choice = if products.is_empty() { 0 } else { rng.random_range(0..9) };
+        let pick = |rng: &mut StdRng, v: &Vec<i64>| v[rng.random_range(0..v.len())];
+        let response = match choice {
+            0 | 1 => {
+                let r = send("POST", "/products", &product_body(&format!("Random {step}")));
+                products.push(r.json()["id"].as_i64().unwrap());
+                r
+            }
+            2 => send(
+                "PATCH",
+                &format!("/products/{}", pick(&mut rng, &products)),
+                &json!({"name": format!("Renamed {step}")}),
+            ),
+            3 | 4 => {
+                let body = json!({"name": format!("S{step}"), "original_price": rng.random_range(1..100), "default?": rng.random_bool(0.5),
+                                  "photos": (0..rng.random_range(0..3)).map(|i| json!({"thumbnail_url": format!("t{i}"), "url": format!("u{i}")})).collect::<Vec<_>>(),
+                                  "skus": (0..rng.random_range(0..3)).map(|i| json!({"size": format!("Z{i}"), "quantity": rng.random_range(0..5)})).collect::<Vec<_>>()});
+                let r = send("POST", &format!("/products/{}/styles", pick(&mut rng, &products)), &body);
+                if r.status == 201 {
+                    let style = r.json();
+                    styles.push(style["style_id"].as_i64().unwrap());
+                    skus.extend(style["skus"].as_object().unwrap().keys().map(|k| k.parse::<i64>().unwrap()));
+                }
+                r
+            }
+            5 if !skus.is_empty() => send(
+                "POST",
+                &format!("/skus/{}/movements", pick(&mut rng, &skus)),
+                &json!({"delta": rng.random_range(-3..4_i64).max(1) * if rng.random_bool(0.5) { -1 } else { 1 }}),
+            ),
+            6 if !styles.is_empty() => request("DELETE", &format!("/styles/{}", pick(&mut rng, &styles)), &[], None),
+            7 => {
+                let a = pick(&mut rng, &products);
+                let related: Vec<i64> = (0..3).map(|_| pick(&mut rng, &products)).filter(|r| *r != a).collect();
+                send("PUT", &format!("/products/{a}/related"), &json!(related))
+            }
+            _ => {
+                let victim = products.remove(rng.random_range(0..products.len()));
+                request("DELETE", &format!("/products/{victim}"), &[], None)
+            }
+        };
+        assert!(
+            [200, 201, 204, 404, 409].contains(&response.status),
+            "seed {seed} step {step}: unexpected {} {}",
+            response.status,
+            response.text()
+        );
+    }
+    sync_replicas();
+    let app = app();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let drift = runtime.block_on(atelier::check::check(&app.primary, &app.replicas)).unwrap();
+    assert!(drift.is_empty(), "seed {seed}: {drift:?}");
+    let bad: i64 = query(&app.primary, "select count(*) from sku k where quantity <> coalesce((select sum(delta) from stock_movement m where m.sku_id = k.id), 0)")[0].get(0);
+    assert_eq!(bad, 0, "seed {seed}: ledger sums");
+}
