@@ -158,23 +158,32 @@ begin
 end;
 $$;
 
--- Rebuild every document of every product, set-based, from the same views.
--- Used by the bulk loader and by `atelier check` on a scratch copy.
-create function rebuild_all_docs() returns void
+-- Build document kind `kind` for products first_id..last_id from scratch,
+-- set-based, from the same *_source views the triggers use. The bulk loader
+-- runs it for id ranges on several connections at once, after truncating
+-- the document tables; refresh_docs() remains the incremental path.
+create function build_docs(kind text, first_id bigint, last_id bigint) returns bigint
 language plpgsql as $$
+declare
+    built bigint;
 begin
-    truncate product_card, product_detail, product_styles, product_related, product_page_block;
-    insert into product_card (product_id, doc, version)
-        select product_id, doc, nextval('read_doc_version') from product_card_source;
-    insert into product_detail (product_id, doc, version)
-        select product_id, doc, nextval('read_doc_version') from product_detail_source;
-    insert into product_styles (product_id, doc, version)
-        select product_id, doc, nextval('read_doc_version') from product_styles_source;
-    insert into product_related (product_id, doc, version)
-        select product_id, doc, nextval('read_doc_version') from product_related_source;
-    insert into product_page_block (block_no, live)
-        select product_id / 1024, count(*) from product_card group by 1;
+    execute format(
+        'insert into %I (product_id, doc, version)
+         select product_id, doc, nextval(''read_doc_version'') from %I
+         where product_id between $1 and $2',
+        'product_' || kind, 'product_' || kind || '_source')
+    using first_id, last_id;
+    get diagnostics built = row_count;
+    return built;
 end;
+$$;
+
+-- Recount product_page_block from product_card (after a bulk build).
+create function rebuild_page_blocks() returns void
+language sql as $$
+    truncate product_page_block;
+    insert into product_page_block (block_no, live)
+    select product_id / 1024, count(*) from product_card group by 1;
 $$;
 
 -- ---------------------------------------------------------------------------

@@ -109,6 +109,21 @@ create table idempotency_key (
 );
 create index idempotency_key_created_at_idx on idempotency_key (created_at);
 
+-- The state of the last bulk load (`atelier load`), one row. A load is
+-- several transactions (parallel COPY on several connections), so this row
+-- is how a crash mid-load is noticed: state stays 'loading' and every tool
+-- says to run the load again with --replace. The loader drops secondary
+-- indexes before COPY and records their definitions here first, in the same
+-- transaction, so an interrupted load can always put them back.
+create table bulk_load (
+    id              integer primary key check (id = 1),
+    state           text not null check (state in ('loading', 'complete')),
+    products        bigint,
+    started_at      timestamptz not null default now(),
+    finished_at     timestamptz,
+    dropped_indexes text[] not null default '{}'
+);
+
 -- Move every identity sequence past the highest id in its table. Called after
 -- a bulk load that wrote explicit ids.
 create function reset_identity_sequences() returns void

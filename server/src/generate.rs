@@ -20,8 +20,10 @@ use rand::{Rng, SeedableRng};
 /// odd case, small enough to load in a second or two.
 pub const DEMO_PRODUCTS: i64 = 3_000;
 pub const DEFAULT_SEED: u64 = 42;
+/// The full Atelier data set's size.
+pub const FULL_SIZE_PRODUCTS: i64 = 1_000_000;
 /// Distinct images photo URLs are drawn from (the brief: about a thousand).
-pub const IMAGE_COUNT: u64 = 1_000;
+pub const IMAGE_COUNT: u32 = 1_000;
 /// Seconds since the Unix epoch of product 1's created_at: 2026-01-01T00:00:00Z.
 pub const CREATED_AT_BASE: i64 = 1_767_225_600;
 
@@ -44,8 +46,9 @@ pub struct Style {
     pub original_price_cents: i64,
     pub sale_price_cents: Option<i64>,
     pub is_default: bool,
-    /// (thumbnail_url, url)
-    pub photos: Vec<(String, String)>,
+    /// Image numbers (below IMAGE_COUNT); see `thumbnail_url` and `photo_url`.
+    /// URLs are formatted only by whoever writes them out.
+    pub photos: Vec<u32>,
     /// (size, quantity)
     pub skus: Vec<(&'static str, i64)>,
 }
@@ -172,6 +175,14 @@ const COLOURS: [&str; 16] = [
 ];
 const SIZES: [&str; 14] = ["XS", "S", "M", "L", "XL", "XXL", "7", "7.5", "8", "8.5", "9", "9.5", "10", "11"];
 
+pub fn thumbnail_url(image: u32) -> String {
+    format!("https://images.atelier.example/{image:04}/thumbnail.jpg")
+}
+
+pub fn photo_url(image: u32) -> String {
+    format!("https://images.atelier.example/{image:04}/full.jpg")
+}
+
 /// The catalog of `products` products generated from `seed`.
 #[derive(Clone, Copy, Debug)]
 pub struct Catalog {
@@ -218,15 +229,7 @@ impl Catalog {
                 let sale_price_cents =
                     rng.random_bool(1.0 / 3.0).then(|| default_price_cents * (100 - rng.random_range(10..=50)) / 100);
                 let photo_count = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=6) };
-                let photos = (0..photo_count)
-                    .map(|_| {
-                        let image = rng.random_range(0..IMAGE_COUNT);
-                        (
-                            format!("https://images.atelier.example/{image:04}/thumbnail.jpg"),
-                            format!("https://images.atelier.example/{image:04}/full.jpg"),
-                        )
-                    })
-                    .collect();
+                let photos = (0..photo_count).map(|_| rng.random_range(0..IMAGE_COUNT)).collect();
                 let sku_count = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=6) };
                 let first_size = rng.random_range(0..SIZES.len() - sku_count.max(1) + 1);
                 let skus = (0..sku_count)

@@ -21,13 +21,15 @@
 //! - `cluster`: the local primary and two replicas (initdb, pg_ctl).
 //! - `provision`: migrations (refinery), publication, subscriptions.
 //! - `generate`: the seeded catalog generator.
-//! - `load`: binary COPY of generated rows into the primary.
+//! - `load`: bulk load (binary COPY or CSV), read-model build, replica resync.
+//! - `csv`: the catalog as CSV files in the public Atelier layout.
 //! - `check`: rebuilt versus stored documents, on every node.
 //! - `tool`: the tools' error type and plain connections.
 
 pub mod check;
 pub mod cluster;
 pub mod config;
+pub mod csv;
 pub mod db;
 pub mod document;
 pub mod error;

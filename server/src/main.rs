@@ -9,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 use atelier::cluster::{LocalCluster, Role};
 use atelier::config::{DbConfig, ServerConfig};
-use atelier::generate::{Catalog, DEFAULT_SEED, DEMO_PRODUCTS};
+use atelier::generate::{Catalog, DEFAULT_SEED, DEMO_PRODUCTS, FULL_SIZE_PRODUCTS};
+use atelier::load::{LoadOptions, Source};
 use atelier::tool::ToolResult;
 use atelier::{load, provision, server};
 
@@ -57,19 +58,32 @@ enum Command {
         #[arg(long, env = "ATELIER_PRIMARY_URL_FROM_REPLICAS")]
         primary_url_from_replicas: Option<String>,
     },
-    /// Generate a catalog and bulk-load it into the primary.
+    /// Bulk-load a catalog into the primary (generated, or from CSV files),
+    /// build the read model, and bring every replica up to date.
     Load {
         #[command(flatten)]
         db: DbConfig,
-        /// Number of products.
-        #[arg(long, default_value_t = DEMO_PRODUCTS)]
-        products: i64,
-        /// Generator seed: the same seed and size give the same catalog.
-        #[arg(long, default_value_t = DEFAULT_SEED)]
-        seed: u64,
-        /// Replace the products already there.
+        #[command(flatten)]
+        catalog: CatalogArgs,
+        /// Load these CSV files (as `atelier generate` writes them) instead of
+        /// generating rows.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Replace the catalog already there.
         #[arg(long)]
         replace: bool,
+        /// Connections working at once; one per core is right.
+        #[arg(long, env = "ATELIER_LOAD_CONNECTIONS", default_value_t = 2)]
+        connections: usize,
+    },
+    /// Write a generated catalog as CSV files in the public Atelier layout.
+    Generate {
+        #[command(flatten)]
+        catalog: CatalogArgs,
+        /// Directory for product.csv, features.csv, styles.csv, photos.csv,
+        /// skus.csv and related.csv.
+        #[arg(long)]
+        csv: PathBuf,
     },
     /// Rebuild every document from the write model and compare it with the
     /// primary's and every replica's stored documents; exit 1 on any drift.
@@ -77,6 +91,22 @@ enum Command {
         #[command(flatten)]
         db: DbConfig,
     },
+}
+
+#[derive(clap::Args)]
+struct CatalogArgs {
+    /// Number of products (the full Atelier size by default).
+    #[arg(long, default_value_t = FULL_SIZE_PRODUCTS)]
+    products: i64,
+    /// Generator seed: the same seed and size give the same catalog.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+impl CatalogArgs {
+    fn catalog(&self) -> Catalog {
+        Catalog { seed: self.seed, products: self.products }
+    }
 }
 
 #[derive(clap::Args)]
@@ -127,8 +157,8 @@ async fn run(command: Command) -> ToolResult<()> {
             let products: i64 =
                 atelier::tool::connect(&primary).await?.query_one("select count(*) from product", &[]).await?.get(0);
             if products == 0 {
-                load_and_report(&primary, &replicas, Catalog { seed: DEFAULT_SEED, products: DEMO_PRODUCTS }, false)
-                    .await?;
+                let demo = Source::Generated(Catalog { seed: DEFAULT_SEED, products: DEMO_PRODUCTS });
+                load_and_report(&primary, &replicas, demo, LoadOptions { replace: false, connections: 2 }).await?;
             } else {
                 println!("catalog already holds {products} products; not loading demo data");
             }
@@ -196,23 +226,29 @@ async fn run(command: Command) -> ToolResult<()> {
                 Err(atelier::tool::ToolError::msg("the read model has drifted from the write model"))
             }
         }
-        Command::Load { db, products, seed, replace } => {
-            load_and_report(&db.primary_url, &db.replica_urls, Catalog { seed, products }, replace).await
+        Command::Load { db, catalog, csv, replace, connections } => {
+            let source = match csv {
+                Some(dir) => Source::Csv(dir),
+                None => Source::Generated(catalog.catalog()),
+            };
+            load_and_report(&db.primary_url, &db.replica_urls, source, LoadOptions { replace, connections }).await
+        }
+        Command::Generate { catalog, csv } => {
+            let started = std::time::Instant::now();
+            let counts = atelier::csv::write(catalog.catalog(), &csv)?;
+            for (file, rows) in &counts {
+                println!("  {file:<14} {rows:>12} rows");
+            }
+            println!("wrote {} in {:.1} s", csv.display(), started.elapsed().as_secs_f64());
+            Ok(())
         }
     }
 }
 
-async fn load_and_report(primary: &str, replicas: &[String], catalog: Catalog, replace: bool) -> ToolResult<()> {
-    println!("loading {} products (seed {})", catalog.products, catalog.seed);
-    let report = load::load(primary, replicas, catalog, replace).await?;
-    for (table, rows, took) in &report.tables {
-        println!("  {table:<16} {rows:>10} rows  {:>7.2} s", took.as_secs_f64());
-    }
-    println!(
-        "  read model built in {:.2} s; replicas caught up in {:.2} s",
-        report.read_model.as_secs_f64(),
-        report.replicas.as_secs_f64()
-    );
+async fn load_and_report(primary: &str, replicas: &[String], source: Source, options: LoadOptions) -> ToolResult<()> {
+    println!("loading {source:?} with {} connections", options.connections);
+    let report = load::load(primary, replicas, source, options).await?;
+    report.print();
     Ok(())
 }
 
@@ -221,7 +257,7 @@ async fn serve(config: ServerConfig) -> ToolResult<()> {
     let address = listener.local_addr()?;
     let state = server::AppState::new(config).map_err(|e| atelier::tool::ToolError::msg(e.to_string()))?;
     println!("atelier listening on http://{address}");
-    println!("  try: curl -i http://{address}/products?page=1&count=3");
+    println!("  try: curl -i 'http://{address}/products?page=1&count=3'");
     println!("       curl -i http://{address}/products/1");
     println!("       curl -i http://{address}/products/1/styles");
     println!("       curl -i http://{address}/products/1/related");

@@ -214,3 +214,75 @@ pub async fn local(dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>
     wait_for_replicas(&primary.url(dbname), &replica_urls, Duration::from_secs(120)).await?;
     Ok((primary.url(dbname), replica_urls))
 }
+
+/// A replica's subscription, remembered while it is detached for a bulk load.
+pub struct Detached {
+    pub replica_url: String,
+    pub name: String,
+    pub conninfo: String,
+}
+
+/// Drops every replica's subscription (and so its slot on the primary), so
+/// that a bulk load is not decoded and streamed change by change; returns
+/// what `attach` needs to subscribe again.
+pub async fn detach(replica_urls: &[String]) -> ToolResult<Vec<Detached>> {
+    let mut detached = Vec::new();
+    for url in replica_urls {
+        let client = connect(url).await?;
+        let rows = client
+            .query(
+                "select subname::text, subconninfo from pg_subscription
+                 where subdbid = (select oid from pg_database where datname = current_database())",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let name: String = row.get(0);
+            client.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
+            detached.push(Detached { replica_url: url.clone(), name, conninfo: row.get(1) });
+        }
+    }
+    Ok(detached)
+}
+
+/// Empties each detached replica's read model and subscribes it again with
+/// an initial copy (parallel COPY per table, far faster than replaying the
+/// load's WAL), then waits until every table is synchronised and caught up.
+pub async fn attach(primary_url: &str, detached: &[Detached], timeout: Duration) -> ToolResult<()> {
+    for d in detached {
+        let client = connect(&d.replica_url).await?;
+        client
+            .batch_execute(
+                "truncate product_card, product_detail, product_styles, product_related,
+                          product_page_block, replication_heartbeat",
+            )
+            .await?;
+        ensure_subscription(&d.replica_url, &d.conninfo, &d.name).await?;
+    }
+    let deadline = Instant::now() + timeout;
+    for d in detached {
+        let client = connect(&d.replica_url).await?;
+        loop {
+            let syncing: i64 = client
+                .query_one(
+                    "select count(*) from pg_subscription_rel r join pg_subscription s on s.oid = r.srsubid
+                     where s.subname = $1 and r.srsubstate <> 'r'",
+                    &[&d.name],
+                )
+                .await?
+                .get(0);
+            if syncing == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(ToolError::msg(format!(
+                    "replica {} is still copying after {timeout:?}",
+                    redact(&d.replica_url)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let urls: Vec<String> = detached.iter().map(|d| d.replica_url.clone()).collect();
+    wait_for_replicas(primary_url, &urls, deadline.saturating_duration_since(Instant::now())).await
+}
