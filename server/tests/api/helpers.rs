@@ -81,10 +81,35 @@ impl Response {
     }
 }
 
-/// Sends one request on a fresh connection and reads the whole response.
+/// Starts another server with `config` on its own thread; returns its address.
+pub fn spawn_server(config: ServerConfig) -> SocketAddr {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sender.send(listener.local_addr().unwrap()).unwrap();
+            let state = server::AppState::new(config).unwrap();
+            server::run(listener, state, std::future::pending()).await;
+        });
+    });
+    receiver.recv_timeout(Duration::from_secs(10)).expect("server started")
+}
+
+/// Sends one request to the shared test app.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
-    let app = app();
-    let mut stream = TcpStream::connect(app.addr).expect("connect to test server");
+    request_to(app().addr, method, path, headers, body)
+}
+
+/// Sends one request on a fresh connection to `addr` and reads the whole response.
+pub fn request_to(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to test server");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (name, value) in headers {

@@ -7,7 +7,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{app, catalog_lock, get, query, request, sync_replicas, Response};
+use atelier::config::{DbConfig, ServerConfig};
+
+use crate::helpers::{app, catalog_lock, get, query, request, request_to, spawn_server, sync_replicas, Response};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
@@ -373,4 +375,56 @@ fn random_writes_leave_a_consistent_read_model() {
     assert!(drift.is_empty(), "seed {seed}: {drift:?}");
     let bad: i64 = query(&app.primary, "select count(*) from sku k where quantity <> coalesce((select sum(delta) from stock_movement m where m.sku_id = k.id), 0)")[0].get(0);
     assert_eq!(bad, 0, "seed {seed}: ledger sums");
+}
+
+#[test]
+fn unreachable_databases_are_503_with_retry_after() {
+    // Nothing listens on port 1: every connection is refused at once.
+    let mut db = DbConfig::local("atelier_test");
+    db.primary_url = "host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into();
+    db.replica_urls = vec!["host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into()];
+    db.pool_wait_ms = 500;
+    let addr = spawn_server(ServerConfig::for_tests(db));
+    for (method, path, body) in [
+        ("POST", "/products", Some(product_body("Nowhere").to_string())),
+        ("GET", "/products/1", None),
+        ("GET", "/products?page=1", None),
+    ] {
+        let headers: &[(&str, &str)] = if body.is_some() { &[JSON] } else { &[] };
+        let response = request_to(addr, method, path, headers, body.as_deref().map(str::as_bytes));
+        assert_eq!(response.status, 503, "{method} {path}: {}", response.text());
+        assert_eq!(response.header("retry-after"), Some("1"));
+        let body = response.json();
+        assert_eq!(body["error"], "unavailable");
+        let message = body["message"].as_str().unwrap();
+        assert!(!message.contains("port") && !message.contains("refused"), "no internals: {message}");
+    }
+    let ready = request_to(addr, "GET", "/readyz", &[], None);
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["ready"], false);
+    assert_eq!(request_to(addr, "GET", "/healthz", &[], None).status, 200);
+}
+
+#[test]
+fn a_big_style_rebuilds_its_document_once_per_statement() {
+    let _catalog = catalog_lock();
+    let app = app();
+    let id = create_product("Many Photos");
+    let version = || -> i64 { query(&app.primary, "select last_value from read_doc_version")[0].get(0) };
+    let before = version();
+    let photos: Vec<Value> =
+        (0..40).map(|i| json!({"thumbnail_url": format!("t{i}"), "url": format!("u{i}")})).collect();
+    let skus: Vec<Value> = (0..40).map(|i| json!({"size": format!("S{i}"), "quantity": i + 1})).collect();
+    let response = send(
+        "POST",
+        &format!("/products/{id}/styles"),
+        &json!({"name": "Big", "original_price": 5, "photos": photos, "skus": skus}),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert_eq!(response.json()["photos"].as_array().unwrap().len(), 40);
+    assert_eq!(response.json()["skus"].as_object().unwrap().len(), 40);
+    // Three statements write (style, photos, skus with their ledger rows):
+    // at most three new document versions, not one per row.
+    let used = version() - before;
+    assert!((1..=3).contains(&used), "{used} document versions for one style write");
 }
