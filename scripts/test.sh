@@ -7,3 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace
+mkdir -p out
+scripts/jmeter-smoke.sh

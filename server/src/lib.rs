@@ -24,6 +24,9 @@
 //! - `load`: bulk load (binary COPY or CSV), read-model build, replica resync.
 //! - `csv`: the catalog as CSV files in the public Atelier layout.
 //! - `check`: rebuilt versus stored documents, on every node.
+//! - `loadgen`: write load, open-loop stepped test, JMeter id export.
+//! - `jtl`: JMeter results summarised per group.
+//! - `explain`: EXPLAIN (ANALYZE, BUFFERS) of every API query.
 //! - `tool`: the tools' error type and plain connections.
 
 pub mod check;
@@ -33,8 +36,11 @@ pub mod csv;
 pub mod db;
 pub mod document;
 pub mod error;
+pub mod explain;
 pub mod generate;
+pub mod jtl;
 pub mod load;
+pub mod loadgen;
 pub mod metrics;
 pub mod provision;
 pub mod read;

@@ -85,6 +85,64 @@ enum Command {
         #[arg(long)]
         csv: PathBuf,
     },
+    /// Export ids for load tests (product_id,sku_id,delta), biased to the
+    /// last 10% of products and skus, as the JMeter plan reads them.
+    ExportIds {
+        #[command(flatten)]
+        db: DbConfig,
+        #[arg(long, default_value = "jmeter/ids.csv")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Send stock movements through the HTTP API from concurrent clients
+    /// (closed loop) and report throughput and latency percentiles.
+    WriteLoad {
+        #[command(flatten)]
+        db: DbConfig,
+        /// The running server.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        server: std::net::SocketAddr,
+        #[arg(long, default_value_t = 500_000)]
+        events: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Stepped stress test: fixed arrival rates per route (open loop); prints
+    /// a table and writes it with a latency-versus-rate SVG plot.
+    Stress {
+        #[command(flatten)]
+        db: DbConfig,
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        server: std::net::SocketAddr,
+        /// Target requests per second, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
+        rates: Vec<u32>,
+        /// Seconds per step (at least 1 request per step).
+        #[arg(long, default_value_t = 10)]
+        step_seconds: u64,
+        /// Where stress.md and stress.svg are written.
+        #[arg(long, default_value = "out")]
+        out_dir: PathBuf,
+    },
+    /// Summarise a JMeter results file (.jtl, CSV with header) per group.
+    JtlSummary {
+        file: PathBuf,
+        /// Exit 1 if any request failed.
+        #[arg(long)]
+        fail_on_error: bool,
+    },
+    /// EXPLAIN (ANALYZE, BUFFERS) of every API query on the primary and the
+    /// first replica, for ids in the last 10% and the deepest page.
+    Explain {
+        #[command(flatten)]
+        db: DbConfig,
+        /// Print only the execution-time table, not the plans.
+        #[arg(long)]
+        summary: bool,
+    },
     /// Rebuild every document from the write model and compare it with the
     /// primary's and every replica's stored documents; exit 1 on any drift.
     Check {
@@ -232,6 +290,93 @@ async fn run(command: Command) -> ToolResult<()> {
                 None => Source::Generated(catalog.catalog()),
             };
             load_and_report(&db.primary_url, &db.replica_urls, source, LoadOptions { replace, connections }).await
+        }
+        Command::ExportIds { db, out, rows, seed } => {
+            let ids = atelier::loadgen::export_ids(&db.primary_url, rows, seed).await?;
+            let mut text = String::from("product_id,sku_id,delta\n");
+            for (p, k, d) in &ids {
+                text.push_str(&format!("{p},{k},{d}\n"));
+            }
+            std::fs::write(&out, text)?;
+            println!("wrote {} ids to {}", ids.len(), out.display());
+            Ok(())
+        }
+        Command::WriteLoad { db, server, events, concurrency } => {
+            let ids = std::sync::Arc::new(atelier::loadgen::export_ids(&db.primary_url, 100_000, DEFAULT_SEED).await?);
+            println!("sending {events} stock movements from {concurrency} clients to {server}");
+            let (mut recorder, took) = atelier::loadgen::write_load(server, ids, events, concurrency).await?;
+            let errors = recorder.errors(atelier::loadgen::Route::Movement.ok_statuses());
+            let s = recorder.summary();
+            println!("statuses: {}", recorder.statuses());
+            println!(
+                "{} requests in {:.1} s: {:.0} requests/s; latency ms mean {:.2} p50 {:.2} p95 {:.2} p99 {:.2} max {:.2}; errors {errors}",
+                s.count,
+                took.as_secs_f64(),
+                s.count as f64 / took.as_secs_f64(),
+                s.mean_us as f64 / 1e3,
+                s.p50_us as f64 / 1e3,
+                s.p95_us as f64 / 1e3,
+                s.p99_us as f64 / 1e3,
+                s.max_us as f64 / 1e3
+            );
+            if errors > 0 {
+                return Err(atelier::tool::ToolError::msg(format!("{errors} requests failed")));
+            }
+            Ok(())
+        }
+        Command::Stress { db, server, rates, step_seconds, out_dir } => {
+            use atelier::loadgen::{open_loop_step, step_plot_svg, step_table, Route};
+            let ids = std::sync::Arc::new(atelier::loadgen::export_ids(&db.primary_url, 100_000, DEFAULT_SEED).await?);
+            let mut results = Vec::new();
+            for route in Route::ALL {
+                for rate in &rates {
+                    let step =
+                        open_loop_step(server, ids.clone(), route, *rate, std::time::Duration::from_secs(step_seconds))
+                            .await?;
+                    println!(
+                        "{:<28} {:>6} rps target {:>9.1} achieved  p99 {:>8.2} ms  errors {:.2}%",
+                        route.label(),
+                        rate,
+                        step.achieved_rps,
+                        step.summary.p99_us as f64 / 1e3,
+                        step.error_rate * 100.0
+                    );
+                    results.push(step);
+                }
+            }
+            std::fs::create_dir_all(&out_dir)?;
+            let table = step_table(&results);
+            std::fs::write(out_dir.join("stress.md"), &table)?;
+            std::fs::write(out_dir.join("stress.svg"), step_plot_svg(&results))?;
+            println!("\n{table}\nwrote {0}/stress.md and {0}/stress.svg", out_dir.display());
+            Ok(())
+        }
+        Command::JtlSummary { file, fail_on_error } => {
+            let text = std::fs::read_to_string(&file)?;
+            let groups = atelier::jtl::summarise(&text)?;
+            print!("{}", atelier::jtl::table(&groups));
+            if fail_on_error && groups.iter().any(|g| g.error_rate > 0.0) {
+                return Err(atelier::tool::ToolError::msg("some requests failed"));
+            }
+            if groups.is_empty() {
+                return Err(atelier::tool::ToolError::msg("the results file holds no samples"));
+            }
+            Ok(())
+        }
+        Command::Explain { db, summary } => {
+            let replica =
+                db.replica_urls.first().ok_or_else(|| atelier::tool::ToolError::msg("no replica configured"))?;
+            let plans = atelier::explain::explain(&db.primary_url, replica).await?;
+            if !summary {
+                for plan in &plans {
+                    println!("== {} on {}\n{}\n", plan.name, plan.node, plan.text);
+                }
+            }
+            println!("| query | node | execution ms |\n|---|---|---:|");
+            for plan in &plans {
+                println!("| {} | {} | {:.3} |", plan.name, plan.node, plan.execution_ms);
+            }
+            Ok(())
         }
         Command::Generate { catalog, csv } => {
             let started = std::time::Instant::now();

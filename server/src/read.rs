@@ -22,11 +22,11 @@ use crate::server::AppState;
 /// The request header carrying a write's read-after token.
 pub const READ_AFTER_HEADER: &str = "x-read-after";
 
-const PAGE_SQL: &str = "select products_page($1, $2)";
-const DETAIL_SQL: &str = "select doc, version from api_product_detail where product_id = $1";
-const STYLES_SQL: &str = "select doc, version from api_product_styles where product_id = $1";
-const RELATED_SQL: &str = "select doc, version from api_product_related where product_id = $1";
-const APPLIED_SQL: &str = "select coalesce(read_model_applied_lsn() >= $1, false)";
+pub const PAGE_SQL: &str = "select products_page($1, $2)";
+pub const DETAIL_SQL: &str = "select doc, version from api_product_detail where product_id = $1";
+pub const STYLES_SQL: &str = "select doc, version from api_product_styles where product_id = $1";
+pub const RELATED_SQL: &str = "select doc, version from api_product_related where product_id = $1";
+pub const APPLIED_SQL: &str = "select coalesce(read_model_applied_lsn() >= $1, false)";
 
 /// How often a read-your-writes request re-asks the replicas.
 const READ_AFTER_POLL: Duration = Duration::from_millis(2);
