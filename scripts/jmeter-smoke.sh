@@ -10,7 +10,7 @@ bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys
 export ATELIER_DATABASE=atelier_jmeter
 export ATELIER_PRIMARY_URL="host=127.0.0.1 port=54320 user=postgres dbname=atelier_jmeter"
 export ATELIER_REPLICA_URLS="host=127.0.0.1 port=54321 user=postgres dbname=atelier_jmeter,host=127.0.0.1 port=54322 user=postgres dbname=atelier_jmeter"
-"$bin" cluster up >/dev/null
+"$bin" cluster up --reset >/dev/null
 "$bin" load --products 2000 --replace >/dev/null
 "$bin" serve --listen 127.0.0.1:3999 >out/jmeter-smoke-server.log 2>&1 &
 server=$!

@@ -77,7 +77,12 @@ fn write_statements(s: &Sample) -> Vec<(String, String)> {
     ]
 }
 
-async fn explain_one(client: &Client, node: &str, name: String, sql: &str) -> ToolResult<Plan> {
+async fn explain_one(client: &Client, node: &str, name: String, sql: &str, warm: bool) -> ToolResult<Plan> {
+    if warm {
+        // Once unexplained first: PL/pgSQL caches its plans per connection,
+        // as on the server's pooled connections.
+        client.query(sql, &[]).await?;
+    }
     let rows = client.query(&format!("explain (analyze, buffers) {sql}"), &[]).await?;
     let text: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let execution_ms = text
@@ -94,12 +99,12 @@ pub async fn explain(primary_url: &str, replica_url: &str) -> ToolResult<Vec<Pla
     let s = sample(&primary).await?;
     let mut plans = Vec::new();
     for (name, sql) in read_statements(&s) {
-        plans.push(explain_one(&replica, "replica", name.clone(), &sql).await?);
-        plans.push(explain_one(&primary, "primary", name, &sql).await?);
+        plans.push(explain_one(&replica, "replica", name.clone(), &sql, true).await?);
+        plans.push(explain_one(&primary, "primary", name, &sql, true).await?);
     }
     primary.batch_execute("begin").await?;
     for (name, sql) in write_statements(&s) {
-        let plan = explain_one(&primary, "primary", name, &sql).await;
+        let plan = explain_one(&primary, "primary", name, &sql, false).await;
         if plan.is_err() {
             primary.batch_execute("rollback").await?;
         }

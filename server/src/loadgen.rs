@@ -195,6 +195,7 @@ impl Connection {
 /// A request the generators send: method, path, body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
+    List,
     Product,
     Styles,
     Related,
@@ -202,10 +203,11 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 4] = [Route::Product, Route::Styles, Route::Related, Route::Movement];
+    pub const ALL: [Route; 5] = [Route::List, Route::Product, Route::Styles, Route::Related, Route::Movement];
 
     pub fn label(self) -> &'static str {
         match self {
+            Route::List => "GET /products?page&count=5",
             Route::Product => "GET /products/:id",
             Route::Styles => "GET /products/:id/styles",
             Route::Related => "GET /products/:id/related",
@@ -224,6 +226,9 @@ impl Route {
     fn request(self, ids: &(i64, i64, i64)) -> (Method, String, Option<Bytes>) {
         let (product, sku, delta) = *ids;
         match self {
+            // The page holding that product (ids are nearly dense), so list
+            // pages share the last-10% bias.
+            Route::List => (Method::GET, format!("/products?page={}&count=5", (product - 1) / 5 + 1), None),
             Route::Product => (Method::GET, format!("/products/{product}"), None),
             Route::Styles => (Method::GET, format!("/products/{product}/styles"), None),
             Route::Related => (Method::GET, format!("/products/{product}/related"), None),
@@ -425,7 +430,7 @@ pub fn step_plot_svg(results: &[StepResult]) -> String {
         );
         decade += 1.0;
     }
-    let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+    let colours = ["#9467bd", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
     for (i, route) in Route::ALL.iter().enumerate() {
         let points: Vec<String> = results
             .iter()

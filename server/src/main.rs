@@ -175,6 +175,10 @@ struct ClusterArgs {
     /// The catalog database created on every node.
     #[arg(long, env = "ATELIER_DATABASE", default_value = "atelier")]
     database: String,
+    /// With `cluster up`: drop and re-create the catalog database on every
+    /// node (after a schema change during development). Deletes its data.
+    #[arg(long)]
+    reset: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -228,7 +232,7 @@ async fn run(command: Command) -> ToolResult<()> {
             match action {
                 ClusterAction::Up => {
                     handle.up()?;
-                    let (primary, replicas) = provision::local(&cluster.database, false).await?;
+                    let (primary, replicas) = provision::local(&cluster.database, cluster.reset).await?;
                     println!("primary   {primary}");
                     for replica in replicas {
                         println!("replica   {replica}");
