@@ -7,4 +7,5 @@ create publication atelier_read_model for table
     product_styles,
     product_related,
     product_page_block,
+    product_page_superblock,
     replication_heartbeat;

@@ -42,10 +42,11 @@ comment on table product_related is 'Body of GET /products/:id/related (related 
 -- Paging by position. GET /products?page=P&count=C means positions
 -- (P-1)*C+1 .. P*C among the products that exist now, and OFFSET over a
 -- million cards costs a million index steps for the deepest page. Instead
--- products are grouped into blocks of 1024 consecutive ids with a count of
--- live cards per block (about a thousand rows at a million products): a
--- running sum over the blocks finds the block holding the first position,
--- and at most 1023 cards are skipped inside it.
+-- products are counted in blocks of 1024 consecutive ids, and blocks in
+-- superblocks of 64 blocks (65,536 ids): a running sum over the superblocks
+-- (16 rows at a million products) finds the superblock holding the first
+-- position, one over its blocks (at most 64) finds the block, and at most
+-- 1023 cards are skipped inside it.
 create table product_page_block (
     block_no bigint primary key,   -- product_id / 1024
     -- No check (live >= 0): refresh_docs() applies a -1 as an upsert, and
@@ -55,6 +56,13 @@ create table product_page_block (
 comment on table product_page_block is
     'Live product_card rows per block of 1024 ids; lets GET /products seek to a position.';
 
+create table product_page_superblock (
+    superblock_no bigint primary key,   -- block_no / 64 = product_id / 65536
+    live          bigint not null       -- no check, as for product_page_block
+);
+comment on table product_page_superblock is
+    'Live product_card rows per 64 blocks; the first level of the GET /products seek.';
+
 -- GET /products: the cards at positions p_offset+1 .. p_offset+p_count as one
 -- JSON array, '[]' past the end. PL/pgSQL rather than SQL on purpose: a SQL
 -- function with a CTE and aggregates is not inlined and is planned again on
@@ -63,22 +71,32 @@ comment on table product_page_block is
 create function products_page(p_offset bigint, p_count integer) returns text
 language plpgsql stable parallel safe as $$
 declare
-    start_block bigint;
-    skip        bigint;
-    page        text;
+    start_superblock bigint;
+    start_block      bigint;
+    rest             bigint;
+    skip             bigint;
+    page             text;
 begin
-    -- The running sum is computed in block order and the scan stops at the
-    -- first block that reaches past p_offset.
-    select block_no, p_offset - (upto - live)
-    into start_block, skip
-    from (select block_no, live, sum(live) over (order by block_no) as upto
-          from product_page_block) running
+    -- Each running sum is computed in key order, and each scan stops at the
+    -- first row that reaches past the position sought.
+    select superblock_no, p_offset - (upto - live)
+    into start_superblock, rest
+    from (select superblock_no, live, sum(live) over (order by superblock_no) as upto
+          from product_page_superblock) running
     where upto > p_offset
-    order by block_no
+    order by superblock_no
     limit 1;
-    if start_block is null then
+    if start_superblock is null then
         return '[]';
     end if;
+    select block_no, rest - (upto - live)
+    into start_block, skip
+    from (select block_no, live, sum(live) over (order by block_no) as upto
+          from product_page_block
+          where block_no >= start_superblock * 64 and block_no < (start_superblock + 1) * 64) running
+    where upto > rest
+    order by block_no
+    limit 1;
     select '[' || coalesce(string_agg(c.doc, ',' order by c.product_id), '') || ']'
     into page
     from (select product_id, doc

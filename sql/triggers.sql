@@ -120,8 +120,9 @@ create sequence read_doc_version as bigint;
 -- products `ids`: delete the documents of products that no longer exist,
 -- upsert the others, and bump the version only where the bytes changed (so a
 -- no-op write sends nothing to the replicas). For cards it also keeps
--- product_page_block's live counts, with increments rather than recounts so
--- that concurrent writers in one block cannot lose an update.
+-- the live counts of product_page_block and product_page_superblock, with
+-- increments rather than recounts so that concurrent writers in one block
+-- cannot lose an update.
 create function refresh_docs(kind text, ids bigint[]) returns void
 language plpgsql as $$
 begin
@@ -146,12 +147,18 @@ begin
         block_delta as (
             select product_id / 1024 as block_no, 1 as delta from upserted where inserted
             union all
-            select product_id / 1024, -1 from gone)
-        insert into product_page_block (block_no, live)
-        select block_no, sum(delta) from block_delta
+            select product_id / 1024, -1 from gone),
+        blocks as (
+            insert into product_page_block (block_no, live)
+            select block_no, sum(delta) from block_delta
+            where %3$L
+            group by block_no
+            on conflict (block_no) do update set live = product_page_block.live + excluded.live)
+        insert into product_page_superblock (superblock_no, live)
+        select block_no / 64, sum(delta) from block_delta
         where %3$L
-        group by block_no
-        on conflict (block_no) do update set live = product_page_block.live + excluded.live
+        group by block_no / 64
+        on conflict (superblock_no) do update set live = product_page_superblock.live + excluded.live
         $sql$,
         'product_' || kind, 'product_' || kind || '_source', kind = 'card')
     using ids;
@@ -178,12 +185,14 @@ begin
 end;
 $$;
 
--- Recount product_page_block from product_card (after a bulk build).
+-- Recount both paging levels from product_card (after a bulk build).
 create function rebuild_page_blocks() returns void
 language sql as $$
-    truncate product_page_block;
+    truncate product_page_block, product_page_superblock;
     insert into product_page_block (block_no, live)
     select product_id / 1024, count(*) from product_card group by 1;
+    insert into product_page_superblock (superblock_no, live)
+    select block_no / 64, sum(live) from product_page_block group by 1;
 $$;
 
 -- ---------------------------------------------------------------------------

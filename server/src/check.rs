@@ -2,6 +2,8 @@
 //! *_source views, the same shaping the triggers use) and compare it with
 //! the stored documents on the primary and on every replica.
 //!
+//! It also recounts the paging blocks and superblocks from the cards.
+//!
 //! Comparing a million documents row by row over the wire would be slow, so
 //! each side first hashes blocks of 1024 products (md5 of the md5s in id
 //! order); only blocks whose hashes differ are compared product by product.
@@ -21,9 +23,23 @@ pub struct Drift {
     pub node: String,
     pub kind: &'static str,
     pub product_id: i64,
-    /// "missing", "unexpected" or "different".
+    /// "missing", "unexpected" or "different"; for kind "paging",
+    /// "block count" or "superblock count" (product_id is then the block or
+    /// superblock number).
     pub problem: &'static str,
 }
+
+/// Paging counts that disagree with the cards they count, on one node.
+const PAGING_DRIFT_SQL: &str = "
+    select 'block count', coalesce(c.block_no, p.block_no)
+    from (select product_id / 1024 as block_no, count(*) as live from product_card group by 1) c
+    full join product_page_block p on p.block_no = c.block_no
+    where coalesce(c.live, 0) <> coalesce(p.live, 0)
+    union all
+    select 'superblock count', coalesce(c.superblock_no, p.superblock_no)
+    from (select block_no / 64 as superblock_no, sum(live) as live from product_page_block group by 1) c
+    full join product_page_superblock p on p.superblock_no = c.superblock_no
+    where coalesce(c.live, 0) <> coalesce(p.live, 0)";
 
 /// Runs the check; an empty result means no drift anywhere. Replicas are
 /// compared as they are: call `provision::wait_for_replicas` first.
@@ -62,6 +78,12 @@ pub async fn check(primary_url: &str, replica_urls: &[String]) -> ToolResult<Vec
                     drift.push(Drift { node: node.clone(), kind, product_id: *id, problem: "unexpected" });
                 }
             }
+        }
+    }
+    for (node, client) in &nodes {
+        for row in client.query(PAGING_DRIFT_SQL, &[]).await? {
+            let problem = if row.get::<_, &str>(0) == "block count" { "block count" } else { "superblock count" };
+            drift.push(Drift { node: node.clone(), kind: "paging", product_id: row.get(1), problem });
         }
     }
     Ok(drift)

@@ -360,7 +360,8 @@ async fn prepare(admin: &Client, products: Option<i64>) -> ToolResult<Vec<String
         admin
             .batch_execute(
                 "truncate product, feature, style, photo, sku, stock_movement, related_product, idempotency_key,
-                          product_card, product_detail, product_styles, product_related, product_page_block
+                          product_card, product_detail, product_styles, product_related, product_page_block,
+                          product_page_superblock
                  restart identity",
             )
             .await?;

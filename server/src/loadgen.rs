@@ -205,6 +205,18 @@ pub enum Route {
 impl Route {
     pub const ALL: [Route; 5] = [Route::List, Route::Product, Route::Styles, Route::Related, Route::Movement];
 
+    /// The short names the command line uses.
+    pub fn parse(name: &str) -> Option<Route> {
+        Some(match name {
+            "list" => Route::List,
+            "product" => Route::Product,
+            "styles" => Route::Styles,
+            "related" => Route::Related,
+            "movement" => Route::Movement,
+            _ => return None,
+        })
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Route::List => "GET /products?page&count=5",

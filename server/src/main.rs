@@ -126,6 +126,9 @@ enum Command {
         /// Where stress.md and stress.svg are written.
         #[arg(long, default_value = "out")]
         out_dir: PathBuf,
+        /// Routes to test: list, product, styles, related, movement.
+        #[arg(long, value_delimiter = ',', default_value = "list,product,styles,related,movement")]
+        routes: Vec<String>,
     },
     /// Summarise a JMeter results file (.jtl, CSV with header) per group.
     JtlSummary {
@@ -328,11 +331,17 @@ async fn run(command: Command) -> ToolResult<()> {
             }
             Ok(())
         }
-        Command::Stress { db, server, rates, step_seconds, out_dir } => {
+        Command::Stress { db, server, rates, step_seconds, out_dir, routes } => {
             use atelier::loadgen::{open_loop_step, step_plot_svg, step_table, Route};
+            let chosen: Vec<Route> = routes
+                .iter()
+                .map(|name| {
+                    Route::parse(name).ok_or_else(|| atelier::tool::ToolError::msg(format!("unknown route {name:?}")))
+                })
+                .collect::<Result<_, _>>()?;
             let ids = std::sync::Arc::new(atelier::loadgen::export_ids(&db.primary_url, 100_000, DEFAULT_SEED).await?);
             let mut results = Vec::new();
-            for route in Route::ALL {
+            for route in chosen {
                 for rate in &rates {
                     let step =
                         open_loop_step(server, ids.clone(), route, *rate, std::time::Duration::from_secs(step_seconds))

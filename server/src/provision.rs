@@ -254,7 +254,7 @@ pub async fn attach(primary_url: &str, detached: &[Detached], timeout: Duration)
         client
             .batch_execute(
                 "truncate product_card, product_detail, product_styles, product_related,
-                          product_page_block, replication_heartbeat",
+                          product_page_block, product_page_superblock, replication_heartbeat",
             )
             .await?;
         ensure_subscription(&d.replica_url, &d.conninfo, &d.name).await?;

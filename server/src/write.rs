@@ -319,22 +319,33 @@ const STYLE_DOC: &str = "select e::text from style s
                          cross join json_array_elements(d.doc::json -> 'results') e
                          where s.id = $1 and (e ->> 'style_id')::bigint = s.id";
 
+/// Inserts ordered (a, b) pairs under one parent row with one statement
+/// (`sql` takes the parent id and two arrays), so the statement-level
+/// triggers rebuild the product's document once.
+async fn insert_pairs<A: ToSql + Sync, B: ToSql + Sync>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    parent: i64,
+    pairs: &(Vec<A>, Vec<B>),
+) -> Result<(), ApiError> {
+    if !pairs.0.is_empty() {
+        exec(tx, sql, &[&parent, &pairs.0, &pairs.1]).await?;
+    }
+    Ok(())
+}
+
+const INSERT_FEATURES: &str = "insert into feature (product_id, feature, value)
+     select $1, f, v from unnest($2::text[], $3::text[]) with ordinality as t(f, v, n) order by n";
+const INSERT_PHOTOS: &str = "insert into photo (style_id, thumbnail_url, url)
+     select $1, t, u from unnest($2::text[], $3::text[]) with ordinality as x(t, u, n) order by n";
+
 async fn replace_features(
     tx: &Transaction<'_>,
     id: i64,
     features: &(Vec<String>, Vec<Option<String>>),
 ) -> Result<(), ApiError> {
     exec(tx, "delete from feature where product_id = $1", &[&id]).await?;
-    if !features.0.is_empty() {
-        exec(
-            tx,
-            "insert into feature (product_id, feature, value)
-             select $1, f, v from unnest($2::text[], $3::text[]) with ordinality as t(f, v, n) order by n",
-            &[&id, &features.0, &features.1],
-        )
-        .await?;
-    }
-    Ok(())
+    insert_pairs(tx, INSERT_FEATURES, id, features).await
 }
 
 async fn create_product(tx: &Transaction<'_>, body: &Value) -> Result<Outcome, ApiError> {
@@ -419,23 +430,6 @@ fn style_input(obj: &Map<String, Value>) -> Result<StyleInput, ApiError> {
     })
 }
 
-async fn write_photos(
-    tx: &Transaction<'_>,
-    style_id: i64,
-    photos: &(Vec<Option<String>>, Vec<Option<String>>),
-) -> Result<(), ApiError> {
-    if !photos.0.is_empty() {
-        exec(
-            tx,
-            "insert into photo (style_id, thumbnail_url, url)
-             select $1, t, u from unnest($2::text[], $3::text[]) with ordinality as x(t, u, n) order by n",
-            &[&style_id, &photos.0, &photos.1],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 async fn create_style(tx: &Transaction<'_>, product_id: i64, body: &Value) -> Result<Outcome, ApiError> {
     let obj = object(body)?;
     let input = style_input(obj)?;
@@ -456,7 +450,7 @@ async fn create_style(tx: &Transaction<'_>, product_id: i64, body: &Value) -> Re
     .await?
     .expect("insert returning yields a row")
     .get(0);
-    write_photos(tx, style_id, &input.photos).await?;
+    insert_pairs(tx, INSERT_PHOTOS, style_id, &input.photos).await?;
     if !skus.is_empty() {
         let (sizes, quantities): (Vec<String>, Vec<i64>) = skus.into_iter().unzip();
         exec(
@@ -497,7 +491,7 @@ async fn update_style(tx: &Transaction<'_>, style_id: i64, body: &Value) -> Resu
     )
     .await?;
     exec(tx, "delete from photo where style_id = $1", &[&style_id]).await?;
-    write_photos(tx, style_id, &input.photos).await?;
+    insert_pairs(tx, INSERT_PHOTOS, style_id, &input.photos).await?;
     Ok(Outcome::ok(document(tx, STYLE_DOC, style_id).await?))
 }
 

@@ -114,12 +114,22 @@ fn the_consistency_check_finds_drift() {
     // Tamper with one replica's copy of a document, then put it back.
     let replica = &app.replicas[1];
     with_db(replica, async |c| {
-        c.batch_execute("update product_related set doc = '[999]' where product_id = 6").await.unwrap();
+        c.batch_execute(
+            "update product_related set doc = '[999]' where product_id = 6;
+             update product_page_block set live = live + 1 where block_no = 0",
+        )
+        .await
+        .unwrap();
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let drift = runtime.block_on(check::check(&app.primary, &app.replicas)).unwrap();
     with_db(replica, async |c| {
-        c.batch_execute("update product_related set doc = '[]' where product_id = 6").await.unwrap();
+        c.batch_execute(
+            "update product_related set doc = '[]' where product_id = 6;
+             update product_page_block set live = live - 1 where block_no = 0",
+        )
+        .await
+        .unwrap();
     });
     assert!(
         drift
@@ -127,6 +137,12 @@ fn the_consistency_check_finds_drift() {
             .any(|d| d.node == "replica2" && d.kind == "related" && d.product_id == 6 && d.problem == "different"),
         "{drift:?}"
     );
+    assert!(drift
+        .iter()
+        .any(|d| d.node == "replica2" && d.kind == "paging" && d.product_id == 0 && d.problem == "block count"));
+    assert!(drift
+        .iter()
+        .any(|d| d.node == "replica2" && d.kind == "paging" && d.product_id == 0 && d.problem == "superblock count"));
 }
 
 #[test]
