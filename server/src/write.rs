@@ -348,24 +348,40 @@ async fn replace_features(
     insert_pairs(tx, INSERT_FEATURES, id, features).await
 }
 
+/// The product fields shared by POST, PUT and PATCH /products.
+struct ProductInput {
+    name: Option<String>,
+    slogan: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    default_price: Option<String>,
+    features: Option<(Vec<String>, Vec<Option<String>>)>,
+}
+
+/// Parses the product fields; with `required`, every field must be there.
+fn product_input(obj: &Map<String, Value>, required: bool) -> Result<ProductInput, ApiError> {
+    Ok(ProductInput {
+        name: text(obj, "name", "name", NAME_CHARS_MAX, required)?,
+        slogan: text(obj, "slogan", "slogan", TEXT_CHARS_MAX, required)?,
+        description: text(obj, "description", "description", TEXT_CHARS_MAX, required)?,
+        category: text(obj, "category", "category", NAME_CHARS_MAX, required)?,
+        default_price: price(obj, "default_price", required)?,
+        features: features(obj)?,
+    })
+}
+
 async fn create_product(tx: &Transaction<'_>, body: &Value) -> Result<Outcome, ApiError> {
-    let obj = object(body)?;
-    let name = text(obj, "name", "name", NAME_CHARS_MAX, true)?;
-    let slogan = text(obj, "slogan", "slogan", TEXT_CHARS_MAX, true)?;
-    let description = text(obj, "description", "description", TEXT_CHARS_MAX, true)?;
-    let category = text(obj, "category", "category", NAME_CHARS_MAX, true)?;
-    let default_price = price(obj, "default_price", true)?;
-    let features = features(obj)?;
+    let p = product_input(object(body)?, true)?;
     let row = query_opt(
         tx,
         "insert into product (name, slogan, description, category, default_price)
          values ($1, $2, $3, $4, $5::text::numeric) returning id",
-        &[&name, &slogan, &description, &category, &default_price],
+        &[&p.name, &p.slogan, &p.description, &p.category, &p.default_price],
     )
     .await?
     .expect("insert returning yields a row");
     let id: i64 = row.get(0);
-    if let Some(features) = features {
+    if let Some(features) = p.features {
         replace_features(tx, id, &features).await?;
     }
     Ok(Outcome::created(document(tx, DETAIL_DOC, id).await?, Some(format!("/products/{id}"))))
@@ -375,12 +391,8 @@ async fn create_product(tx: &Transaction<'_>, body: &Value) -> Result<Outcome, A
 /// PATCH (any subset; features replaced only when given).
 async fn update_product(tx: &Transaction<'_>, id: i64, body: &Value, full: bool) -> Result<Outcome, ApiError> {
     let obj = object(body)?;
-    let name = text(obj, "name", "name", NAME_CHARS_MAX, full)?;
-    let slogan = text(obj, "slogan", "slogan", TEXT_CHARS_MAX, full)?;
-    let description = text(obj, "description", "description", TEXT_CHARS_MAX, full)?;
-    let category = text(obj, "category", "category", NAME_CHARS_MAX, full)?;
-    let default_price = price(obj, "default_price", full)?;
-    let features = features(obj)?.or_else(|| full.then(Default::default));
+    let p = product_input(obj, full)?;
+    let features = p.features.or_else(|| full.then(Default::default));
     for field in ["name", "slogan", "description", "category"] {
         if !full && obj.get(field).is_some_and(Value::is_null) {
             return Err(ApiError::field(field, "must not be null"));
@@ -392,7 +404,7 @@ async fn update_product(tx: &Transaction<'_>, id: i64, body: &Value, full: bool)
                 description = coalesce($4, description), category = coalesce($5, category),
                 default_price = coalesce($6::text::numeric, default_price), updated_at = now()
          where id = $1",
-        &[&id, &name, &slogan, &description, &category, &default_price],
+        &[&id, &p.name, &p.slogan, &p.description, &p.category, &p.default_price],
     )
     .await?;
     if updated == 0 {
