@@ -44,16 +44,18 @@ const PAGING_DRIFT_SQL: &str = "
 /// Runs the check; an empty result means no drift anywhere. Replicas are
 /// compared as they are: call `provision::wait_for_replicas` first.
 pub async fn check(primary_url: &str, replica_urls: &[String]) -> ToolResult<Vec<Drift>> {
-    let primary = connect(primary_url).await?;
     let mut nodes: Vec<(String, Client)> = vec![("primary".to_string(), connect(primary_url).await?)];
     for (i, url) in replica_urls.iter().enumerate() {
         nodes.push((format!("replica{}", i + 1), connect(url).await?));
     }
+    // The primary rebuilds the documents (from the *_source views) and is
+    // also the first node whose stored documents are compared.
+    let primary = &nodes[0].1;
     let mut drift = Vec::new();
     for kind in KINDS {
         let source = format!("product_{kind}_source");
         let stored = format!("product_{kind}");
-        let expected = block_hashes(&primary, &source).await?;
+        let expected = block_hashes(primary, &source).await?;
         for (node, client) in &nodes {
             let actual = block_hashes(client, &stored).await?;
             let blocks: Vec<i64> = expected
@@ -63,7 +65,7 @@ pub async fn check(primary_url: &str, replica_urls: &[String]) -> ToolResult<Vec
                 .chain(actual.keys().filter(|block| !expected.contains_key(*block)).copied())
                 .collect();
             for block in blocks {
-                let want = doc_hashes(&primary, &source, block).await?;
+                let want = doc_hashes(primary, &source, block).await?;
                 let have = doc_hashes(client, &stored, block).await?;
                 for (id, hash) in &want {
                     match have.get(id) {

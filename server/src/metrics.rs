@@ -66,7 +66,7 @@ impl Metrics {
         self.read_after_fallbacks.fetch_add(1, Relaxed);
     }
 
-    pub fn replica_failover(&self, _replica: &str) {
+    pub fn replica_failover(&self) {
         self.replica_failovers.fetch_add(1, Relaxed);
     }
 

@@ -165,7 +165,7 @@ async fn query_one_of(
     for replica in state.pools.replica_order() {
         match query_one(replica, sql, params).await {
             Err(error) if is_unavailable(&error) => {
-                state.metrics.replica_failover(&replica.name);
+                state.metrics.replica_failover();
                 last = error;
             }
             other => return other,

@@ -77,9 +77,8 @@ pub async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>
 
     let mut client = state.pools.primary.pool.get().await?;
     let tx = client.transaction().await?;
-    let fingerprint = format!("{method} {path}\n{}", String::from_utf8_lossy(&raw));
     let outcome = match &key {
-        Some(key) => match claim_key(&tx, key, &fingerprint).await? {
+        Some(key) => match claim_key(&tx, key, &fingerprint(&method, &path, &raw)).await? {
             Claim::Replay(outcome) => outcome,
             Claim::Fresh => {
                 let outcome = apply(&tx, route, &method, &body).await?;
@@ -609,6 +608,11 @@ async fn put_related(tx: &Transaction<'_>, id: i64, body: &Value) -> Result<Outc
 // ---------------------------------------------------------------------------
 // Idempotency
 // ---------------------------------------------------------------------------
+
+/// What makes two POSTs "the same request" for an Idempotency-Key.
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    format!("{method} {path}\n{}", String::from_utf8_lossy(body))
+}
 
 enum Claim {
     /// First use of the key in this transaction: do the write.
