@@ -47,8 +47,9 @@ create table style (
     is_default     boolean not null default false
 );
 create index style_product_id_idx on style (product_id);
--- At most one default style per product. Writers clear the old default in the
--- same statement sequence; this index turns a race into a clean 409.
+-- At most one default style per product. The write functions clear the old
+-- default before they set a new one, under the product's lock (write_api.sql);
+-- the index is the last line of defence for writes made any other way.
 create unique index style_one_default_per_product on style (product_id) where is_default;
 
 create table photo (
@@ -63,9 +64,10 @@ create table sku (
     id       bigint generated always as identity primary key,
     style_id bigint not null references style (id) on delete cascade,
     size     text   not null check (char_length(size) <= 255),
-    -- A materialised sum of this sku's stock_movement rows, kept by the
-    -- writer in the same transaction as each movement. The check is the last
-    -- line of defence for "stock never goes negative".
+    -- A materialised sum of this sku's stock_movement rows, kept in the same
+    -- transaction as each movement by api_record_movement() and
+    -- record_initial_stock() (write_api.sql). The check is the last line of
+    -- defence for "stock never goes negative".
     quantity bigint not null default 0 check (quantity >= 0)
 );
 create index sku_style_id_idx on sku (style_id);

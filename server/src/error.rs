@@ -29,6 +29,11 @@ pub enum ApiError {
     Unprocessable { message: String, fields: BTreeMap<String, String> },
     #[error("{0}")]
     Unavailable(String),
+    /// A deadlock or serialization failure: the transaction was rolled back
+    /// and may simply be run again. Writes retry it; a client sees it only
+    /// as a 503 when the retries run out.
+    #[error("{0}")]
+    Contention(String),
     /// A bug or an unexpected database error: logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,7 +71,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,7 +85,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "validation_failed",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::Contention(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -92,7 +97,7 @@ impl ApiError {
                 tracing::error!(%detail, "internal error");
                 "internal server error".to_string()
             }
-            ApiError::Unavailable(detail) => {
+            ApiError::Unavailable(detail) | ApiError::Contention(detail) => {
                 tracing::warn!(%detail, "unavailable");
                 "the service is temporarily unavailable; retry shortly".to_string()
             }
@@ -111,7 +116,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Contention(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             _ => {}
@@ -138,17 +143,36 @@ impl From<tokio_postgres::Error> for ApiError {
             // No SQLSTATE: an I/O or protocol failure talking to the server.
             return ApiError::Unavailable(format!("database unreachable: {error}"));
         };
+        // The write functions' own codes (sql/write_api.sql): their messages
+        // are written for clients.
+        if let Some(db) = error.as_db_error() {
+            match code.code() {
+                "AT404" => return ApiError::NotFound(db.message().to_string()),
+                "AT409" => return ApiError::Conflict(db.message().to_string()),
+                "AT422" => {
+                    let field = db.column().unwrap_or("body").to_string();
+                    let problem = db.message().strip_prefix(field.as_str()).unwrap_or(db.message()).trim().to_string();
+                    return ApiError::Unprocessable {
+                        message: db.message().to_string(),
+                        fields: [(field, problem)].into(),
+                    };
+                }
+                _ => {}
+            }
+        }
         match *code {
+            SqlState::T_R_SERIALIZATION_FAILURE | SqlState::T_R_DEADLOCK_DETECTED => {
+                ApiError::Contention(format!("database contention: {error}"))
+            }
             SqlState::QUERY_CANCELED
             | SqlState::ADMIN_SHUTDOWN
             | SqlState::CANNOT_CONNECT_NOW
             | SqlState::TOO_MANY_CONNECTIONS
-            | SqlState::T_R_SERIALIZATION_FAILURE
-            | SqlState::T_R_DEADLOCK_DETECTED
             | SqlState::READ_ONLY_SQL_TRANSACTION => ApiError::Unavailable(format!("database busy: {error}")),
             // A row a write referred to vanished under a concurrent delete.
             SqlState::FOREIGN_KEY_VIOLATION => ApiError::NotFound("a referenced resource does not exist".into()),
-            // Two writers raced for something unique (the default style).
+            // Something unique was taken (not reachable through the write
+            // functions, which serialise writers of one product).
             SqlState::UNIQUE_VIOLATION => ApiError::Conflict("conflicting state; retry".into()),
             SqlState::CHECK_VIOLATION
             | SqlState::NUMERIC_VALUE_OUT_OF_RANGE
@@ -162,5 +186,5 @@ impl From<tokio_postgres::Error> for ApiError {
 
 /// Is this error worth trying on another replica?
 pub fn is_unavailable(error: &ApiError) -> bool {
-    matches!(error, ApiError::Unavailable(_))
+    matches!(error, ApiError::Unavailable(_) | ApiError::Contention(_))
 }

@@ -10,7 +10,8 @@
 //!    tables, drop secondary indexes after recording their definitions;
 //! 3. copy: one COPY per table, `connections` at a time, triggers and
 //!    foreign-key checks off (`session_replication_role = replica`);
-//! 4. ledger: each sku's initial quantity becomes its first movement;
+//! 4. ledger: each sku's initial quantity becomes its first movement (the
+//!    API's definition, `initial_stock_movement`), in parallel id ranges;
 //! 5. indexes: the recorded definitions, rebuilt on the loaded data;
 //! 6. read model: `build_docs(kind, first, last)` for id ranges in parallel,
 //!    then page blocks and statistics; the load is marked complete;
@@ -305,19 +306,8 @@ async fn load_primary(
     phases.push(("copy", phase.elapsed()));
 
     let phase = Instant::now();
-    let busy = spinner(bars, "ledger", "initial stock movements from skus");
-    let movements = admin
-        .execute(
-            "insert into stock_movement (sku_id, delta, reason, created_at)
-             select k.id, k.quantity, 'initial stock', p.created_at
-             from sku k join style s on s.id = k.style_id join product p on p.id = s.product_id
-             where k.quantity <> 0
-             order by k.id",
-            &[],
-        )
-        .await?;
+    let movements = open_ledgers(admin, primary_url, options.connections, bars).await?;
     admin.batch_execute("select reset_identity_sequences()").await?;
-    busy.finish_and_clear();
     counts.lock().expect("counts lock").push(("stock_movement".to_string(), movements));
     phases.push(("ledger", phase.elapsed()));
 
@@ -424,6 +414,48 @@ async fn create_indexes(primary_url: &str, connections: usize, definitions: Vec<
         Ok(())
     })
     .await
+}
+
+/// Skus per ledger statement (see BUILD_CHUNK_IDS).
+const LEDGER_CHUNK_IDS: i64 = 200_000;
+
+/// The ledger phase: every sku's opening movement, from the same definition
+/// the API uses (the view `initial_stock_movement`), in sku id ranges on
+/// several connections. A movement's id is its sku's id, so the ledger is
+/// the same row for row however the ranges interleave.
+async fn open_ledgers(admin: &Client, primary_url: &str, connections: usize, bars: &MultiProgress) -> ToolResult<u64> {
+    let row = admin.query_one("select coalesce(min(id), 1), coalesce(max(id), 0) from sku", &[]).await?;
+    let (first, last): (i64, i64) = (row.get(0), row.get(1));
+    let ranges: Vec<(i64, i64)> = (first..=last)
+        .step_by(LEDGER_CHUNK_IDS as usize)
+        .map(|start| (start, (start + LEDGER_CHUNK_IDS - 1).min(last)))
+        .collect();
+    let bar = bars.add(ProgressBar::new((last - first + 1).max(0) as u64));
+    bar.set_style(bar_style("skus"));
+    bar.set_prefix("ledger");
+    let opened = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (progress, total) = (bar.clone(), opened.clone());
+    in_parallel(primary_url, connections, ranges, move |client, (start, end)| {
+        let (progress, total) = (progress.clone(), total.clone());
+        async move {
+            // Triggers off: a bulk load builds the read model afterwards.
+            client.batch_execute("set session_replication_role = replica").await?;
+            let rows = client
+                .execute(
+                    "insert into stock_movement (id, sku_id, delta, reason, created_at) overriding system value
+                     select sku_id, sku_id, delta, reason, product_created_at from initial_stock_movement
+                     where sku_id between $1 and $2",
+                    &[&start, &end],
+                )
+                .await?;
+            total.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+            progress.inc((end - start + 1) as u64);
+            Ok(())
+        }
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(opened.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Every document of every product, in id ranges, on several connections.

@@ -41,6 +41,7 @@ pub struct Metrics {
     documents_sent: AtomicU64,
     read_after_fallbacks: AtomicU64,
     replica_failovers: AtomicU64,
+    write_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -68,6 +69,10 @@ impl Metrics {
 
     pub fn replica_failover(&self) {
         self.replica_failovers.fetch_add(1, Relaxed);
+    }
+
+    pub fn write_retry(&self) {
+        self.write_retries.fetch_add(1, Relaxed);
     }
 
     /// The request metrics as Prometheus text. Pool and replica gauges are
@@ -124,6 +129,11 @@ impl Metrics {
                 "atelier_replica_failovers_total",
                 "Reads retried on another replica because one was unreachable.",
                 &self.replica_failovers,
+            ),
+            (
+                "atelier_write_retries_total",
+                "Write transactions run again after a deadlock or serialization failure.",
+                &self.write_retries,
             ),
         ];
         for (name, help, value) in counters {

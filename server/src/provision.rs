@@ -12,19 +12,21 @@ use crate::tool::{connect, ToolError, ToolResult};
 const WRITE_SCHEMA: &str = include_str!("../../sql/write_schema.sql");
 const READ_VIEWS: &str = include_str!("../../sql/read_views.sql");
 const TRIGGERS: &str = include_str!("../../sql/triggers.sql");
+const WRITE_API: &str = include_str!("../../sql/write_api.sql");
 const PUBLICATION: &str = include_str!("../../replication/publication.sql");
 
 /// The publication every replica subscribes to.
 pub const PUBLICATION_NAME: &str = "atelier_read_model";
 
 /// The migrations for a role. Version numbers are shared, so a replica's
-/// history is the primary's with V1 and V3 left out: replicas get the read
-/// model only, never the write model or the triggers that need it.
+/// history is the primary's with V1, V3 and V4 left out: replicas get the
+/// read model only, never the write model or the functions that need it.
 pub fn migrations(role: Role) -> ToolResult<Vec<Migration>> {
     let all = [
         (Role::Primary, "V1__write_schema", WRITE_SCHEMA),
         (Role::Replica, "V2__read_views", READ_VIEWS),
         (Role::Primary, "V3__triggers", TRIGGERS),
+        (Role::Primary, "V4__write_api", WRITE_API),
     ];
     all.iter()
         .filter(|(only, _, _)| role == Role::Primary || *only == Role::Replica)

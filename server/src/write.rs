@@ -74,23 +74,24 @@ pub async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>
     }
     let (raw, body) =
         if method == Method::DELETE { (Bytes::new(), Value::Null) } else { read_json(state, request).await? };
+    let call = Call::parse(route, &method, &body)?;
+    let fingerprint = key.as_ref().map(|_| fingerprint(&method, &path, &raw));
 
-    let mut client = state.pools.primary.pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcome = match &key {
-        Some(key) => match claim_key(&tx, key, &fingerprint(&method, &path, &raw)).await? {
-            Claim::Replay(outcome) => outcome,
-            Claim::Fresh => {
-                let outcome = apply(&tx, route, &method, &body).await?;
-                remember(&tx, key, &outcome).await?;
-                outcome
+    // Deadlocks and serialization failures roll the whole transaction back,
+    // so it is safe to run it again; the write functions lock in one order,
+    // so these are rare and a few attempts are plenty.
+    let mut attempt = 1;
+    let (outcome, lsn) = loop {
+        match run(state, &call, key.as_deref().zip(fingerprint.as_deref())).await {
+            Err(ApiError::Contention(detail)) if attempt < WRITE_ATTEMPTS_MAX => {
+                tracing::debug!(%detail, attempt, "write retried");
+                state.metrics.write_retry();
+                tokio::time::sleep(retry_backoff(attempt)).await;
+                attempt += 1;
             }
-        },
-        None => apply(&tx, route, &method, &body).await?,
+            other => break other?,
+        }
     };
-    tx.commit().await?;
-    let statement = client.prepare_cached("select pg_current_wal_insert_lsn()").await?;
-    let lsn: PgLsn = client.query_one(&statement, &[]).await?.get(0);
 
     let mut response = if outcome.status == StatusCode::NO_CONTENT {
         respond::empty(StatusCode::NO_CONTENT)
@@ -105,22 +106,38 @@ pub async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>
     Ok(response)
 }
 
-/// Runs the write that `route` and `method` name.
-async fn apply(tx: &Transaction<'_>, route: Route, method: &Method, body: &Value) -> Result<Outcome, ApiError> {
-    match (route, method.as_str()) {
-        (Route::Products, "POST") => create_product(tx, body).await,
-        (Route::Product(id), "PUT") => update_product(tx, id, body, true).await,
-        (Route::Product(id), "PATCH") => update_product(tx, id, body, false).await,
-        (Route::Product(id), "DELETE") => delete(tx, "delete from product where id = $1", id, "product").await,
-        (Route::ProductStyles(id), "POST") => create_style(tx, id, body).await,
-        (Route::ProductRelated(id), "PUT") => put_related(tx, id, body).await,
-        (Route::Style(id), "PUT") => update_style(tx, id, body).await,
-        (Route::Style(id), "DELETE") => delete(tx, "delete from style where id = $1", id, "style").await,
-        (Route::StyleSkus(id), "POST") => create_sku(tx, id, body).await,
-        (Route::Sku(id), "DELETE") => delete(tx, "delete from sku where id = $1", id, "sku").await,
-        (Route::SkuMovements(id), "POST") => record_movement(tx, id, body).await,
-        _ => Err(ApiError::MethodNotAllowed { allow: route.allow() }),
-    }
+/// Attempts of one write when the database reports a deadlock or a
+/// serialization failure, before the client gets 503.
+const WRITE_ATTEMPTS_MAX: u32 = 5;
+
+/// A short, growing, jittered pause before attempt `attempt + 1`, so two
+/// writers that collided do not collide again in step.
+fn retry_backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % 1000;
+    Duration::from_micros(u64::from(attempt) * 1000 + jitter)
+}
+
+/// One attempt: the write (with its idempotency record, if keyed) in one
+/// transaction, then the primary's WAL position for `X-Read-After`.
+async fn run(state: &AppState, call: &Call, key: Option<(&str, &str)>) -> Result<(Outcome, PgLsn), ApiError> {
+    let mut client = state.pools.primary.pool.get().await?;
+    let tx = client.transaction().await?;
+    let outcome = match key {
+        Some((key, fingerprint)) => match claim_key(&tx, key, fingerprint).await? {
+            Claim::Replay(outcome) => outcome,
+            Claim::Fresh => {
+                let outcome = call.apply(&tx).await?;
+                remember(&tx, key, &outcome).await?;
+                outcome
+            }
+        },
+        None => call.apply(&tx).await?,
+    };
+    tx.commit().await?;
+    let statement = client.prepare_cached("select pg_current_wal_insert_lsn()").await?;
+    let lsn: PgLsn = client.query_one(&statement, &[]).await?.get(0);
+    Ok((outcome, lsn))
 }
 
 // ---------------------------------------------------------------------------
@@ -285,67 +302,8 @@ fn sku_fields(item: &Map<String, Value>, path: &str) -> Result<(String, i64), Ap
 }
 
 // ---------------------------------------------------------------------------
-// Writes
+// Writes: each is one call of an api_* function (sql/write_api.sql)
 // ---------------------------------------------------------------------------
-
-async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, ApiError> {
-    let statement = tx.prepare_cached(sql).await?;
-    Ok(tx.execute(&statement, params).await?)
-}
-
-async fn query_opt(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<tokio_postgres::Row>, ApiError> {
-    let statement = tx.prepare_cached(sql).await?;
-    Ok(tx.query_opt(&statement, params).await?)
-}
-
-/// A stored read document from the primary's read model.
-async fn document(tx: &Transaction<'_>, sql: &str, id: i64) -> Result<Bytes, ApiError> {
-    let row = query_opt(tx, sql, &[&id]).await?.ok_or_else(|| ApiError::internal("document missing after write"))?;
-    let Document(bytes) = row.try_get(0).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(bytes)
-}
-
-const DETAIL_DOC: &str = "select doc from product_detail where product_id = $1";
-const RELATED_DOC: &str = "select doc from product_related where product_id = $1";
-/// One style's element of its product's styles document, as stored: the
-/// json type keeps each element's text exactly.
-const STYLE_DOC: &str = "select e::text from style s
-                         join product_styles d on d.product_id = s.product_id
-                         cross join json_array_elements(d.doc::json -> 'results') e
-                         where s.id = $1 and (e ->> 'style_id')::bigint = s.id";
-
-/// Inserts ordered (a, b) pairs under one parent row with one statement
-/// (`sql` takes the parent id and two arrays), so the statement-level
-/// triggers rebuild the product's document once.
-async fn insert_pairs<A: ToSql + Sync, B: ToSql + Sync>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    parent: i64,
-    pairs: &(Vec<A>, Vec<B>),
-) -> Result<(), ApiError> {
-    if !pairs.0.is_empty() {
-        exec(tx, sql, &[&parent, &pairs.0, &pairs.1]).await?;
-    }
-    Ok(())
-}
-
-const INSERT_FEATURES: &str = "insert into feature (product_id, feature, value)
-     select $1, f, v from unnest($2::text[], $3::text[]) with ordinality as t(f, v, n) order by n";
-const INSERT_PHOTOS: &str = "insert into photo (style_id, thumbnail_url, url)
-     select $1, t, u from unnest($2::text[], $3::text[]) with ordinality as x(t, u, n) order by n";
-
-async fn replace_features(
-    tx: &Transaction<'_>,
-    id: i64,
-    features: &(Vec<String>, Vec<Option<String>>),
-) -> Result<(), ApiError> {
-    exec(tx, "delete from feature where product_id = $1", &[&id]).await?;
-    insert_pairs(tx, INSERT_FEATURES, id, features).await
-}
 
 /// The product fields shared by POST, PUT and PATCH /products.
 struct ProductInput {
@@ -369,59 +327,6 @@ fn product_input(obj: &Map<String, Value>, required: bool) -> Result<ProductInpu
     })
 }
 
-async fn create_product(tx: &Transaction<'_>, body: &Value) -> Result<Outcome, ApiError> {
-    let p = product_input(object(body)?, true)?;
-    let row = query_opt(
-        tx,
-        "insert into product (name, slogan, description, category, default_price)
-         values ($1, $2, $3, $4, $5::text::numeric) returning id",
-        &[&p.name, &p.slogan, &p.description, &p.category, &p.default_price],
-    )
-    .await?
-    .expect("insert returning yields a row");
-    let id: i64 = row.get(0);
-    if let Some(features) = p.features {
-        replace_features(tx, id, &features).await?;
-    }
-    Ok(Outcome::created(document(tx, DETAIL_DOC, id).await?, Some(format!("/products/{id}"))))
-}
-
-/// PUT (`full`: every field required, features replaced, absent = none) or
-/// PATCH (any subset; features replaced only when given).
-async fn update_product(tx: &Transaction<'_>, id: i64, body: &Value, full: bool) -> Result<Outcome, ApiError> {
-    let obj = object(body)?;
-    let p = product_input(obj, full)?;
-    let features = p.features.or_else(|| full.then(Default::default));
-    for field in ["name", "slogan", "description", "category"] {
-        if !full && obj.get(field).is_some_and(Value::is_null) {
-            return Err(ApiError::field(field, "must not be null"));
-        }
-    }
-    let updated = exec(
-        tx,
-        "update product set name = coalesce($2, name), slogan = coalesce($3, slogan),
-                description = coalesce($4, description), category = coalesce($5, category),
-                default_price = coalesce($6::text::numeric, default_price), updated_at = now()
-         where id = $1",
-        &[&id, &p.name, &p.slogan, &p.description, &p.category, &p.default_price],
-    )
-    .await?;
-    if updated == 0 {
-        return Err(ApiError::NotFound(format!("product {id} not found")));
-    }
-    if let Some(features) = features {
-        replace_features(tx, id, &features).await?;
-    }
-    Ok(Outcome::ok(document(tx, DETAIL_DOC, id).await?))
-}
-
-async fn delete(tx: &Transaction<'_>, sql: &str, id: i64, what: &str) -> Result<Outcome, ApiError> {
-    if exec(tx, sql, &[&id]).await? == 0 {
-        return Err(ApiError::NotFound(format!("{what} {id} not found")));
-    }
-    Ok(Outcome::no_content())
-}
-
 /// The style fields shared by POST /products/:id/styles and PUT /styles/:id.
 struct StyleInput {
     name: Option<String>,
@@ -441,168 +346,176 @@ fn style_input(obj: &Map<String, Value>) -> Result<StyleInput, ApiError> {
     })
 }
 
-async fn create_style(tx: &Transaction<'_>, product_id: i64, body: &Value) -> Result<Outcome, ApiError> {
-    let obj = object(body)?;
-    let input = style_input(obj)?;
-    let skus = array(obj, "skus", sku_fields)?.unwrap_or_default();
-    // Lock the product so a concurrent delete cannot slip in between.
-    if query_opt(tx, "select 1 from product where id = $1 for update", &[&product_id]).await?.is_none() {
-        return Err(ApiError::NotFound(format!("product {product_id} not found")));
-    }
-    if input.is_default {
-        exec(tx, "update style set is_default = false where product_id = $1 and is_default", &[&product_id]).await?;
-    }
-    let style_id: i64 = query_opt(
-        tx,
-        "insert into style (product_id, name, original_price, sale_price, is_default)
-         values ($1, $2, $3::text::numeric, $4::text::numeric, $5) returning id",
-        &[&product_id, &input.name, &input.original_price, &input.sale_price, &input.is_default],
-    )
-    .await?
-    .expect("insert returning yields a row")
-    .get(0);
-    insert_pairs(tx, INSERT_PHOTOS, style_id, &input.photos).await?;
-    if !skus.is_empty() {
-        let (sizes, quantities): (Vec<String>, Vec<i64>) = skus.into_iter().unzip();
-        exec(
-            tx,
-            "with new_skus as (
-                 insert into sku (style_id, size, quantity)
-                 select $1, s, q from unnest($2::text[], $3::bigint[]) with ordinality as x(s, q, n) order by n
-                 returning id, quantity)
-             insert into stock_movement (sku_id, delta, reason)
-             select id, quantity, 'initial stock' from new_skus where quantity <> 0",
-            &[&style_id, &sizes, &quantities],
-        )
-        .await?;
-    }
-    Ok(Outcome::created(document(tx, STYLE_DOC, style_id).await?, None))
+/// A parsed write: what to call, with what.
+enum Call {
+    CreateProduct(ProductInput),
+    /// PUT (every field, features absent = none) or PATCH (any subset).
+    UpdateProduct(i64, ProductInput),
+    DeleteProduct(i64),
+    CreateStyle(i64, StyleInput, (Vec<String>, Vec<i64>)),
+    UpdateStyle(i64, StyleInput),
+    DeleteStyle(i64),
+    CreateSku(i64, String, i64),
+    DeleteSku(i64),
+    RecordMovement(i64, i64, Option<String>),
+    PutRelated(i64, Vec<i64>),
 }
 
-async fn update_style(tx: &Transaction<'_>, style_id: i64, body: &Value) -> Result<Outcome, ApiError> {
-    let input = style_input(object(body)?)?;
-    let Some(row) = query_opt(tx, "select product_id from style where id = $1 for update", &[&style_id]).await? else {
-        return Err(ApiError::NotFound(format!("style {style_id} not found")));
-    };
-    let product_id: i64 = row.get(0);
-    if input.is_default {
-        exec(
-            tx,
-            "update style set is_default = false where product_id = $1 and is_default and id <> $2",
-            &[&product_id, &style_id],
-        )
-        .await?;
-    }
-    exec(
-        tx,
-        "update style set name = $2, original_price = $3::text::numeric, sale_price = $4::text::numeric,
-                is_default = $5
-         where id = $1",
-        &[&style_id, &input.name, &input.original_price, &input.sale_price, &input.is_default],
-    )
-    .await?;
-    exec(tx, "delete from photo where style_id = $1", &[&style_id]).await?;
-    insert_pairs(tx, INSERT_PHOTOS, style_id, &input.photos).await?;
-    Ok(Outcome::ok(document(tx, STYLE_DOC, style_id).await?))
-}
-
-async fn create_sku(tx: &Transaction<'_>, style_id: i64, body: &Value) -> Result<Outcome, ApiError> {
-    let (size, quantity) = sku_fields(object(body)?, "")?;
-    if query_opt(tx, "select 1 from style where id = $1 for update", &[&style_id]).await?.is_none() {
-        return Err(ApiError::NotFound(format!("style {style_id} not found")));
-    }
-    let sku_id: i64 = query_opt(
-        tx,
-        "insert into sku (style_id, size, quantity) values ($1, $2, $3) returning id",
-        &[&style_id, &size, &quantity],
-    )
-    .await?
-    .expect("insert returning yields a row")
-    .get(0);
-    if quantity != 0 {
-        exec(
-            tx,
-            "insert into stock_movement (sku_id, delta, reason) values ($1, $2, 'initial stock')",
-            &[&sku_id, &quantity],
-        )
-        .await?;
-    }
-    let body = serde_json::json!({"sku_id": sku_id, "size": size, "quantity": quantity});
-    Ok(Outcome::created(serde_json::to_vec(&body).unwrap_or_default(), None))
-}
-
-/// The stock ledger. The conditional UPDATE takes the sku's row lock, so
-/// racing movements on one sku run one after another, each seeing the
-/// quantity the previous one left; one that would go below zero matches no
-/// row and is refused with 409 before anything is written.
-async fn record_movement(tx: &Transaction<'_>, sku_id: i64, body: &Value) -> Result<Outcome, ApiError> {
-    let obj = object(body)?;
-    let delta = integer(obj, "delta", "delta", -i64::from(i32::MAX), i64::from(i32::MAX))?;
-    if delta == 0 {
-        return Err(ApiError::field("delta", "must not be 0"));
-    }
-    let reason = text(obj, "reason", "reason", NAME_CHARS_MAX, false)?;
-    let updated = query_opt(
-        tx,
-        "update sku set quantity = quantity + $2 where id = $1 and quantity + $2 >= 0 returning quantity",
-        &[&sku_id, &delta],
-    )
-    .await?;
-    let Some(row) = updated else {
-        return Err(match query_opt(tx, "select quantity from sku where id = $1", &[&sku_id]).await? {
-            None => ApiError::NotFound(format!("sku {sku_id} not found")),
-            Some(row) => {
-                ApiError::Conflict(format!("stock would go negative: sku {sku_id} has {}", row.get::<_, i64>(0)))
+impl Call {
+    /// Checks and types the request body for the write `route` and `method` name.
+    fn parse(route: Route, method: &Method, body: &Value) -> Result<Call, ApiError> {
+        Ok(match (route, method.as_str()) {
+            (Route::Products, "POST") => Call::CreateProduct(product_input(object(body)?, true)?),
+            (Route::Product(id), "PUT") => {
+                let mut input = product_input(object(body)?, true)?;
+                input.features = input.features.or_else(|| Some(Default::default()));
+                Call::UpdateProduct(id, input)
             }
-        });
-    };
-    let quantity: i64 = row.get(0);
-    exec(tx, "insert into stock_movement (sku_id, delta, reason) values ($1, $2, $3)", &[&sku_id, &delta, &reason])
-        .await?;
-    let body = serde_json::json!({"sku_id": sku_id, "quantity": quantity});
-    Ok(Outcome::created(serde_json::to_vec(&body).unwrap_or_default(), None))
+            (Route::Product(id), "PATCH") => {
+                let obj = object(body)?;
+                for field in ["name", "slogan", "description", "category", "default_price"] {
+                    if obj.get(field).is_some_and(Value::is_null) {
+                        return Err(ApiError::field(field, "must not be null"));
+                    }
+                }
+                Call::UpdateProduct(id, product_input(obj, false)?)
+            }
+            (Route::Product(id), "DELETE") => Call::DeleteProduct(id),
+            (Route::ProductStyles(id), "POST") => {
+                let obj = object(body)?;
+                let skus = array(obj, "skus", sku_fields)?.unwrap_or_default();
+                Call::CreateStyle(id, style_input(obj)?, skus.into_iter().unzip())
+            }
+            (Route::ProductRelated(id), "PUT") => {
+                let items =
+                    body.as_array().ok_or_else(|| ApiError::field("related", "must be an array of product ids"))?;
+                let ids = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        item.as_i64()
+                            .filter(|v| *v > 0)
+                            .ok_or_else(|| ApiError::field(&format!("related[{i}]"), "must be a positive integer"))
+                    })
+                    .collect::<Result<Vec<i64>, ApiError>>()?;
+                Call::PutRelated(id, ids)
+            }
+            (Route::Style(id), "PUT") => Call::UpdateStyle(id, style_input(object(body)?)?),
+            (Route::Style(id), "DELETE") => Call::DeleteStyle(id),
+            (Route::StyleSkus(id), "POST") => {
+                let (size, quantity) = sku_fields(object(body)?, "")?;
+                Call::CreateSku(id, size, quantity)
+            }
+            (Route::Sku(id), "DELETE") => Call::DeleteSku(id),
+            (Route::SkuMovements(id), "POST") => {
+                let obj = object(body)?;
+                let delta = integer(obj, "delta", "delta", -i64::from(i32::MAX), i64::from(i32::MAX))?;
+                if delta == 0 {
+                    return Err(ApiError::field("delta", "must not be 0"));
+                }
+                Call::RecordMovement(id, delta, text(obj, "reason", "reason", NAME_CHARS_MAX, false)?)
+            }
+            _ => return Err(ApiError::MethodNotAllowed { allow: route.allow() }),
+        })
+    }
+
+    /// Runs the write in `tx`: one function call.
+    async fn apply(&self, tx: &Transaction<'_>) -> Result<Outcome, ApiError> {
+        match self {
+            Call::CreateProduct(p) => {
+                let (features, values) = p.features.clone().unwrap_or_default();
+                let row = one(
+                    tx,
+                    "select created_id, body from api_create_product($1, $2, $3, $4, $5::text::numeric, $6, $7)",
+                    &[&p.name, &p.slogan, &p.description, &p.category, &p.default_price, &features, &values],
+                )
+                .await?;
+                let id: i64 = row.try_get(0)?;
+                Ok(Outcome::created(body(&row, 1)?, Some(format!("/products/{id}"))))
+            }
+            Call::UpdateProduct(id, p) => {
+                let (features, values) = match &p.features {
+                    Some((f, v)) => (Some(f), Some(v)),
+                    None => (None, None),
+                };
+                let row = one(
+                    tx,
+                    "select api_update_product($1, $2, $3, $4, $5, $6::text::numeric, $7, $8)",
+                    &[id, &p.name, &p.slogan, &p.description, &p.category, &p.default_price, &features, &values],
+                )
+                .await?;
+                Ok(Outcome::ok(body(&row, 0)?))
+            }
+            Call::DeleteProduct(id) => {
+                one(tx, "select api_delete_product($1)", &[id]).await?;
+                Ok(Outcome::no_content())
+            }
+            Call::CreateStyle(product, s, (sizes, quantities)) => {
+                let row = one(
+                    tx,
+                    "select created_id, body from api_create_style($1, $2, $3::text::numeric, $4::text::numeric, $5, $6, $7, $8, $9)",
+                    &[product, &s.name, &s.original_price, &s.sale_price, &s.is_default, &s.photos.0, &s.photos.1, sizes, quantities],
+                )
+                .await?;
+                Ok(Outcome::created(body(&row, 1)?, None))
+            }
+            Call::UpdateStyle(id, s) => {
+                let row = one(
+                    tx,
+                    "select api_update_style($1, $2, $3::text::numeric, $4::text::numeric, $5, $6, $7)",
+                    &[id, &s.name, &s.original_price, &s.sale_price, &s.is_default, &s.photos.0, &s.photos.1],
+                )
+                .await?;
+                Ok(Outcome::ok(body(&row, 0)?))
+            }
+            Call::DeleteStyle(id) => {
+                one(tx, "select api_delete_style($1)", &[id]).await?;
+                Ok(Outcome::no_content())
+            }
+            Call::CreateSku(style, size, quantity) => {
+                let row = one(tx, "select api_create_sku($1, $2, $3)", &[style, size, quantity]).await?;
+                Ok(Outcome::created(body(&row, 0)?, None))
+            }
+            Call::DeleteSku(id) => {
+                one(tx, "select api_delete_sku($1)", &[id]).await?;
+                Ok(Outcome::no_content())
+            }
+            Call::RecordMovement(sku, delta, reason) => {
+                let row = one(tx, "select api_record_movement($1, $2, $3)", &[sku, delta, reason]).await?;
+                Ok(Outcome::created(body(&row, 0)?, None))
+            }
+            Call::PutRelated(id, related) => {
+                let row = one(tx, "select api_put_related($1, $2)", &[id, related]).await?;
+                Ok(Outcome::ok(body(&row, 0)?))
+            }
+        }
+    }
 }
 
-/// PUT /products/:id/related: replaces the list, keeping the given order;
-/// repeated ids count once. Unknown ids and the product itself are 422.
-async fn put_related(tx: &Transaction<'_>, id: i64, body: &Value) -> Result<Outcome, ApiError> {
-    let items = body.as_array().ok_or_else(|| ApiError::field("related", "must be an array of product ids"))?;
-    let mut ids: Vec<i64> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("related[{i}]");
-        let related =
-            item.as_i64().filter(|v| *v > 0).ok_or_else(|| ApiError::field(&path, "must be a positive integer"))?;
-        if related == id {
-            return Err(ApiError::field(&path, "must not be the product itself"));
-        }
-        if !ids.contains(&related) {
-            ids.push(related);
-        }
-    }
-    if query_opt(tx, "select 1 from product where id = $1 for update", &[&id]).await?.is_none() {
-        return Err(ApiError::NotFound(format!("product {id} not found")));
-    }
-    let missing: Vec<i64> = query_opt(
-        tx,
-        "select coalesce(array_agg(x), '{}') from unnest($1::bigint[]) x where not exists (select 1 from product p where p.id = x)",
-        &[&ids],
-    )
-    .await?
-    .expect("aggregate yields a row")
-    .get(0);
-    if let Some(first) = missing.first() {
-        let index = ids.iter().position(|x| x == first).unwrap_or(0);
-        return Err(ApiError::field(&format!("related[{index}]"), &format!("product {first} does not exist")));
-    }
-    exec(tx, "delete from related_product where product_id = $1", &[&id]).await?;
-    exec(
-        tx,
-        "insert into related_product (product_id, related_product_id)
-         select $1, r from unnest($2::bigint[]) with ordinality as x(r, n) order by n",
-        &[&id, &ids],
-    )
-    .await?;
-    Ok(Outcome::ok(document(tx, RELATED_DOC, id).await?))
+async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, ApiError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&statement, params).await?)
+}
+
+async fn query_opt(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, ApiError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query_opt(&statement, params).await?)
+}
+
+/// Runs a prepared statement that returns exactly one row.
+async fn one(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<tokio_postgres::Row, ApiError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query_one(&statement, params).await?)
+}
+
+/// A response body a write function returned, as it is.
+fn body(row: &tokio_postgres::Row, column: usize) -> Result<Bytes, ApiError> {
+    let Document(bytes) = row.try_get(column)?;
+    Ok(bytes)
 }
 
 // ---------------------------------------------------------------------------
