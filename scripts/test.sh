@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs PostgreSQL if missing,
-# starts the local cluster (a primary and two logical replicas), then runs
-# every unit and integration test against it.
+# checks formatting and lints, starts the local cluster (a primary and two
+# logical replicas), then runs every unit and integration test against it,
+# and finally the JMeter plan at a tiny size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace
 mkdir -p out

@@ -1,89 +1,190 @@
 //! Server configuration: one struct, read from flags and environment, with
 //! defaults that work against the local cluster (`atelier cluster up`).
-//! Every limit the server enforces is here, named with its unit last.
+//! Every limit the server enforces is here, named with its unit last; each
+//! default is a named constant, used both by the flag and by `Config::new`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use atelier_schema::local;
 use clap::Args;
 
-/// Where the local cluster listens by default (see `cluster.rs`).
-pub const LOCAL_PRIMARY_URL: &str = "host=127.0.0.1 port=54320 user=postgres dbname=atelier";
-pub const LOCAL_REPLICA_URLS: &str = "host=127.0.0.1 port=54321 user=postgres dbname=atelier,\
-                                      host=127.0.0.1 port=54322 user=postgres dbname=atelier";
+/// Address the HTTP server binds by default: loopback, port 3000.
+pub const LISTEN_DEFAULT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
+/// The contract fixes 64 KiB.
+pub const BODY_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// The contract fixes 1000.
+pub const PAGE_COUNT_MAX_DEFAULT: u32 = 1000;
+/// Replication on one machine catches up in a few milliseconds, so 100 ms
+/// covers bursts without making clients wait long.
+pub const READ_AFTER_WAIT_MS_DEFAULT: u64 = 100;
+/// Slow-loris protection: time to send the request headers.
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Bounds memory under a connection flood; further clients wait in the
+/// listen backlog.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Time in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
+/// Writes are short transactions; 16 keeps two cores busy without queueing
+/// inside PostgreSQL.
+pub const WRITE_POOL_SIZE_DEFAULT: usize = 16;
+/// Reads are single index lookups, so a few connections per core saturate a
+/// replica.
+pub const READ_POOL_SIZE_DEFAULT: usize = 16;
+pub const POOL_WAIT_MS_DEFAULT: u64 = 2_000;
+pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 3_000;
+pub const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
+/// Upper bound of every duration setting: an hour is longer than any wait
+/// this service should make, and keeps `now + duration` far from overflow.
+const DURATION_MS_MAX: u64 = 3_600_000;
+/// Upper bound of each pool: PostgreSQL's own connection limit is far lower.
+const POOL_SIZE_MAX: usize = 10_000;
 
 #[derive(Args, Debug, Clone)]
-pub struct ServerConfig {
+pub struct Config {
     /// Address the HTTP server binds.
-    #[arg(long, env = "ATELIER_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "ATELIER_LISTEN", default_value_t = LISTEN_DEFAULT)]
     pub listen: SocketAddr,
 
     #[command(flatten)]
-    pub db: DbConfig,
+    pub databases: DatabaseUrls,
 
-    /// Largest request body accepted, in bytes; larger is 413. The contract
-    /// fixes 64 KiB.
-    #[arg(long, env = "ATELIER_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
-    pub body_bytes_max: usize,
-
-    /// Largest `count` accepted by GET /products; the contract fixes 1000.
-    #[arg(long, env = "ATELIER_PAGE_COUNT_MAX", default_value_t = 1000)]
-    pub page_count_max: u32,
-
-    /// How long a read-your-writes GET waits for a replica to reach the
-    /// client's `X-Read-After` position before it reads the primary's read
-    /// model instead. Replication on one machine catches up in a few
-    /// milliseconds, so 100 ms covers bursts without making clients wait long.
-    #[arg(long, env = "ATELIER_READ_AFTER_WAIT_MS", default_value_t = 100)]
-    pub read_after_wait_ms: u64,
-
-    /// A client that has not sent its request headers in this long is
-    /// disconnected (slow-loris protection).
-    #[arg(long, env = "ATELIER_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    pub header_read_timeout_ms: u64,
-
-    /// Most connections served at once; further clients wait in the
-    /// listen backlog. Bounds memory under a connection flood.
-    #[arg(long, env = "ATELIER_CONNECTIONS_MAX", default_value_t = 10_000)]
-    pub connections_max: usize,
-}
-
-/// Database connections: the primary, the replicas, and pool limits.
-#[derive(Args, Debug, Clone)]
-pub struct DbConfig {
-    /// libpq-style connection string of the primary (write model).
-    #[arg(long, env = "ATELIER_PRIMARY_URL", default_value = LOCAL_PRIMARY_URL)]
-    pub primary_url: String,
-
-    /// Comma-separated connection strings, one per read replica.
-    #[arg(long, env = "ATELIER_REPLICA_URLS", default_value = LOCAL_REPLICA_URLS, value_delimiter = ',')]
-    pub replica_urls: Vec<String>,
-
-    /// Connections to the primary. Writes are short transactions; 16 keeps
-    /// two cores busy without queueing inside PostgreSQL.
-    #[arg(long, env = "ATELIER_WRITE_POOL_SIZE", default_value_t = 16)]
+    /// Connections to the primary.
+    #[arg(long, env = "ATELIER_WRITE_POOL_SIZE", default_value_t = WRITE_POOL_SIZE_DEFAULT)]
     pub write_pool_size: usize,
 
-    /// Connections to each replica. Reads are single index lookups, so a
-    /// few connections per core saturate a replica.
-    #[arg(long, env = "ATELIER_READ_POOL_SIZE", default_value_t = 16)]
+    /// Connections to each replica.
+    #[arg(long, env = "ATELIER_READ_POOL_SIZE", default_value_t = READ_POOL_SIZE_DEFAULT)]
     pub read_pool_size: usize,
 
     /// How long a request waits for a free pooled connection before it is
     /// answered 503 with Retry-After.
-    #[arg(long, env = "ATELIER_POOL_WAIT_MS", default_value_t = 2_000)]
+    #[arg(long, env = "ATELIER_POOL_WAIT_MS", default_value_t = POOL_WAIT_MS_DEFAULT)]
     pub pool_wait_ms: u64,
 
     /// How long opening a new database connection may take.
-    #[arg(long, env = "ATELIER_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
+    #[arg(long, env = "ATELIER_CONNECT_TIMEOUT_MS", default_value_t = CONNECT_TIMEOUT_MS_DEFAULT)]
     pub connect_timeout_ms: u64,
 
     /// PostgreSQL statement_timeout for every pooled connection.
-    #[arg(long, env = "ATELIER_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "ATELIER_STATEMENT_TIMEOUT_MS", default_value_t = STATEMENT_TIMEOUT_MS_DEFAULT)]
     pub statement_timeout_ms: u64,
+
+    /// Largest request body accepted, in bytes; larger is 413.
+    #[arg(long, env = "ATELIER_BODY_BYTES_MAX", default_value_t = BODY_BYTES_MAX_DEFAULT)]
+    pub body_bytes_max: usize,
+
+    /// Largest `count` accepted by GET /products.
+    #[arg(long, env = "ATELIER_PAGE_COUNT_MAX", default_value_t = PAGE_COUNT_MAX_DEFAULT)]
+    pub page_count_max: u32,
+
+    /// How long a read-your-writes GET waits for a replica to reach the
+    /// client's `X-Read-After` position before it reads the primary's read
+    /// model instead.
+    #[arg(long, env = "ATELIER_READ_AFTER_WAIT_MS", default_value_t = READ_AFTER_WAIT_MS_DEFAULT)]
+    pub read_after_wait_ms: u64,
+
+    /// A client that has not sent its request headers in this long is
+    /// disconnected.
+    #[arg(long, env = "ATELIER_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    pub header_read_timeout_ms: u64,
+
+    /// Most connections served at once.
+    #[arg(long, env = "ATELIER_CONNECTIONS_MAX", default_value_t = CONNECTIONS_MAX_DEFAULT)]
+    pub connections_max: usize,
+
+    /// After SIGTERM or ctrl-c: how long requests in flight may take to
+    /// finish before the server exits anyway.
+    #[arg(long, env = "ATELIER_SHUTDOWN_GRACE_MS", default_value_t = SHUTDOWN_GRACE_MS_DEFAULT)]
+    pub shutdown_grace_ms: u64,
 }
 
-impl DbConfig {
+/// Where the databases are: the primary and every replica. The tools take
+/// the same flags.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseUrls {
+    /// libpq-style connection string of the primary (write model).
+    #[arg(long, env = "ATELIER_PRIMARY_URL", default_value_t = local::primary_url(local::DATABASE))]
+    pub primary_url: String,
+
+    /// Comma-separated connection strings, one per read replica.
+    #[arg(long, env = "ATELIER_REPLICA_URLS", value_delimiter = ',',
+          default_values_t = local::replica_urls(local::DATABASE))]
+    pub replica_urls: Vec<String>,
+}
+
+impl DatabaseUrls {
+    /// Database `dbname` on the local cluster's nodes.
+    pub fn local(dbname: &str) -> DatabaseUrls {
+        DatabaseUrls { primary_url: local::primary_url(dbname), replica_urls: local::replica_urls(dbname) }
+    }
+}
+
+/// A setting that cannot work, said plainly at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(problem: String) -> ConfigError {
+        ConfigError(problem)
+    }
+}
+
+impl Config {
+    /// Every limit at its default, against `databases`.
+    pub fn new(databases: DatabaseUrls) -> Config {
+        Config {
+            listen: LISTEN_DEFAULT,
+            databases,
+            write_pool_size: WRITE_POOL_SIZE_DEFAULT,
+            read_pool_size: READ_POOL_SIZE_DEFAULT,
+            pool_wait_ms: POOL_WAIT_MS_DEFAULT,
+            connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
+            statement_timeout_ms: STATEMENT_TIMEOUT_MS_DEFAULT,
+            body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            page_count_max: PAGE_COUNT_MAX_DEFAULT,
+            read_after_wait_ms: READ_AFTER_WAIT_MS_DEFAULT,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+        }
+    }
+
+    /// Checks every bounded value, so that no setting can make a request
+    /// panic or a wait overflow later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let within = |name: &str, value: u64, low: u64, high: u64| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError(format!("{name} is {value}; it must be from {low} to {high}")))
+            }
+        };
+        within("ATELIER_WRITE_POOL_SIZE", self.write_pool_size as u64, 1, POOL_SIZE_MAX as u64)?;
+        within("ATELIER_READ_POOL_SIZE", self.read_pool_size as u64, 1, POOL_SIZE_MAX as u64)?;
+        within("ATELIER_POOL_WAIT_MS", self.pool_wait_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_CONNECT_TIMEOUT_MS", self.connect_timeout_ms, 1, DURATION_MS_MAX)?;
+        // 0 would mean "no timeout" to PostgreSQL.
+        within("ATELIER_STATEMENT_TIMEOUT_MS", self.statement_timeout_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_BODY_BYTES_MAX", self.body_bytes_max as u64, 1, 64 * 1024 * 1024)?;
+        // products_page() takes the count as a PostgreSQL integer.
+        within("ATELIER_PAGE_COUNT_MAX", u64::from(self.page_count_max), 1, i32::MAX as u64)?;
+        within("ATELIER_READ_AFTER_WAIT_MS", self.read_after_wait_ms, 0, DURATION_MS_MAX)?;
+        within("ATELIER_HEADER_READ_TIMEOUT_MS", self.header_read_timeout_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_CONNECTIONS_MAX", self.connections_max as u64, 1, tokio::sync::Semaphore::MAX_PERMITS as u64)?;
+        within("ATELIER_SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0, DURATION_MS_MAX)?;
+        for url in std::iter::once(&self.databases.primary_url).chain(&self.databases.replica_urls) {
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| ConfigError(format!("bad connection string {url:?}: {e}")))?;
+        }
+        if self.databases.replica_urls.iter().all(|url| url.trim().is_empty()) {
+            return Err(ConfigError("ATELIER_REPLICA_URLS names no replica".into()));
+        }
+        Ok(())
+    }
+
     pub fn pool_wait(&self) -> Duration {
         Duration::from_millis(self.pool_wait_ms)
     }
@@ -92,33 +193,41 @@ impl DbConfig {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
-    /// The local cluster's defaults with another database name (tests use
-    /// their own database).
-    pub fn local(dbname: &str) -> DbConfig {
-        let swap = |url: &str| url.replace("dbname=atelier", &format!("dbname={dbname}"));
-        DbConfig {
-            primary_url: swap(LOCAL_PRIMARY_URL),
-            replica_urls: LOCAL_REPLICA_URLS.split(',').map(swap).collect(),
-            write_pool_size: 16,
-            read_pool_size: 16,
-            pool_wait_ms: 2_000,
-            connect_timeout_ms: 3_000,
-            statement_timeout_ms: 5_000,
-        }
+    pub fn read_after_wait(&self) -> Duration {
+        Duration::from_millis(self.read_after_wait_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 }
 
-impl ServerConfig {
-    /// Defaults for a server on an ephemeral port against `db` (tests).
-    pub fn for_tests(db: DbConfig) -> ServerConfig {
-        ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("literal address"),
-            db,
-            body_bytes_max: 64 * 1024,
-            page_count_max: 1000,
-            read_after_wait_ms: 100,
-            header_read_timeout_ms: 10_000,
-            connections_max: 10_000,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bounds_are_checked() {
+        let config = Config::new(DatabaseUrls::local("atelier"));
+        config.validate().unwrap();
+        let mut bad = config.clone();
+        bad.page_count_max = u32::MAX;
+        assert!(bad.validate().unwrap_err().to_string().contains("ATELIER_PAGE_COUNT_MAX"));
+        let mut bad = config.clone();
+        bad.read_after_wait_ms = u64::MAX;
+        assert!(bad.validate().is_err());
+        let mut bad = config.clone();
+        bad.connections_max = usize::MAX;
+        assert!(bad.validate().is_err());
+        let mut bad = config.clone();
+        bad.write_pool_size = 0;
+        assert!(bad.validate().is_err());
+        let mut bad = config;
+        bad.databases.replica_urls = vec![String::new()];
+        assert!(bad.validate().is_err());
     }
 }

@@ -1,14 +1,12 @@
-//! The one error type of the HTTP layer. Each variant is a response class of
-//! the contract; database and pool errors become 503 (unreachable, timed
-//! out) or a logged 500, and never show their details to the client.
+//! The one error type of the request path. Each variant is a response class
+//! of the contract (`http::respond::error` renders it); database and pool
+//! errors become 503 (unreachable, timed out, contended) or a logged 500,
+//! and never show their details to the client. The write functions' own
+//! SQLSTATEs (sql/write_api.sql) become 404, 409 and 422.
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{Response, StatusCode};
-use serde::Serialize;
+use hyper::StatusCode;
 use tokio_postgres::error::SqlState;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +16,7 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("request body is larger than {0} bytes")]
@@ -37,17 +35,6 @@ pub enum ApiError {
     /// A bug or an unexpected database error: logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// Seconds a client is told to wait after a 503.
-const RETRY_AFTER_SECONDS: &str = "1";
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<String, String>>,
 }
 
 impl ApiError {
@@ -76,7 +63,8 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The contract's error code for the JSON body.
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
@@ -90,9 +78,10 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        let status = self.status();
-        let message = match &self {
+    /// The message a client may see: internal details are logged here and
+    /// replaced by a fixed text.
+    pub fn public_message(&self) -> String {
+        match self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 "internal server error".to_string()
@@ -102,26 +91,7 @@ impl ApiError {
                 "the service is temporarily unavailable; retry shortly".to_string()
             }
             other => other.to_string(),
-        };
-        let fields = match &self {
-            ApiError::Unprocessable { fields, .. } => Some(fields),
-            _ => None,
-        };
-        let body = serde_json::to_vec(&Body { error: self.code(), message, fields }).unwrap_or_default();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        match &self {
-            ApiError::MethodNotAllowed { allow } => {
-                headers.insert(ALLOW, HeaderValue::from_static(allow));
-            }
-            ApiError::Unavailable(_) | ApiError::Contention(_) => {
-                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
-            }
-            _ => {}
         }
-        response
     }
 }
 

@@ -1,51 +1,44 @@
-//! Atelier: the Atelier Products API as a CQRS service on PostgreSQL.
+//! The Atelier Products API as a CQRS service on PostgreSQL.
 //!
-//! Writes go to the primary's normalized write model; triggers there keep
-//! per-product JSON documents (the read model) in step, in the same
-//! transaction; logical replication streams only those documents to the
-//! read replicas; GETs return the stored bytes from a replica.
+//! Writes go to the primary's normalized write model, through one SQL
+//! function per endpoint; triggers there keep per-product JSON documents
+//! (the read model) in step, in the same transaction; logical replication
+//! streams only those documents to the read replicas; GETs return the stored
+//! bytes from a replica, unparsed. The SQL in `sql/` is the design: read it
+//! first.
 //!
-//! Modules, roughly in the order a request meets them:
-//! - `config`: every setting and limit, from flags and environment.
-//! - `server`: the accept loop, dispatch, /healthz, /readyz, /metrics.
-//! - `routes`: paths, ids, and which methods each path allows.
-//! - `read`: the four GET endpoints, replica choice, read-your-writes.
-//! - `write`: the write endpoints on the primary.
-//! - `respond`: JSON responses, ETags, conditional GETs.
-//! - `document`: stored document bytes straight from a row.
-//! - `error`: the error type and its mapping to status codes.
-//! - `db`: the connection pools (primary, one per replica).
-//! - `metrics`: request counters and latency histograms.
+//! The public face is small: build an [`App`] from a [`Config`], then run it
+//! until a shutdown future completes.
 //!
-//! Tooling:
-//! - `cluster`: the local primary and two replicas (initdb, pg_ctl).
-//! - `provision`: migrations (refinery), publication, subscriptions.
-//! - `generate`: the seeded catalog generator.
-//! - `load`: bulk load (binary COPY or CSV), read-model build, replica resync.
-//! - `csv`: the catalog as CSV files in the public Atelier layout.
-//! - `check`: rebuilt versus stored documents, on every node.
-//! - `loadgen`: write load, open-loop stepped test, JMeter id export.
-//! - `jtl`: JMeter results summarised per group.
-//! - `explain`: EXPLAIN (ANALYZE, BUFFERS) of every API query.
-//! - `tool`: the tools' error type and plain connections.
+//! Modules, in the order a request meets them. Imports point one way:
+//! `http` → `read`/`write` → `db`; `state`, `config`, `error` and
+//! `metrics` are shared below them.
+//! - `startup`: [`App::build`] binds, builds pools, starts background work;
+//!   [`App::run_until_stopped`] serves.
+//! - `http`: the accept loop and graceful shutdown (`server`), the endpoint
+//!   table (`routes`), one `match` from endpoint to handler (`dispatch`),
+//!   request bodies (`body`), responses and ETags (`respond`), and the
+//!   operational endpoints (`ops`).
+//! - `read`: the GET handlers; replica choice and failover, read-your-writes
+//!   (`replicas`); `page`/`count` (`paging`); raw stored bytes (`document`).
+//! - `write`: the transaction envelope and retries (`mod`), typed inputs
+//!   (`input`), one file per resource (`products`, `styles`, `skus`,
+//!   `related`), and idempotency keys (`idempotency`).
+//! - `db`: the connection pools: the primary, and one per replica.
+//! - `state`: what every handler can reach; `config`: every setting and
+//!   limit; `error`: the error type and its response classes; `metrics`:
+//!   counters and histograms; `numbers`: ids, pages and counts as text.
 
-pub mod check;
-pub mod cluster;
-pub mod config;
-pub mod csv;
-pub mod db;
-pub mod document;
-pub mod error;
-pub mod explain;
-pub mod generate;
-pub mod jtl;
-pub mod load;
-pub mod loadgen;
-pub mod metrics;
-pub mod provision;
-pub mod read;
-pub mod respond;
-pub mod routes;
-pub mod server;
-pub mod tool;
-pub mod write;
+mod config;
+mod db;
+mod error;
+mod http;
+mod metrics;
+mod numbers;
+mod read;
+mod startup;
+mod state;
+mod write;
+
+pub use config::{Config, ConfigError, DatabaseUrls};
+pub use startup::{App, StartupError};

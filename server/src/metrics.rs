@@ -1,26 +1,12 @@
-//! Request metrics in Prometheus text format, kept in fixed arrays of
-//! atomics: recording a request takes no lock and allocates nothing.
+//! Request metrics in Prometheus text format, kept in arrays of atomics:
+//! recording a request takes no lock and allocates nothing. Routes are
+//! slots numbered by the HTTP layer's route table, which hands its labels
+//! to `Metrics::new`; the last slot counts paths that matched no route.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Route labels, in the order of the arrays below; the last is for paths
-/// that matched no route.
-const ROUTES: [&str; 12] = [
-    "/products",
-    "/products/:id",
-    "/products/:id/styles",
-    "/products/:id/related",
-    "/styles/:id",
-    "/styles/:id/skus",
-    "/skus/:id",
-    "/skus/:id/movements",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "unmatched",
-];
 /// Every status the server sends; anything else is counted as 500.
 const STATUSES: [u16; 14] = [200, 201, 204, 304, 400, 404, 405, 409, 413, 415, 422, 500, 503, 0];
 /// Latency histogram bucket upper bounds, in seconds.
@@ -34,9 +20,10 @@ struct RouteStats {
     sum_micros: AtomicU64,
 }
 
-#[derive(Default)]
-pub struct Metrics {
-    routes: [RouteStats; ROUTES.len()],
+pub(crate) struct Metrics {
+    /// Labels of the route slots, "unmatched" last.
+    labels: Vec<&'static str>,
+    routes: Vec<RouteStats>,
     not_modified: AtomicU64,
     documents_sent: AtomicU64,
     read_after_fallbacks: AtomicU64,
@@ -45,9 +32,24 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, route: Option<&str>, status: u16, elapsed: Duration) {
-        let r = route.and_then(|label| ROUTES.iter().position(|x| *x == label)).unwrap_or(ROUTES.len() - 1);
-        let stats = &self.routes[r];
+    /// Metrics for routes labelled `labels` (slot i is `labels[i]`).
+    pub fn new(labels: &[&'static str]) -> Metrics {
+        let labels: Vec<&'static str> = labels.iter().copied().chain(["unmatched"]).collect();
+        Metrics {
+            routes: labels.iter().map(|_| RouteStats::default()).collect(),
+            labels,
+            not_modified: AtomicU64::new(0),
+            documents_sent: AtomicU64::new(0),
+            read_after_fallbacks: AtomicU64::new(0),
+            replica_failovers: AtomicU64::new(0),
+            write_retries: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one request of route slot `route` (None: no route matched).
+    pub fn record(&self, route: Option<usize>, status: u16, elapsed: Duration) {
+        let unmatched = self.routes.len() - 1;
+        let stats = &self.routes[route.filter(|r| *r < unmatched).unwrap_or(unmatched)];
         let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len() - 1);
         stats.by_status[s].fetch_add(1, Relaxed);
         let seconds = elapsed.as_secs_f64();
@@ -80,7 +82,7 @@ impl Metrics {
     pub fn render(&self, out: &mut String) {
         out.push_str("# HELP atelier_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE atelier_requests_total counter\n");
-        for (route, stats) in ROUTES.iter().zip(&self.routes) {
+        for (route, stats) in self.labels.iter().zip(&self.routes) {
             for (status, n) in STATUSES.iter().zip(&stats.by_status) {
                 let n = n.load(Relaxed);
                 if n > 0 {
@@ -91,7 +93,7 @@ impl Metrics {
         }
         out.push_str("# HELP atelier_request_duration_seconds Time from request to response, by route.\n");
         out.push_str("# TYPE atelier_request_duration_seconds histogram\n");
-        for (route, stats) in ROUTES.iter().zip(&self.routes) {
+        for (route, stats) in self.labels.iter().zip(&self.routes) {
             let count = stats.count.load(Relaxed);
             if count == 0 {
                 continue;
@@ -148,9 +150,9 @@ mod tests {
 
     #[test]
     fn renders_counts_and_cumulative_buckets() {
-        let m = Metrics::default();
-        m.record(Some("/products/:id"), 200, Duration::from_micros(700));
-        m.record(Some("/products/:id"), 404, Duration::from_millis(3));
+        let m = Metrics::new(&["/products", "/products/:id"]);
+        m.record(Some(1), 200, Duration::from_micros(700));
+        m.record(Some(1), 404, Duration::from_millis(3));
         m.record(None, 404, Duration::from_micros(10));
         let mut out = String::new();
         m.render(&mut out);

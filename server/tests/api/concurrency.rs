@@ -196,7 +196,7 @@ fn concurrent_writers_leave_an_exact_read_model_everywhere() {
 
     sync_replicas();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let drift = runtime.block_on(atelier::check::check(&app.primary, &app.replicas)).unwrap();
+    let drift = runtime.block_on(atelier_tools::check::check(&app.primary, &app.replicas)).unwrap();
     assert!(
         unexpected.is_empty() && drift.is_empty(),
         "seed {seed}: {} unexpected answers under concurrency:\n{}\n{} differences in the read model: {drift:?}",

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use atelier::cluster::LocalCluster;
-use atelier::config::{DbConfig, ServerConfig};
-use atelier::{provision, server, tool};
+use atelier_server::{App, Config, DatabaseUrls};
+use atelier_tools::cluster::{self, LocalCluster};
+use atelier_tools::{connect, provision};
 
 pub const TEST_DB: &str = "atelier_test";
 const FIXTURE: &str = include_str!("../fixtures/catalog.sql");
@@ -47,14 +47,13 @@ pub fn app() -> &'static TestApp {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
-                let (primary, replicas) = provision::local(TEST_DB, true).await.expect("test database provisioned");
-                tool::connect(&primary).await.unwrap().batch_execute(FIXTURE).await.expect("fixture loads");
+                let (primary, replicas) =
+                    cluster::provision_local(TEST_DB, true).await.expect("test database provisioned");
+                connect(&primary).await.unwrap().batch_execute(FIXTURE).await.expect("fixture loads");
                 provision::wait_for_replicas(&primary, &replicas, Duration::from_secs(60)).await.unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = listener.local_addr().unwrap();
-                let state = server::AppState::new(ServerConfig::for_tests(DbConfig::local(TEST_DB))).unwrap();
-                sender.send(TestApp { addr, primary, replicas }).unwrap();
-                server::run(listener, state, std::future::pending()).await;
+                let app = App::build(test_config()).await.unwrap();
+                sender.send(TestApp { addr: app.address(), primary, replicas }).unwrap();
+                app.run_until_stopped(std::future::pending()).await;
             });
         });
         receiver.recv_timeout(Duration::from_secs(180)).expect("test app started")
@@ -81,19 +80,51 @@ impl Response {
     }
 }
 
+/// The service's defaults against the test database, on a free port.
+pub fn test_config() -> Config {
+    let mut config = Config::new(DatabaseUrls::local(TEST_DB));
+    config.listen = "127.0.0.1:0".parse().expect("literal address");
+    config
+}
+
 /// Starts another server with `config` on its own thread; returns its address.
-pub fn spawn_server(config: ServerConfig) -> SocketAddr {
+pub fn spawn_server(config: Config) -> SocketAddr {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sender.send(listener.local_addr().unwrap()).unwrap();
-            let state = server::AppState::new(config).unwrap();
-            server::run(listener, state, std::future::pending()).await;
+            let app = App::build(config).await.unwrap();
+            sender.send(app.address()).unwrap();
+            app.run_until_stopped(std::future::pending()).await;
         });
     });
     receiver.recv_timeout(Duration::from_secs(10)).expect("server started")
+}
+
+/// A server on its own thread that runs until `stop` is sent; `thread`
+/// ends when the server has returned.
+pub struct StoppableServer {
+    pub addr: SocketAddr,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+pub fn spawn_stoppable_server(config: Config) -> StoppableServer {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = App::build(config).await.unwrap();
+            sender.send(app.address()).unwrap();
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let addr = receiver.recv_timeout(Duration::from_secs(10)).expect("server started");
+    StoppableServer { addr, stop, thread }
 }
 
 /// Sends one request to the shared test app.
@@ -170,7 +201,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 pub fn with_db<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let client = tool::connect(url).await.expect("database connection");
+        let client = connect(url).await.expect("database connection");
         f(&client).await
     })
 }

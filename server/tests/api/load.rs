@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use atelier::generate::Catalog;
-use atelier::load::{LoadOptions, Money, Source};
-use atelier::{check, load, provision};
+use atelier_schema::Money;
+use atelier_tools::generate::Catalog;
+use atelier_tools::load::{LoadOptions, Source};
+use atelier_tools::{check, cluster, connect, load, provision};
 
 use crate::helpers::{app, with_db};
 
@@ -17,7 +18,7 @@ const REPLACE: LoadOptions = LoadOptions { replace: true, connections: 2 };
 
 /// md5 over every write-model row (ids included), on the primary.
 async fn write_model_fingerprint(url: &str) -> String {
-    let client = atelier::tool::connect(url).await.unwrap();
+    let client = connect(url).await.unwrap();
     let sql = "select md5(string_agg(r, '|' order by r)) from (
                  select p::text r from product p union all select f::text from feature f union all
                  select s::text from style s union all select ph::text from photo ph union all
@@ -28,7 +29,7 @@ async fn write_model_fingerprint(url: &str) -> String {
 
 /// md5 over every stored document, in id order, on one node.
 async fn fingerprint(url: &str) -> String {
-    let client = atelier::tool::connect(url).await.unwrap();
+    let client = connect(url).await.unwrap();
     let sql = "select md5(string_agg(d, '' order by k, id)) from (
                  select 1 k, product_id id, doc d from product_card union all
                  select 2, product_id, doc from product_detail union all
@@ -42,7 +43,7 @@ fn bulk_load_is_deterministic_guarded_and_consistent() {
     app(); // the cluster is up
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let (primary, replicas) = provision::local(LOAD_DB, true).await.unwrap();
+        let (primary, replicas) = cluster::provision_local(LOAD_DB, true).await.unwrap();
         let small = Catalog { seed: 7, products: 400 };
         let report = load::load(&primary, &replicas, Source::Generated(small), FRESH).await.unwrap();
         assert_eq!(report.tables[0], ("product".to_string(), 400));
@@ -72,7 +73,7 @@ fn bulk_load_is_deterministic_guarded_and_consistent() {
         // CSV round trip: the same seed written to files and loaded from
         // them gives the same database as the direct load.
         let dir = std::env::temp_dir().join(format!("atelier-csv-{}", std::process::id()));
-        atelier::csv::write(small, &dir).unwrap();
+        atelier_tools::csv::write(small, &dir).unwrap();
         load::load(&primary, &replicas, Source::Csv(dir.clone()), REPLACE).await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(write_model_fingerprint(&primary).await, write_model, "CSV load equals direct load");
@@ -80,7 +81,7 @@ fn bulk_load_is_deterministic_guarded_and_consistent() {
         assert_eq!(check::check(&primary, &replicas).await.unwrap(), vec![]);
 
         // Secondary indexes are back after the load, and the load is complete.
-        let client = atelier::tool::connect(&primary).await.unwrap();
+        let client = connect(&primary).await.unwrap();
         let indexes: i64 = client
             .query_one("select count(*) from pg_indexes where indexname in ('photo_style_id_idx', 'sku_style_id_idx', 'style_one_default_per_product')", &[])
             .await
@@ -94,7 +95,7 @@ fn bulk_load_is_deterministic_guarded_and_consistent() {
         }
 
         // Stock: every sku's quantity is the sum of its ledger.
-        let client = atelier::tool::connect(&primary).await.unwrap();
+        let client = connect(&primary).await.unwrap();
         let bad: i64 = client
             .query_one(
                 "select count(*) from sku k where k.quantity <> coalesce((select sum(delta) from stock_movement m where m.sku_id = k.id), 0)",

@@ -1,6 +1,10 @@
-//! Operational endpoints.
+//! Operational endpoints, and stopping the server.
 
-use crate::helpers::get;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{app, assert_golden, get, spawn_stoppable_server, test_config};
 
 #[test]
 fn healthz_is_200() {
@@ -28,4 +32,31 @@ fn metrics_count_requests_by_route_and_status() {
     assert!(text.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"+Inf\"}"));
     assert!(text.contains("atelier_pool_connections{pool=\"replica1\",state=\"max\"} 16"));
     assert!(text.contains("atelier_replica_up{replica=\"replica2\"} 1"));
+}
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish() {
+    app(); // the test database exists
+    let mut config = test_config();
+    // A read-your-writes GET whose position no replica will reach waits
+    // this long before it reads the primary: a slow request on demand.
+    config.read_after_wait_ms = 1_500;
+    config.shutdown_grace_ms = 5_000;
+    let server = spawn_stoppable_server(config);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET /products/1 HTTP/1.1\r\nHost: test\r\nX-Read-After: FFFFFFF/FFFFFFFF\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    server.stop.send(()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    assert_golden("product_1.json", body.as_bytes());
+    assert!(signalled.elapsed() >= Duration::from_millis(900), "the request ran its course after the signal");
+    // The server has stopped: it returns, and accepts nobody new.
+    server.thread.join().unwrap();
+    assert!(TcpStream::connect(server.addr).is_err(), "still listening after shutdown");
 }

@@ -7,9 +7,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use atelier::config::{DbConfig, ServerConfig};
-
-use crate::helpers::{app, catalog_lock, get, query, request, request_to, spawn_server, sync_replicas, Response};
+use crate::helpers::{
+    app, catalog_lock, get, query, request, request_to, spawn_server, sync_replicas, test_config, Response,
+};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
@@ -371,7 +371,7 @@ fn random_writes_leave_a_consistent_read_model() {
     sync_replicas();
     let app = app();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let drift = runtime.block_on(atelier::check::check(&app.primary, &app.replicas)).unwrap();
+    let drift = runtime.block_on(atelier_tools::check::check(&app.primary, &app.replicas)).unwrap();
     assert!(drift.is_empty(), "seed {seed}: {drift:?}");
     let bad: i64 = query(&app.primary, "select count(*) from sku k where quantity <> coalesce((select sum(delta) from stock_movement m where m.sku_id = k.id), 0)")[0].get(0);
     assert_eq!(bad, 0, "seed {seed}: ledger sums");
@@ -380,11 +380,11 @@ fn random_writes_leave_a_consistent_read_model() {
 #[test]
 fn unreachable_databases_are_503_with_retry_after() {
     // Nothing listens on port 1: every connection is refused at once.
-    let mut db = DbConfig::local("atelier_test");
-    db.primary_url = "host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into();
-    db.replica_urls = vec!["host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into()];
-    db.pool_wait_ms = 500;
-    let addr = spawn_server(ServerConfig::for_tests(db));
+    let mut config = test_config();
+    config.databases.primary_url = "host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into();
+    config.databases.replica_urls = vec!["host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into()];
+    config.pool_wait_ms = 500;
+    let addr = spawn_server(config);
     for (method, path, body) in [
         ("POST", "/products", Some(product_body("Nowhere").to_string())),
         ("GET", "/products/1", None),

@@ -1,0 +1,22 @@
+//! The Rust face of `sql/`, shared by the service and the tools so that each
+//! fact about the database is written down once:
+//!
+//! - `migrations`: the SQL files as refinery-style versions, and which node
+//!   role (primary or replica) gets which;
+//! - `tables`: the write-model and read-model tables and the document kinds;
+//! - `statements`: every statement the service sends, so that `atelier
+//!   explain` plans exactly what the handlers run;
+//! - `Money`: cents, sent to PostgreSQL as a binary `numeric(12,2)`;
+//! - `local`: where the local cluster's nodes listen.
+//!
+//! The design itself is the SQL: read `sql/write_schema.sql` first.
+
+pub mod local;
+pub mod migrations;
+mod money;
+pub mod statements;
+pub mod tables;
+
+pub use migrations::Role;
+pub use money::Money;
+pub use tables::DocumentKind;

@@ -1,0 +1,60 @@
+//! Every statement the service sends, in one place: the read side queries
+//! the `api_*` views and functions of sql/read_views.sql, the write side
+//! calls the `api_*` functions of sql/write_api.sql. Each is a constant,
+//! prepared once per pooled connection; nothing is built from strings.
+//! `atelier explain` plans these same texts.
+
+use crate::tables::DocumentKind;
+
+/// GET /products: the cards at positions $1+1 .. $1+$2 as one JSON array.
+pub const PRODUCT_PAGE: &str = "select products_page($1, $2)";
+pub const PRODUCT_DETAIL: &str = "select doc, version from api_product_detail where product_id = $1";
+pub const PRODUCT_STYLES: &str = "select doc, version from api_product_styles where product_id = $1";
+pub const PRODUCT_RELATED: &str = "select doc, version from api_product_related where product_id = $1";
+
+/// The statement that reads one product's document of `kind`, or None for
+/// cards (which are only ever read a page at a time).
+pub fn product_document(kind: DocumentKind) -> Option<&'static str> {
+    match kind {
+        DocumentKind::Card => None,
+        DocumentKind::Detail => Some(PRODUCT_DETAIL),
+        DocumentKind::Styles => Some(PRODUCT_STYLES),
+        DocumentKind::Related => Some(PRODUCT_RELATED),
+    }
+}
+
+/// On a replica: has it applied the primary's commits up to WAL position $1?
+pub const REPLICA_HAS_APPLIED: &str = "select coalesce(read_model_applied_lsn() >= $1, false)";
+/// On a replica: the primary WAL position it has applied, as text (health).
+pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()::text";
+/// On the primary: its current WAL position, as text (health).
+pub const PRIMARY_WAL_LSN: &str = "select pg_current_wal_lsn()::text";
+/// On the primary, right after a write commits: the WAL insert position,
+/// which every replica has passed once it has applied that write (the
+/// `X-Read-After` token).
+pub const PRIMARY_WAL_INSERT_LSN: &str = "select pg_current_wal_insert_lsn()";
+
+/// The writes, one function call each; see sql/write_api.sql for the
+/// parameters. Each answers the response body (and, when it creates, the id).
+pub const CREATE_PRODUCT: &str = "select created_id, body from api_create_product($1, $2, $3, $4, $5, $6, $7)";
+pub const UPDATE_PRODUCT: &str = "select api_update_product($1, $2, $3, $4, $5, $6, $7, $8)";
+pub const DELETE_PRODUCT: &str = "select api_delete_product($1)";
+pub const PUT_RELATED: &str = "select api_put_related($1, $2)";
+pub const CREATE_STYLE: &str = "select created_id, body from api_create_style($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const UPDATE_STYLE: &str = "select api_update_style($1, $2, $3, $4, $5, $6, $7)";
+pub const DELETE_STYLE: &str = "select api_delete_style($1)";
+pub const CREATE_SKU: &str = "select api_create_sku($1, $2, $3)";
+pub const DELETE_SKU: &str = "select api_delete_sku($1)";
+pub const RECORD_MOVEMENT: &str = "select api_record_movement($1, $2, $3)";
+
+/// Idempotency keys (table `idempotency_key`): claim a key (inserting waits
+/// for any transaction holding it), read back a committed first answer,
+/// store the answer, and purge keys older than $1 hours.
+pub const CLAIM_IDEMPOTENCY_KEY: &str = "insert into idempotency_key (key, fingerprint, status, body)
+     values ($1, md5($2), 0, '') on conflict (key) do nothing";
+pub const FIND_IDEMPOTENCY_KEY: &str =
+    "select fingerprint = md5($2), status, body, location from idempotency_key where key = $1";
+pub const REMEMBER_IDEMPOTENCY_KEY: &str =
+    "update idempotency_key set status = $2, body = $3, location = $4 where key = $1";
+pub const PURGE_IDEMPOTENCY_KEYS: &str =
+    "delete from idempotency_key where created_at < now() - make_interval(hours => $1)";

@@ -1,0 +1,12 @@
+//! The HTTP layer: everything that knows about requests and responses.
+//! It calls into `read` and `write`, which never call back.
+
+mod body;
+mod dispatch;
+mod ops;
+mod respond;
+mod routes;
+mod server;
+
+pub use routes::ROUTE_LABELS;
+pub use server::serve;

@@ -1,0 +1,126 @@
+//! The operational endpoints: /healthz, /readyz and /metrics.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use atelier_schema::statements;
+use bytes::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::StatusCode;
+
+use crate::db::NamedPool;
+use crate::http::respond::{self, HttpResponse};
+use crate::state::AppState;
+
+/// How long each health probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// GET /healthz: 200 while the process is up.
+pub fn healthz() -> HttpResponse {
+    respond::json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"up\"}"))
+}
+
+/// GET /readyz: 200 when the primary and at least one replica answer.
+pub async fn readyz(state: &AppState) -> HttpResponse {
+    let (primary, replicas) = health(state).await;
+    let ready = primary.is_some() && replicas.iter().any(|r| r.up);
+    let body = serde_json::json!({
+        "ready": ready,
+        "primary": { "up": primary.is_some() },
+        "replicas": replicas.iter().map(|r| serde_json::json!({
+            "name": r.name, "up": r.up, "lag_bytes": r.lag_bytes,
+        })).collect::<Vec<_>>(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let response = respond::json(status, serde_json::to_vec(&body).unwrap_or_default());
+    if ready {
+        response
+    } else {
+        respond::with_retry_after(response)
+    }
+}
+
+/// GET /metrics: request counters and latencies, pool use, replica lag.
+pub async fn metrics(state: &AppState) -> HttpResponse {
+    let mut out = String::with_capacity(16 * 1024);
+    state.metrics.render(&mut out);
+    out.push_str("# HELP atelier_pool_connections Pooled connections by pool and state.\n");
+    out.push_str("# TYPE atelier_pool_connections gauge\n");
+    out.push_str("# HELP atelier_pool_waiting Requests waiting for a pooled connection.\n");
+    out.push_str("# TYPE atelier_pool_waiting gauge\n");
+    for pool in state.pools.all() {
+        let status = pool.pool.status();
+        let name = &pool.name;
+        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"open\"}} {}", status.size);
+        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"idle\"}} {}", status.available);
+        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"max\"}} {}", status.max_size);
+        let _ = writeln!(out, "atelier_pool_waiting{{pool=\"{name}\"}} {}", status.waiting);
+    }
+    let (_, replicas) = health(state).await;
+    out.push_str("# HELP atelier_replica_up 1 when the replica answered the health probe.\n");
+    out.push_str("# TYPE atelier_replica_up gauge\n");
+    out.push_str("# HELP atelier_replica_lag_bytes Primary WAL bytes since the replica's last applied commit.\n");
+    out.push_str("# TYPE atelier_replica_lag_bytes gauge\n");
+    for replica in replicas {
+        let _ = writeln!(out, "atelier_replica_up{{replica=\"{}\"}} {}", replica.name, u8::from(replica.up));
+        if let Some(lag) = replica.lag_bytes {
+            let _ = writeln!(out, "atelier_replica_lag_bytes{{replica=\"{}\"}} {lag}", replica.name);
+        }
+    }
+    let mut response = respond::json(StatusCode::OK, out);
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}
+
+/// One replica as /readyz and /metrics report it.
+struct ReplicaHealth {
+    name: String,
+    up: bool,
+    lag_bytes: Option<i64>,
+}
+
+/// Probes the primary and every replica: up, and each replica's lag in
+/// bytes of the primary's WAL since the last commit it applied (it also
+/// counts WAL the primary wrote for things that are not replicated).
+async fn health(state: &AppState) -> (Option<String>, Vec<ReplicaHealth>) {
+    let primary_lsn: Option<String> = probe(&state.pools.primary, statements::PRIMARY_WAL_LSN).await;
+    let mut replicas = Vec::new();
+    for replica in &state.pools.replicas {
+        let applied: Option<Option<String>> = probe(replica, statements::REPLICA_APPLIED_LSN).await;
+        let up = applied.is_some();
+        let lag_bytes = match (&primary_lsn, applied.flatten()) {
+            (Some(p), Some(r)) => lsn_bytes(p).zip(lsn_bytes(&r)).map(|(p, r)| (p - r).max(0)),
+            _ => None,
+        };
+        replicas.push(ReplicaHealth { name: replica.name.clone(), up, lag_bytes });
+    }
+    (primary_lsn, replicas)
+}
+
+async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(pool: &NamedPool, sql: &str) -> Option<T> {
+    let attempt = async {
+        let client = pool.pool.get().await.ok()?;
+        let statement = client.prepare_cached(sql).await.ok()?;
+        client.query_one(&statement, &[]).await.ok()?.try_get(0).ok()
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, attempt).await.ok().flatten()
+}
+
+/// A WAL position ("16/B374D848") as a byte offset.
+fn lsn_bytes(text: &str) -> Option<i64> {
+    let (hi, lo) = text.split_once('/')?;
+    let value = (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?;
+    i64::try_from(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_are_byte_offsets() {
+        assert_eq!(lsn_bytes("0/10"), Some(16));
+        assert_eq!(lsn_bytes("1/0"), Some(1 << 32));
+        assert_eq!(lsn_bytes("nonsense"), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! Building responses: JSON bodies, documents with ETags and conditional
+//! GETs, write answers with `X-Read-After`, and errors with their JSON body.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER,
+};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::read::Document;
+use crate::write::Written;
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// The header a write's answer carries and a GET may send back.
+pub const READ_AFTER: HeaderName = HeaderName::from_static("x-read-after");
+
+/// Seconds a client is told to wait after a 503.
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An empty response (204, 304).
+pub fn empty(status: StatusCode) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+/// 200 with the document and its ETag, or 304 with no body when the
+/// request's If-None-Match already names that ETag.
+pub fn document(request_headers: &HeaderMap, document: Document) -> Result<HttpResponse, ApiError> {
+    let etag = HeaderValue::from_str(&document.etag).map_err(|_| ApiError::internal("ETag is not a header value"))?;
+    let mut response = if if_none_match(request_headers, &document.etag) {
+        empty(StatusCode::NOT_MODIFIED)
+    } else {
+        json(StatusCode::OK, document.body)
+    };
+    response.headers_mut().insert(ETAG, etag);
+    Ok(response)
+}
+
+/// A write's answer: its status and body, `Location` when it created
+/// something addressable, and the `X-Read-After` token.
+pub fn written(written: Written) -> Result<HttpResponse, ApiError> {
+    let mut response = if written.status == StatusCode::NO_CONTENT {
+        empty(StatusCode::NO_CONTENT)
+    } else {
+        json(written.status, written.body)
+    };
+    let headers = response.headers_mut();
+    let token = HeaderValue::from_str(&written.read_after.to_string())
+        .map_err(|_| ApiError::internal("read-after token is not a header value"))?;
+    headers.insert(READ_AFTER, token);
+    if let Some(location) = written.location {
+        let location =
+            HeaderValue::from_str(&location).map_err(|_| ApiError::internal("location is not a header value"))?;
+        headers.insert(LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<String, String>>,
+}
+
+/// The response for an error: its status, `{"error","message"}` (with
+/// `fields` on 422), `Allow` on 405 and `Retry-After` on 503.
+pub fn error(error: ApiError) -> HttpResponse {
+    let fields = match &error {
+        ApiError::Unprocessable { fields, .. } => Some(fields),
+        _ => None,
+    };
+    let body = ErrorBody { error: error.code(), message: error.public_message(), fields };
+    let mut response = json(error.status(), serde_json::to_vec(&body).unwrap_or_default());
+    let headers = response.headers_mut();
+    match &error {
+        ApiError::MethodNotAllowed { allow } => {
+            if let Ok(allow) = HeaderValue::from_str(allow) {
+                headers.insert(ALLOW, allow);
+            }
+        }
+        ApiError::Unavailable(_) | ApiError::Contention(_) => {
+            headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
+        _ => {}
+    }
+    response
+}
+
+/// 503 with `Retry-After`, for operational endpoints that report rather
+/// than fail.
+pub fn with_retry_after(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+    response
+}
+
+/// Does If-None-Match match `etag`? Weak comparison, as RFC 9110 asks for
+/// GET: `W/` prefixes are ignored; `*` matches anything.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|value| {
+        value.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+        map
+    }
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        assert!(if_none_match(&headers("\"v7\""), "\"v7\""));
+        assert!(if_none_match(&headers("\"v1\", W/\"v7\""), "\"v7\""));
+        assert!(if_none_match(&headers("*"), "\"v7\""));
+        assert!(!if_none_match(&headers("\"v70\""), "\"v7\""));
+        assert!(!if_none_match(&HeaderMap::new(), "\"v7\""));
+    }
+
+    #[test]
+    fn errors_carry_their_headers_and_no_internals() {
+        let response = error(ApiError::Unavailable("port 5432 refused".into()));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let response = error(ApiError::MethodNotAllowed { allow: "GET, HEAD".into() });
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD");
+    }
+}

@@ -1,0 +1,255 @@
+//! The route table. A path parses into a `Route` (which resource, and its
+//! id); the table below says which `Endpoint` each (resource, method) is.
+//! Dispatch, the `Allow` header of a 405 and the metrics slot all derive
+//! from it: adding an endpoint is a row here and an arm in `dispatch`.
+
+use hyper::Method;
+
+use crate::error::ApiError;
+use crate::numbers::parse_positive;
+
+/// The paths the service answers, without their ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Products,
+    Product,
+    ProductStyles,
+    ProductRelated,
+    Style,
+    StyleSkus,
+    Sku,
+    SkuMovements,
+    Healthz,
+    Readyz,
+    Metrics,
+}
+
+impl Resource {
+    /// Every resource, in the order of its metrics slot.
+    pub const ALL: [Resource; 11] = [
+        Resource::Products,
+        Resource::Product,
+        Resource::ProductStyles,
+        Resource::ProductRelated,
+        Resource::Style,
+        Resource::StyleSkus,
+        Resource::Sku,
+        Resource::SkuMovements,
+        Resource::Healthz,
+        Resource::Readyz,
+        Resource::Metrics,
+    ];
+
+    /// The path pattern: a label for metrics and logs, never with an id.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Resource::Products => "/products",
+            Resource::Product => "/products/:id",
+            Resource::ProductStyles => "/products/:id/styles",
+            Resource::ProductRelated => "/products/:id/related",
+            Resource::Style => "/styles/:id",
+            Resource::StyleSkus => "/styles/:id/skus",
+            Resource::Sku => "/skus/:id",
+            Resource::SkuMovements => "/skus/:id/movements",
+            Resource::Healthz => "/healthz",
+            Resource::Readyz => "/readyz",
+            Resource::Metrics => "/metrics",
+        }
+    }
+
+    /// This resource's metrics slot.
+    pub fn slot(self) -> usize {
+        self as usize
+    }
+
+    /// The methods this resource answers, as the Allow header lists them.
+    pub fn allow(self) -> String {
+        let mut allowed: Vec<&str> = Vec::new();
+        for verb in Verb::ALL {
+            if ENDPOINTS.iter().any(|(r, v, _)| *r == self && *v == verb) {
+                allowed.push(verb.name());
+                if verb == Verb::Get {
+                    allowed.push("HEAD");
+                }
+            }
+        }
+        allowed.join(", ")
+    }
+}
+
+/// The labels of the metrics slots, in slot order.
+pub const ROUTE_LABELS: &[&str] = &{
+    let mut labels = [""; Resource::ALL.len()];
+    let mut i = 0;
+    while i < labels.len() {
+        labels[i] = Resource::ALL[i].label();
+        i += 1;
+    }
+    labels
+};
+
+/// Methods, as the table knows them. HEAD is GET without the body (hyper
+/// leaves the body out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    /// In the order the Allow header lists them.
+    const ALL: [Verb; 5] = [Verb::Get, Verb::Post, Verb::Put, Verb::Patch, Verb::Delete];
+
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+        }
+    }
+
+    fn of(method: &Method) -> Option<Verb> {
+        Some(match *method {
+            Method::GET | Method::HEAD => Verb::Get,
+            Method::POST => Verb::Post,
+            Method::PUT => Verb::Put,
+            Method::PATCH => Verb::Patch,
+            Method::DELETE => Verb::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything the service does, one value per (resource, method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ListProducts,
+    CreateProduct,
+    GetProduct,
+    ReplaceProduct,
+    PatchProduct,
+    DeleteProduct,
+    GetStyles,
+    CreateStyle,
+    GetRelated,
+    PutRelated,
+    ReplaceStyle,
+    DeleteStyle,
+    CreateSku,
+    DeleteSku,
+    RecordMovement,
+    Healthz,
+    Readyz,
+    Metrics,
+}
+
+/// The table.
+const ENDPOINTS: [(Resource, Verb, Endpoint); 18] = [
+    (Resource::Products, Verb::Get, Endpoint::ListProducts),
+    (Resource::Products, Verb::Post, Endpoint::CreateProduct),
+    (Resource::Product, Verb::Get, Endpoint::GetProduct),
+    (Resource::Product, Verb::Put, Endpoint::ReplaceProduct),
+    (Resource::Product, Verb::Patch, Endpoint::PatchProduct),
+    (Resource::Product, Verb::Delete, Endpoint::DeleteProduct),
+    (Resource::ProductStyles, Verb::Get, Endpoint::GetStyles),
+    (Resource::ProductStyles, Verb::Post, Endpoint::CreateStyle),
+    (Resource::ProductRelated, Verb::Get, Endpoint::GetRelated),
+    (Resource::ProductRelated, Verb::Put, Endpoint::PutRelated),
+    (Resource::Style, Verb::Put, Endpoint::ReplaceStyle),
+    (Resource::Style, Verb::Delete, Endpoint::DeleteStyle),
+    (Resource::StyleSkus, Verb::Post, Endpoint::CreateSku),
+    (Resource::Sku, Verb::Delete, Endpoint::DeleteSku),
+    (Resource::SkuMovements, Verb::Post, Endpoint::RecordMovement),
+    (Resource::Healthz, Verb::Get, Endpoint::Healthz),
+    (Resource::Readyz, Verb::Get, Endpoint::Readyz),
+    (Resource::Metrics, Verb::Get, Endpoint::Metrics),
+];
+
+/// A parsed path: the resource and its id (0 for resources without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub resource: Resource,
+    pub id: i64,
+}
+
+impl Route {
+    /// Parses a request path. One trailing slash is tolerated, as the
+    /// public API's Express routing did. Unknown paths are 404; a known
+    /// path with an id that is not a positive 64-bit integer is 400.
+    pub fn parse(path: &str) -> Result<Route, ApiError> {
+        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
+        let (resource, id) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("products"), None, None, None) => (Resource::Products, None),
+            (Some("products"), Some(id), None, None) => (Resource::Product, Some(id)),
+            (Some("products"), Some(id), Some("styles"), None) => (Resource::ProductStyles, Some(id)),
+            (Some("products"), Some(id), Some("related"), None) => (Resource::ProductRelated, Some(id)),
+            (Some("styles"), Some(id), None, None) => (Resource::Style, Some(id)),
+            (Some("styles"), Some(id), Some("skus"), None) => (Resource::StyleSkus, Some(id)),
+            (Some("skus"), Some(id), None, None) => (Resource::Sku, Some(id)),
+            (Some("skus"), Some(id), Some("movements"), None) => (Resource::SkuMovements, Some(id)),
+            (Some("healthz"), None, None, None) => (Resource::Healthz, None),
+            (Some("readyz"), None, None, None) => (Resource::Readyz, None),
+            (Some("metrics"), None, None, None) => (Resource::Metrics, None),
+            _ => return Err(ApiError::NotFound(format!("no route for {path}"))),
+        };
+        let id = match id {
+            Some(text) => parse_id(text)?,
+            None => 0,
+        };
+        Ok(Route { resource, id })
+    }
+
+    /// The endpoint for `method` on this route, or 405 with its Allow list.
+    pub fn endpoint(self, method: &Method) -> Result<Endpoint, ApiError> {
+        let verb = Verb::of(method);
+        ENDPOINTS
+            .iter()
+            .find(|(resource, v, _)| *resource == self.resource && Some(*v) == verb)
+            .map(|(_, _, endpoint)| *endpoint)
+            .ok_or_else(|| ApiError::MethodNotAllowed { allow: self.resource.allow() })
+    }
+}
+
+/// A positive integer that fits in a signed 64-bit column: ASCII digits
+/// only (no sign, no spaces), at least 1, at most 9223372036854775807.
+fn parse_id(text: &str) -> Result<i64, ApiError> {
+    parse_positive(text)
+        .ok_or_else(|| ApiError::BadRequest(format!("malformed id {text:?}: expected a positive integer")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_routes() {
+        let route = |resource, id| Route { resource, id };
+        assert_eq!(Route::parse("/products").unwrap(), route(Resource::Products, 0));
+        assert_eq!(Route::parse("/products/").unwrap(), route(Resource::Products, 0));
+        assert_eq!(Route::parse("/products/7/styles").unwrap(), route(Resource::ProductStyles, 7));
+        assert_eq!(Route::parse("/skus/3/movements").unwrap(), route(Resource::SkuMovements, 3));
+        assert!(matches!(Route::parse("/products/x"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(Route::parse("/products/1/reviews"), Err(ApiError::NotFound(_))));
+        assert!(matches!(Route::parse("/"), Err(ApiError::NotFound(_))));
+        assert!(matches!(Route::parse("/products//"), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn every_resource_has_an_endpoint_and_allow_derives_from_the_table() {
+        for resource in Resource::ALL {
+            assert!(!resource.allow().is_empty(), "{resource:?}");
+            assert_eq!(ROUTE_LABELS[resource.slot()], resource.label());
+        }
+        assert_eq!(Resource::Product.allow(), "GET, HEAD, PUT, PATCH, DELETE");
+        assert_eq!(Resource::Style.allow(), "PUT, DELETE");
+        let route = Route { resource: Resource::Sku, id: 1 };
+        assert_eq!(route.endpoint(&Method::DELETE).unwrap(), Endpoint::DeleteSku);
+        assert!(matches!(route.endpoint(&Method::GET), Err(ApiError::MethodNotAllowed { .. })));
+    }
+}

@@ -1,0 +1,91 @@
+//! The accept loop, in the manner of mini-redis's `server::run`: serves
+//! HTTP/1.1 on a bound listener until the shutdown future completes; then
+//! stops accepting, asks every connection to finish its request in flight
+//! and close, and waits for them (at most the grace period) before it
+//! returns. Each connection task holds a clone of a channel's sender; when
+//! the last one is dropped, every connection has finished.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::http::dispatch;
+use crate::state::AppState;
+
+/// Pause after a failed accept (out of file descriptors and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let connections = Arc::new(Semaphore::new(state.config.connections_max));
+    let (stop, stopping) = watch::channel(false);
+    let (finished, mut all_finished) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // the semaphore is never closed
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(connection(stream, state.clone(), stopping.clone(), permit, finished.clone()));
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(finished);
+    let grace = state.config.shutdown_grace();
+    if tokio::time::timeout(grace, all_finished.recv()).await.is_err() {
+        tracing::warn!(?grace, "connections still open after the grace period; closing them");
+    }
+}
+
+/// Serves one connection until the client closes it, or until shutdown:
+/// then the request in flight finishes and the connection closes.
+async fn connection(
+    stream: TcpStream,
+    state: Arc<AppState>,
+    mut stopping: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+    _finished: mpsc::Sender<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let header_timeout = state.config.header_read_timeout();
+    let service = service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(dispatch::handle(&state, request).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        // The flag only ever goes from false to true (or its sender is
+        // dropped): any change means stop.
+        _ = stopping.changed() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}

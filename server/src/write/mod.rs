@@ -1,0 +1,161 @@
+//! The write side: every write endpoint of the contract, on the primary.
+//!
+//! A write is one call of one `api_*` SQL function (sql/write_api.sql),
+//! which holds the rules and answers the response body. Each resource's
+//! file (`products`, `styles`, `skus`, `related`) parses a request body into
+//! a typed value (with `input`) and says which function it calls with which
+//! parameters; this module runs it:
+//!
+//! - without an `Idempotency-Key`, the call runs as one autocommit
+//!   statement, pipelined with the query for the primary's WAL position on
+//!   the same connection, so a write costs one round trip;
+//! - with a key, the key's claim, the call and the stored answer commit in
+//!   one transaction (`idempotency`);
+//! - a deadlock or serialization failure rolled the whole write back, so it
+//!   is run again, a bounded number of times.
+//!
+//! The answer carries `X-Read-After`: the WAL position right after the
+//! commit, which a replica has passed once it has applied this write.
+
+pub mod idempotency;
+mod input;
+pub mod products;
+pub mod related;
+pub mod skus;
+pub mod styles;
+
+use std::time::Duration;
+
+use atelier_schema::statements;
+use bytes::Bytes;
+use deadpool_postgres::GenericClient;
+use hyper::StatusCode;
+use postgres_types::{PgLsn, ToSql};
+use tokio_postgres::Row;
+
+use crate::db::RawText;
+use crate::error::ApiError;
+use crate::state::AppState;
+pub use idempotency::Idempotency;
+
+/// The parameters of a write function call, owned by the call.
+pub type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// A parsed write request.
+pub trait Write: Sync {
+    /// The function call it makes (from `atelier_schema::statements`).
+    const STATEMENT: &'static str;
+    /// Its parameters, in the order of the statement's placeholders.
+    fn params(&self) -> Params;
+    /// The answer, from the row the function returned.
+    fn answer(&self, row: &Row) -> Result<Answer, ApiError>;
+}
+
+/// A write's answer before headers: status, body, and `Location` when it
+/// created something addressable.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub location: Option<String>,
+}
+
+impl Answer {
+    pub fn ok(body: Bytes) -> Answer {
+        Answer { status: StatusCode::OK, body, location: None }
+    }
+
+    pub fn created(body: Bytes, location: Option<String>) -> Answer {
+        Answer { status: StatusCode::CREATED, body, location }
+    }
+
+    pub fn no_content() -> Answer {
+        Answer { status: StatusCode::NO_CONTENT, body: Bytes::new(), location: None }
+    }
+}
+
+/// A committed write's answer and its read-after token.
+pub struct Written {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub location: Option<String>,
+    pub read_after: PgLsn,
+}
+
+/// Attempts of one write when the database reports a deadlock or a
+/// serialization failure, before the client gets 503. The write functions
+/// lock in one order, so these are rare; a few attempts are plenty.
+const WRITE_ATTEMPTS_MAX: u32 = 5;
+
+/// Runs `write` on the primary, with its idempotency key if it has one.
+pub async fn execute<W: Write>(
+    state: &AppState,
+    write: &W,
+    idempotency: Option<&Idempotency>,
+) -> Result<Written, ApiError> {
+    let mut attempt = 1;
+    loop {
+        let result = match idempotency {
+            None => attempt_alone(state, write).await,
+            Some(key) => idempotency::attempt(state, write, key).await,
+        };
+        match result {
+            Err(ApiError::Contention(detail)) if attempt < WRITE_ATTEMPTS_MAX => {
+                tracing::debug!(%detail, attempt, "write retried");
+                state.metrics.write_retry();
+                tokio::time::sleep(retry_backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt of a write without a key: the call in autocommit and the WAL
+/// position after it, pipelined. Both statements are prepared first, so the
+/// call is sent before the position query and commits before it runs.
+async fn attempt_alone<W: Write>(state: &AppState, write: &W) -> Result<Written, ApiError> {
+    let client = state.pools.primary.pool.get().await?;
+    let call = client.prepare_cached(W::STATEMENT).await?;
+    let position = client.prepare_cached(statements::PRIMARY_WAL_INSERT_LSN).await?;
+    let params = write.params();
+    let params = as_refs(&params);
+    let (row, lsn) = tokio::join!(client.query_one(&call, &params), client.query_one(&position, &[]));
+    let answer = write.answer(&row?)?;
+    Ok(written(answer, lsn?.try_get(0)?))
+}
+
+/// Runs the write's call on `client` (a connection or a transaction).
+async fn call<W: Write>(client: &impl GenericClient, write: &W) -> Result<Answer, ApiError> {
+    let statement = client.prepare_cached(W::STATEMENT).await?;
+    let params = write.params();
+    let row = client.query_one(&statement, &as_refs(&params)).await?;
+    write.answer(&row)
+}
+
+/// The primary's WAL position now (after a commit).
+async fn wal_position(client: &impl GenericClient) -> Result<PgLsn, ApiError> {
+    let statement = client.prepare_cached(statements::PRIMARY_WAL_INSERT_LSN).await?;
+    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+}
+
+fn written(answer: Answer, read_after: PgLsn) -> Written {
+    Written { status: answer.status, body: answer.body, location: answer.location, read_after }
+}
+
+fn as_refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+/// A short, growing, jittered pause before attempt `attempt + 1`, so two
+/// writers that collided do not collide again in step.
+fn retry_backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let jitter_us = std::collections::hash_map::RandomState::new().build_hasher().finish() % 1000;
+    Duration::from_micros(u64::from(attempt) * 1000 + jitter_us)
+}
+
+/// A response body a write function returned, as it is.
+fn body_of(row: &Row, column: usize) -> Result<Bytes, ApiError> {
+    let body: Option<RawText> = row.try_get(column)?;
+    body.map(|RawText(bytes)| bytes).ok_or_else(|| ApiError::internal("a write function answered no body"))
+}

@@ -1,0 +1,287 @@
+//! The local cluster: one primary and two read replicas run from the
+//! machine's PostgreSQL server binaries, in a data directory inside the
+//! project (`.cluster/`, ignored by git), on loopback ports.
+//!
+//! PostgreSQL refuses to run as root, so when `atelier` runs as root every
+//! server command runs as the unprivileged `postgres` user instead.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use atelier_schema::local::{self, Node, NODES};
+use atelier_schema::Role;
+
+use crate::db::{ToolError, ToolResult};
+use crate::provision;
+
+/// Appended to every node's postgresql.conf at initdb time.
+const PRIMARY_CONF: &str = include_str!("../../replication/primary.conf");
+const REPLICA_CONF: &str = include_str!("../../replication/replica.conf");
+/// How long provisioning waits for the replicas' initial copy.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A handle on the local cluster's directory and the server binaries.
+pub struct LocalCluster {
+    pub dir: PathBuf,
+    bin: PathBuf,
+    /// (uid, gid) to run the server as, when we are root.
+    run_as: Option<(u32, u32)>,
+}
+
+impl LocalCluster {
+    /// Finds the server binaries and decides where data lives: `dir` if
+    /// given (ATELIER_CLUSTER_DIR), else `<project>/.cluster`. When running as
+    /// root and the `postgres` user cannot reach that directory (a checkout
+    /// under /root, say), data goes to /var/tmp/atelier-cluster-<hash> instead.
+    pub fn discover(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<LocalCluster> {
+        let bin = find_server_binaries()?;
+        let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+        let explicit = dir.is_some();
+        let mut dir = dir.unwrap_or_else(|| project_root.join(".cluster"));
+        let cluster = LocalCluster { dir: dir.clone(), bin: bin.clone(), run_as };
+        if run_as.is_some() && !explicit && !cluster.reachable_by_server_user(project_root) {
+            dir = PathBuf::from(format!(
+                "/var/tmp/atelier-cluster-{:016x}",
+                fnv1a(project_root.as_os_str().as_encoded_bytes())
+            ));
+        }
+        Ok(LocalCluster { dir, bin, run_as })
+    }
+
+    /// Initialises (first time) and starts every node that is not running.
+    /// Idempotent: running nodes are left alone.
+    pub fn up(&self) -> ToolResult<()> {
+        self.prepare_dir()?;
+        for node in NODES {
+            let data = self.data_dir(node);
+            if !data.join("PG_VERSION").exists() {
+                self.initdb(node)?;
+            }
+            if self.is_running(node)? {
+                println!("{:<9} already running on 127.0.0.1:{}", node.name, node.port);
+                continue;
+            }
+            let log = self.dir.join(format!("{}.log", node.name));
+            let out = self.pg_ctl(&["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "60", "start"])?;
+            if !out.status.success() {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+                return Err(ToolError::msg(format!(
+                    "{} did not start (is port {} taken?).\n{}\nlast lines of {}:\n{}",
+                    node.name,
+                    node.port,
+                    String::from_utf8_lossy(&out.stderr),
+                    log.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )));
+            }
+            println!("{:<9} started on 127.0.0.1:{} (data {})", node.name, node.port, data.display());
+        }
+        Ok(())
+    }
+
+    /// Stops every node (fast shutdown). Data stays for the next `up`.
+    pub fn down(&self) -> ToolResult<()> {
+        for node in NODES {
+            if !self.is_running(node)? {
+                println!("{:<9} not running", node.name);
+                continue;
+            }
+            let data = self.data_dir(node);
+            let out = self.pg_ctl(&["-D", path_str(&data)?, "-m", "fast", "-w", "stop"])?;
+            if !out.status.success() {
+                return Err(ToolError::msg(format!(
+                    "{} did not stop: {}",
+                    node.name,
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            println!("{:<9} stopped", node.name);
+        }
+        Ok(())
+    }
+
+    /// One line per node: running or not, and where.
+    pub fn status(&self) -> ToolResult<bool> {
+        let mut all = true;
+        for node in NODES {
+            let running = self.is_running(node)?;
+            all &= running;
+            println!(
+                "{:<9} {:<8} port {}  data {}",
+                node.name,
+                if running { "running" } else { "stopped" },
+                node.port,
+                self.data_dir(node).display()
+            );
+        }
+        Ok(all)
+    }
+
+    pub fn data_dir(&self, node: Node) -> PathBuf {
+        self.dir.join(node.name)
+    }
+
+    pub fn is_running(&self, node: Node) -> ToolResult<bool> {
+        let data = self.data_dir(node);
+        if !data.join("PG_VERSION").exists() {
+            return Ok(false);
+        }
+        // pg_ctl status: 0 running, 3 not running, 4 no accessible data dir.
+        Ok(self.pg_ctl(&["-D", path_str(&data)?, "status"])?.status.success())
+    }
+
+    fn prepare_dir(&self) -> ToolResult<()> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| ToolError::msg(format!("cannot create {}: {e}", self.dir.display())))?;
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(&self.dir, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    }
+
+    fn initdb(&self, node: Node) -> ToolResult<()> {
+        let data = self.data_dir(node);
+        let out = self
+            .run("initdb", &["-D", path_str(&data)?, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"])?;
+        if !out.status.success() {
+            return Err(ToolError::msg(format!(
+                "initdb for {} failed: {}",
+                node.name,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let role_conf = match node.role {
+            Role::Primary => PRIMARY_CONF,
+            Role::Replica => REPLICA_CONF,
+        };
+        // Loopback only, no Unix socket (its default directory may not be
+        // writable by us), and trust auth: this cluster is for one machine.
+        let conf = format!(
+            "\n# --- added by atelier cluster up ---\nlisten_addresses = '127.0.0.1'\nport = {}\n\
+             unix_socket_directories = ''\nmax_connections = 200\nshared_buffers = 256MB\n{role_conf}",
+            node.port
+        );
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf"))?;
+        file.write_all(conf.as_bytes())?;
+        println!("{:<9} initialised in {}", node.name, data.display());
+        Ok(())
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> ToolResult<Output> {
+        self.run("pg_ctl", args)
+    }
+
+    /// Runs a server binary, as `postgres` when we are root.
+    fn run(&self, program: &str, args: &[&str]) -> ToolResult<Output> {
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.args(args).current_dir(&self.dir).env("LC_ALL", "C");
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid).env("HOME", &self.dir);
+        }
+        cmd.output().map_err(|e| ToolError::msg(format!("cannot run {program}: {e}")))
+    }
+
+    /// Can the server user create files under the project root? Checked by
+    /// running `test` as that user.
+    fn reachable_by_server_user(&self, root: &Path) -> bool {
+        let Some((uid, gid)) = self.run_as else {
+            return true;
+        };
+        Command::new("test").arg("-x").arg(root).uid(uid).gid(gid).status().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+/// The PostgreSQL server binaries: ATELIER_PG_BIN, else the newest
+/// /usr/lib/postgresql/<version>/bin (Debian and Ubuntu), else `pg_config
+/// --bindir`.
+fn find_server_binaries() -> ToolResult<PathBuf> {
+    if let Some(dir) = std::env::var_os("ATELIER_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if dir.join("postgres").exists() {
+            return Ok(dir);
+        }
+        return Err(ToolError::msg(format!("ATELIER_PG_BIN={} has no postgres binary", dir.display())));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((version, bin)) = versions.pop() {
+        if version >= 15 {
+            return Ok(bin);
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && bin.join("postgres").exists() {
+            return Ok(bin);
+        }
+    }
+    Err(ToolError::msg(
+        "PostgreSQL 15 or newer server binaries were not found.\n\
+         On Debian or Ubuntu install them with:\n    sudo apt-get update && sudo apt-get install -y postgresql-15\n\
+         (scripts/test.sh and scripts/run.sh do this for you), or point ATELIER_PG_BIN at the directory holding `postgres`.",
+    ))
+}
+
+/// uid and gid of the `postgres` user, which runs the servers when we are root.
+fn postgres_user() -> ToolResult<(u32, u32)> {
+    // SAFETY: getpwnam returns a pointer into static storage or null; we copy
+    // the two integers out at once and use it from this thread only.
+    let pw = unsafe { libc::getpwnam(c"postgres".as_ptr()) };
+    if pw.is_null() {
+        return Err(ToolError::msg(
+            "running as root, but there is no `postgres` user to run PostgreSQL as \
+             (PostgreSQL refuses to run as root). Install postgresql-15, which creates it, \
+             or run atelier as an unprivileged user.",
+        ));
+    }
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok((uid, gid))
+}
+
+fn path_str(path: &Path) -> ToolResult<&str> {
+    path.to_str().ok_or_else(|| ToolError::msg(format!("path is not UTF-8: {}", path.display())))
+}
+
+/// Creates (or, with `fresh`, re-creates) database `dbname` on every node
+/// of the local cluster, migrates it, and wires each replica's subscription.
+/// Idempotent without `fresh`. Returns the primary's and replicas' URLs.
+pub async fn provision_local(dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>)> {
+    provision::ident(dbname)?;
+    let primary = local::primary();
+    if fresh {
+        for replica in local::replicas() {
+            provision::drop_replica_database(&replica.url("postgres"), &replica.url(dbname), dbname).await?;
+        }
+        provision::drop_primary_database(&primary.url("postgres"), dbname).await?;
+    }
+    for node in NODES {
+        provision::ensure_database(&node.url("postgres"), dbname).await?;
+        provision::migrate(&node.url(dbname), node.role).await?;
+    }
+    provision::ensure_publication(&primary.url(dbname)).await?;
+    for replica in local::replicas() {
+        let sub_name = format!("atelier_{dbname}_{}", replica.name);
+        provision::ensure_subscription(&replica.url(dbname), &primary.url(dbname), &sub_name).await?;
+    }
+    let replica_urls = local::replica_urls(dbname);
+    provision::wait_for_replicas(&primary.url(dbname), &replica_urls, CATCH_UP_TIMEOUT).await?;
+    Ok((primary.url(dbname), replica_urls))
+}
+
+/// FNV-1a, 64-bit: a stable short name for a directory.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}

@@ -1,0 +1,42 @@
+//! What the tools share: their error type and a plain database connection.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+/// How long a tool waits to open a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An error from a tool: said to the user as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{0}")]
+    Message(String),
+    #[error("database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ToolError {
+    pub fn msg(text: impl Into<String>) -> ToolError {
+        ToolError::Message(text.into())
+    }
+}
+
+pub type ToolResult<T> = Result<T, ToolError>;
+
+/// Opens one connection (no pool) and drives it on a background task.
+pub async fn connect(url: &str) -> ToolResult<Client> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "tool connection closed");
+        }
+    });
+    Ok(client)
+}

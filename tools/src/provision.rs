@@ -1,0 +1,243 @@
+//! Schema and replication set-up for any primary and replicas, local or on
+//! other hosts: migrations through refinery, the publication and
+//! subscriptions, and waiting for the replicas to catch up. Nothing here
+//! knows about the local cluster (`cluster` uses this, not the other way).
+
+use std::time::Duration;
+
+use atelier_schema::migrations::{self, PUBLICATION_NAME, PUBLICATION_SQL};
+use atelier_schema::tables::READ_MODEL_TABLES;
+use atelier_schema::Role;
+use refinery::{Migration, Runner};
+
+use crate::db::{connect, ToolError, ToolResult};
+use crate::wait;
+
+/// How often the waits below look again.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often a replica's initial copy is looked at (it takes seconds).
+const SYNC_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The migrations for a role, as refinery runs them (see
+/// `atelier_schema::migrations`).
+pub fn migrations(role: Role) -> ToolResult<Vec<Migration>> {
+    migrations::for_role(role)
+        .map(|m| Migration::unapplied(&m.refinery_name(), m.sql).map_err(ToolError::from))
+        .collect()
+}
+
+/// Applies the role's pending migrations to the database at `url`.
+pub async fn migrate(url: &str, role: Role) -> ToolResult<()> {
+    let mut client = connect(url).await?;
+    let report = Runner::new(&migrations(role)?).set_abort_divergent(true).run_async(&mut client).await?;
+    for migration in report.applied_migrations() {
+        tracing::info!(role = %role, migration = %migration, "applied");
+    }
+    Ok(())
+}
+
+/// Creates database `dbname` through the maintenance database at
+/// `admin_url` unless it exists.
+pub async fn ensure_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
+    let client = connect(admin_url).await?;
+    let exists = client.query_opt("select 1 from pg_database where datname = $1", &[&dbname]).await?.is_some();
+    if !exists {
+        client.batch_execute(&format!("create database {}", ident(dbname)?)).await?;
+    }
+    Ok(())
+}
+
+/// Drops database `dbname` on a replica (its subscriptions first, which also
+/// drops their slots on the primary) through the maintenance database.
+pub async fn drop_replica_database(admin_url: &str, db_url: &str, dbname: &str) -> ToolResult<()> {
+    let admin = connect(admin_url).await?;
+    if admin.query_opt("select 1 from pg_database where datname = $1", &[&dbname]).await?.is_none() {
+        return Ok(());
+    }
+    let db = connect(db_url).await?;
+    for row in db.query("select subname from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())", &[]).await? {
+        let name: String = row.get(0);
+        db.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
+    }
+    drop(db);
+    admin.batch_execute(&format!("drop database if exists {} with (force)", ident(dbname)?)).await?;
+    Ok(())
+}
+
+/// Drops database `dbname` on the primary, with any replication slot left
+/// behind in it (a replica that vanished without dropping its subscription).
+pub async fn drop_primary_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
+    let admin = connect(admin_url).await?;
+    let released = wait::until(Duration::from_secs(30), SYNC_POLL_INTERVAL, async || {
+        let slots =
+            admin.query("select slot_name, active from pg_replication_slots where database = $1", &[&dbname]).await?;
+        for slot in &slots {
+            let (name, active): (String, bool) = (slot.get(0), slot.get(1));
+            if !active {
+                admin.execute("select pg_drop_replication_slot($1)", &[&name]).await?;
+            }
+        }
+        Ok(slots.is_empty().then_some(()))
+    })
+    .await?;
+    if released.is_none() {
+        return Err(ToolError::msg(format!("replication slots of {dbname} are still in use")));
+    }
+    admin.batch_execute(&format!("drop database if exists {} with (force)", ident(dbname)?)).await?;
+    Ok(())
+}
+
+/// Creates the publication on the primary unless it exists.
+pub async fn ensure_publication(primary_url: &str) -> ToolResult<()> {
+    let client = connect(primary_url).await?;
+    let exists =
+        client.query_opt("select 1 from pg_publication where pubname = $1", &[&PUBLICATION_NAME]).await?.is_some();
+    if !exists {
+        client.batch_execute(PUBLICATION_SQL).await?;
+    }
+    Ok(())
+}
+
+/// Subscribes the replica at `replica_url` to the primary, reached from the
+/// replica as `primary_conninfo`, under subscription (and slot) name
+/// `sub_name`, unless that subscription exists.
+pub async fn ensure_subscription(replica_url: &str, primary_conninfo: &str, sub_name: &str) -> ToolResult<()> {
+    let client = connect(replica_url).await?;
+    let exists = client.query_opt("select 1 from pg_subscription where subname = $1", &[&sub_name]).await?.is_some();
+    if !exists {
+        // CREATE SUBSCRIPTION takes no parameters; the name is checked by
+        // ident() and the connection string is quoted as a literal. The SQL
+        // mirrors replication/subscription.sql.
+        client
+            .batch_execute(&format!(
+                "create subscription {} connection {} publication {PUBLICATION_NAME} with (copy_data = true)",
+                ident(sub_name)?,
+                literal(primary_conninfo)
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Bumps the heartbeat on the primary and waits until every replica shows
+/// it, so that everything committed before this call is on every replica.
+pub async fn wait_for_replicas(primary_url: &str, replica_urls: &[String], timeout: Duration) -> ToolResult<()> {
+    let primary = connect(primary_url).await?;
+    let beat: i64 = primary
+        .query_one("update replication_heartbeat set beat = beat + 1 where id = 1 returning beat", &[])
+        .await?
+        .get(0);
+    let started = std::time::Instant::now();
+    for url in replica_urls {
+        let replica = connect(url).await?;
+        let mut seen: Option<i64> = None;
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let caught_up = wait::until(remaining, POLL_INTERVAL, async || {
+            seen = replica
+                .query_opt("select beat from replication_heartbeat where id = 1", &[])
+                .await?
+                .map(|row| row.get(0));
+            Ok(seen.is_some_and(|seen| seen >= beat).then_some(()))
+        })
+        .await?;
+        if caught_up.is_none() {
+            return Err(ToolError::msg(format!(
+                "replica {} has not caught up after {timeout:?} (heartbeat {seen:?}, want {beat})",
+                redact(url)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A SQL identifier we create: lowercase letters, digits and underscores
+/// only, so it never needs quoting and can never inject.
+pub fn ident(name: &str) -> ToolResult<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(name)
+    } else {
+        Err(ToolError::msg(format!("not a plain SQL name: {name:?} (use lowercase letters, digits, _)")))
+    }
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A connection string without its password, for messages.
+pub fn redact(url: &str) -> String {
+    url.split_whitespace()
+        .map(|part| if part.starts_with("password=") { "password=***" } else { part })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A replica's subscription, remembered while it is detached for a bulk load.
+pub struct Detached {
+    pub replica_url: String,
+    pub name: String,
+    pub conninfo: String,
+}
+
+/// Drops every replica's subscription (and so its slot on the primary), so
+/// that a bulk load is not decoded and streamed change by change; returns
+/// what `attach` needs to subscribe again.
+pub async fn detach(replica_urls: &[String]) -> ToolResult<Vec<Detached>> {
+    let mut detached = Vec::new();
+    for url in replica_urls {
+        let client = connect(url).await?;
+        let rows = client
+            .query(
+                "select subname::text, subconninfo from pg_subscription
+                 where subdbid = (select oid from pg_database where datname = current_database())",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let name: String = row.get(0);
+            client.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
+            detached.push(Detached { replica_url: url.clone(), name, conninfo: row.get(1) });
+        }
+    }
+    Ok(detached)
+}
+
+/// Empties each detached replica's read model and subscribes it again with
+/// an initial copy (parallel COPY per table, far faster than replaying the
+/// load's WAL), then waits until every table is synchronised and caught up.
+pub async fn attach(primary_url: &str, detached: &[Detached], timeout: Duration) -> ToolResult<()> {
+    let started = std::time::Instant::now();
+    for d in detached {
+        let client = connect(&d.replica_url).await?;
+        client.batch_execute(&format!("truncate {}", READ_MODEL_TABLES.join(", "))).await?;
+        ensure_subscription(&d.replica_url, &d.conninfo, &d.name).await?;
+    }
+    for d in detached {
+        let client = connect(&d.replica_url).await?;
+        let synced = wait::until(timeout.saturating_sub(started.elapsed()), SYNC_POLL_INTERVAL, async || {
+            let syncing: i64 = client
+                .query_one(
+                    "select count(*) from pg_subscription_rel r join pg_subscription s on s.oid = r.srsubid
+                     where s.subname = $1 and r.srsubstate <> 'r'",
+                    &[&d.name],
+                )
+                .await?
+                .get(0);
+            Ok((syncing == 0).then_some(()))
+        })
+        .await?;
+        if synced.is_none() {
+            return Err(ToolError::msg(format!(
+                "replica {} is still copying after {timeout:?}",
+                redact(&d.replica_url)
+            )));
+        }
+    }
+    let urls: Vec<String> = detached.iter().map(|d| d.replica_url.clone()).collect();
+    wait_for_replicas(primary_url, &urls, timeout.saturating_sub(started.elapsed())).await
+}
