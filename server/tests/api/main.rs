@@ -7,6 +7,7 @@
 mod concurrency;
 mod helpers;
 mod load;
+mod model;
 mod ops;
 mod read_errors;
 mod reads;

@@ -3,8 +3,6 @@
 //! read-your-writes with replication stopped, and a long random sequence of
 //! writes after which the consistency check passes everywhere.
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -27,6 +25,17 @@ fn create_product(name: &str) -> i64 {
     let response = send("POST", "/products", &product_body(name));
     assert_eq!(response.status, 201, "{}", response.text());
     response.json()["id"].as_i64().unwrap()
+}
+
+/// A sku's ledger on the primary, oldest first: (delta, reason).
+fn ledger(sku_id: i64) -> Vec<(i64, String)> {
+    query(
+        &app().primary,
+        &format!("select delta, coalesce(reason, '') from stock_movement where sku_id = {sku_id} order by id"),
+    )
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 /// GET with the write's read-after token.
@@ -147,6 +156,11 @@ fn styles_skus_and_defaults() {
     assert_eq!(style["default?"], true);
     assert_eq!(style["photos"], json!([{"thumbnail_url": "t1", "url": "u1"}, {"thumbnail_url": null, "url": "u2"}]));
     assert_eq!(style["skus"].as_object().unwrap().len(), 2);
+    for (sku, fields) in style["skus"].as_object().unwrap() {
+        let quantity = fields["quantity"].as_i64().unwrap();
+        let expected = if quantity == 0 { vec![] } else { vec![(quantity, "initial stock".to_string())] };
+        assert_eq!(ledger(sku.parse().unwrap()), expected, "sku {sku} opens its ledger");
+    }
 
     // A second default style takes over: only one default per product.
     let second = send(
@@ -182,15 +196,28 @@ fn styles_skus_and_defaults() {
     assert_eq!(sku.status, 201);
     let sku_id = sku.json()["sku_id"].as_i64().unwrap();
     assert_eq!(sku.json(), json!({"sku_id": sku_id, "size": "XL", "quantity": 5}));
+    // The initial quantity is the first movement of the sku's ledger.
+    assert_eq!(ledger(sku_id), vec![(5, "initial stock".to_string())]);
     assert_422(&send("POST", &format!("/styles/{style_id}/skus"), &json!({"size": "XL", "quantity": -1})), "quantity");
     let styles = get_after(&format!("/products/{id}/styles"), &sku).json();
     assert_eq!(styles["results"][0]["skus"][sku_id.to_string()]["quantity"], 5);
 
-    assert_eq!(request("DELETE", &format!("/skus/{sku_id}"), &[], None).status, 204);
+    let sku_gone = request("DELETE", &format!("/skus/{sku_id}"), &[], None);
+    assert_eq!(sku_gone.status, 204);
+    let styles = get_after(&format!("/products/{id}/styles"), &sku_gone).json();
+    assert!(styles["results"][0]["skus"].get(sku_id.to_string()).is_none(), "the sku is gone: {styles}");
+    assert_eq!(styles["results"][0]["skus"].as_object().unwrap().len(), 2, "the other skus stay");
+    assert!(ledger(sku_id).is_empty(), "its ledger went with it");
+    assert_eq!(request("DELETE", &format!("/skus/{sku_id}"), &[], None).status, 404);
     let gone = request("DELETE", &format!("/styles/{style_id}"), &[], None);
     assert_eq!(gone.status, 204);
     let styles = get_after(&format!("/products/{id}/styles"), &gone).json();
     assert_eq!(styles["results"].as_array().unwrap().len(), 1);
+    assert_eq!(styles["results"][0]["name"], "Blue", "the other style stays");
+    assert_eq!(
+        request("PUT", &format!("/styles/{style_id}"), &[JSON], Some(b"{\"name\":\"x\",\"original_price\":1}")).status,
+        404
+    );
 }
 
 #[test]
@@ -223,6 +250,7 @@ fn racing_sales_never_oversell() {
         &json!({"name": "Only", "original_price": 1, "skus": [{"size": "M", "quantity": 20}]}),
     );
     let sku_id: i64 = style.json()["skus"].as_object().unwrap().keys().next().unwrap().parse().unwrap();
+    assert_eq!(ledger(sku_id), vec![(20, "initial stock".to_string())]);
     let handles: Vec<_> = (0..40)
         .map(|_| {
             std::thread::spawn(move || {
@@ -245,6 +273,11 @@ fn racing_sales_never_oversell() {
     assert_eq!(refused.status, 409);
     let restock = send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": 7, "reason": "restock"}));
     assert_eq!(restock.json(), json!({"sku_id": sku_id, "quantity": 7}));
+    let styles = get_after(&format!("/products/{id}/styles"), &restock).json();
+    assert_eq!(styles["results"][0]["skus"][sku_id.to_string()]["quantity"], 7, "the restock is visible");
+    let entries = ledger(sku_id);
+    assert_eq!(entries.len(), 22, "the initial stock, 20 sales, the restock");
+    assert_eq!(entries.last(), Some(&(7, "restock".to_string())));
     assert_422(&send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": 0})), "delta");
     assert_422(&send("POST", &format!("/skus/{sku_id}/movements"), &json!({"delta": "1"})), "delta");
 }
@@ -310,71 +343,68 @@ fn read_your_writes_while_replication_is_stopped() {
     request("DELETE", &format!("/products/{id}"), &[], None);
 }
 
-#[test]
-fn random_writes_leave_a_consistent_read_model() {
-    let _catalog = catalog_lock();
-    let seed: u64 = std::env::var("ATELIER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261121);
-    eprintln!("random write sequence seed {seed} (set ATELIER_TEST_SEED to replay)");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut products: Vec<i64> = Vec::new();
-    let mut styles: Vec<i64> = Vec::new();
-    let mut skus: Vec<i64> = Vec::new();
-    for step in 0..150 {
-        let choice = if products.is_empty() { 0 } else { rng.random_range(0..9) };
-        let pick = |rng: &mut StdRng, v: &Vec<i64>| v[rng.random_range(0..v.len())];
-        let response = match choice {
-            0 | 1 => {
-                let r = send("POST", "/products", &product_body(&format!("Random {step}")));
-                products.push(r.json()["id"].as_i64().unwrap());
-                r
-            }
-            2 => send(
-                "PATCH",
-                &format!("/products/{}", pick(&mut rng, &products)),
-                &json!({"name": format!("Renamed {step}")}),
-            ),
-            3 | 4 => {
-                let body = json!({"name": format!("S{step}"), "original_price": rng.random_range(1..100), "default?": rng.random_bool(0.5),
-                                  "photos": (0..rng.random_range(0..3)).map(|i| json!({"thumbnail_url": format!("t{i}"), "url": format!("u{i}")})).collect::<Vec<_>>(),
-                                  "skus": (0..rng.random_range(0..3)).map(|i| json!({"size": format!("Z{i}"), "quantity": rng.random_range(0..5)})).collect::<Vec<_>>()});
-                let r = send("POST", &format!("/products/{}/styles", pick(&mut rng, &products)), &body);
-                if r.status == 201 {
-                    let style = r.json();
-                    styles.push(style["style_id"].as_i64().unwrap());
-                    skus.extend(style["skus"].as_object().unwrap().keys().map(|k| k.parse::<i64>().unwrap()));
-                }
-                r
-            }
-            5 if !skus.is_empty() => send(
-                "POST",
-                &format!("/skus/{}/movements", pick(&mut rng, &skus)),
-                &json!({"delta": rng.random_range(-3..4_i64).max(1) * if rng.random_bool(0.5) { -1 } else { 1 }}),
-            ),
-            6 if !styles.is_empty() => request("DELETE", &format!("/styles/{}", pick(&mut rng, &styles)), &[], None),
-            7 => {
-                let a = pick(&mut rng, &products);
-                let related: Vec<i64> = (0..3).map(|_| pick(&mut rng, &products)).filter(|r| *r != a).collect();
-                send("PUT", &format!("/products/{a}/related"), &json!(related))
-            }
-            _ => {
-                let victim = products.remove(rng.random_range(0..products.len()));
-                request("DELETE", &format!("/products/{victim}"), &[], None)
-            }
-        };
-        assert!(
-            [200, 201, 204, 404, 409].contains(&response.status),
-            "seed {seed} step {step}: unexpected {} {}",
-            response.status,
-            response.text()
-        );
+/// Runs `writers` concurrent random writers, each with a model of its own
+/// products (`model.rs`), then checks every document the API serves
+/// against the models, the read model against the write model on every
+/// node, and every sku's ledger.
+fn model_writers_agree(seed: u64, writers: u64, steps: usize) {
+    let handles: Vec<_> = (0..writers)
+        .map(|w| std::thread::spawn(move || crate::model::random_writes(seed.wrapping_add(w), steps)))
+        .collect();
+    let mut models = Vec::new();
+    for (w, handle) in handles.into_iter().enumerate() {
+        match handle.join().unwrap() {
+            Ok(model) => models.push(model),
+            Err(complaint) => panic!("seed {seed} writer {w}: {complaint}"),
+        }
     }
     sync_replicas();
+    let mut pages = String::new();
+    for page in 1.. {
+        let body = get(&format!("/products?page={page}&count=1000")).text().to_string();
+        if body == "[]" {
+            break;
+        }
+        pages.push_str(&body);
+    }
+    for model in &models {
+        for p in model.products.values() {
+            let id = p.id;
+            assert_eq!(get(&format!("/products/{id}")).text(), p.detail(), "seed {seed}: product {id}");
+            assert_eq!(get(&format!("/products/{id}/styles")).text(), p.styles(), "seed {seed}: styles of {id}");
+            assert_eq!(get(&format!("/products/{id}/related")).text(), p.related(), "seed {seed}: related of {id}");
+            assert!(pages.contains(&p.card()), "seed {seed}: the list holds product {id}'s card {}", p.card());
+        }
+    }
     let app = app();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let drift = runtime.block_on(atelier_tools::check::check(&app.primary, &app.replicas)).unwrap();
     assert!(drift.is_empty(), "seed {seed}: {drift:?}");
     let bad: i64 = query(&app.primary, "select count(*) from sku k where quantity <> coalesce((select sum(delta) from stock_movement m where m.sku_id = k.id), 0)")[0].get(0);
     assert_eq!(bad, 0, "seed {seed}: ledger sums");
+    for model in models {
+        for id in model.products.keys() {
+            request("DELETE", &format!("/products/{id}"), &[], None);
+        }
+    }
+}
+
+fn test_seed() -> u64 {
+    let seed = std::env::var("ATELIER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261121);
+    eprintln!("random write sequence seed {seed} (set ATELIER_TEST_SEED to replay)");
+    seed
+}
+
+#[test]
+fn random_writes_match_an_independent_model() {
+    let _catalog = catalog_lock();
+    model_writers_agree(test_seed(), 1, 200);
+}
+
+#[test]
+fn concurrent_random_writers_match_their_models() {
+    let _catalog = catalog_lock();
+    model_writers_agree(test_seed().wrapping_mul(31), 8, 60);
 }
 
 #[test]
