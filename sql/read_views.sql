@@ -13,28 +13,28 @@
 
 create table product_card (
     product_id bigint primary key,
-    doc        text   not null,   -- one element of GET /products
+    doc        text   compression lz4 not null,   -- one element of GET /products
     version    bigint not null
 );
 comment on table product_card is 'List card of each product: an element of GET /products.';
 
 create table product_detail (
     product_id bigint primary key,
-    doc        text   not null,   -- GET /products/:id
+    doc        text   compression lz4 not null,   -- GET /products/:id
     version    bigint not null
 );
 comment on table product_detail is 'Body of GET /products/:id (fields and features).';
 
 create table product_styles (
     product_id bigint primary key,
-    doc        text   not null,   -- GET /products/:id/styles
+    doc        text   compression lz4 not null,   -- GET /products/:id/styles
     version    bigint not null
 );
 comment on table product_styles is 'Body of GET /products/:id/styles (styles, photos, skus).';
 
 create table product_related (
     product_id bigint primary key,
-    doc        text   not null,   -- GET /products/:id/related
+    doc        text   compression lz4 not null,   -- GET /products/:id/related
     version    bigint not null
 );
 comment on table product_related is 'Body of GET /products/:id/related (related product ids).';

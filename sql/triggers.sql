@@ -7,7 +7,8 @@
 --      (every product) both read these views, so they can never drift;
 --   2. refresh_card/detail/styles/related(ids): lock the products, then
 --      recompute one document kind for them and store only what changed,
---      with a new version (why lock first: see part 2);
+--      with a new version (why lock first: see part 2); every trigger and
+--      write goes through these, so none can rebuild without the lock;
 --   3. statement-level triggers with transition tables, so a statement that
 --      writes fifty photos refreshes the product's styles document once.
 --
@@ -138,7 +139,7 @@ from product p;
 -- functions in write_api.sql take the same lock before they write anything,
 -- so that a transaction never holds a child row another transaction needs
 -- while it waits for the product (the classic lock-order deadlock); the
--- trigger's lock is then already held and costs nothing.
+-- refresh's lock is then already held and costs nothing.
 
 -- Every stored document gets a version from this one sequence, so a version
 -- (and so an ETag) is never reused, even across document kinds.
@@ -148,25 +149,31 @@ create sequence read_doc_version as bigint;
 -- lock several products cannot lock them in opposite orders). Products that
 -- no longer exist are skipped: their deleter holds the stronger lock.
 create function lock_products(ids bigint[]) returns void
-language plpgsql as $$
+language plpgsql set plan_cache_mode = force_generic_plan as $$
 begin
     perform 1 from product where id = any(ids) order by id for no key update;
 end;
 $$;
 
--- One function per document kind, each a single static statement, so
--- PL/pgSQL prepares its plan once per connection (a dynamic EXECUTE was
--- planned again on every write). Each deletes the documents of products
--- that no longer exist and upserts the others, bumping the version only
--- where the bytes changed, so a write that changes nothing visible sends
--- nothing to the replicas. Callers lock `ids` first (see above).
+-- One function per document kind: lock the products (see above), then one
+-- static statement that deletes the documents of products that no longer
+-- exist and upserts the others, bumping the version only where the bytes
+-- changed, so a write that changes nothing visible sends nothing to the
+-- replicas. Static statements are prepared once per connection (a dynamic
+-- EXECUTE was planned again on every write), and `force_generic_plan` keeps
+-- them that way: left to itself the plan cache compares a generic plan for
+-- `= any(ids)` with the custom plans it made for the one-product arrays
+-- writes pass, finds the generic one dearer, and plans the whole styles view
+-- again on every call (measured: 1,450 movements/s with custom plans, 2,050
+-- with generic ones; docs/benchmarks.md).
 
 -- The list card also keeps the live counts of product_page_block and
 -- product_page_superblock, by increments rather than recounts, so that two
 -- writers in one block cannot lose each other's update.
 create function refresh_card(ids bigint[]) returns void
-language plpgsql as $$
+language plpgsql set plan_cache_mode = force_generic_plan as $$
 begin
+    perform lock_products(ids);
     with gone as (
         delete from product_card d
         where d.product_id = any(ids)
@@ -196,8 +203,9 @@ end;
 $$;
 
 create function refresh_detail(ids bigint[]) returns void
-language plpgsql as $$
+language plpgsql set plan_cache_mode = force_generic_plan as $$
 begin
+    perform lock_products(ids);
     delete from product_detail d
     where d.product_id = any(ids) and not exists (select 1 from product p where p.id = d.product_id);
     insert into product_detail (product_id, doc, version)
@@ -211,8 +219,9 @@ end;
 $$;
 
 create function refresh_styles(ids bigint[]) returns void
-language plpgsql as $$
+language plpgsql set plan_cache_mode = force_generic_plan as $$
 begin
+    perform lock_products(ids);
     delete from product_styles d
     where d.product_id = any(ids) and not exists (select 1 from product p where p.id = d.product_id);
     insert into product_styles (product_id, doc, version)
@@ -226,8 +235,9 @@ end;
 $$;
 
 create function refresh_related(ids bigint[]) returns void
-language plpgsql as $$
+language plpgsql set plan_cache_mode = force_generic_plan as $$
 begin
+    perform lock_products(ids);
     delete from product_related d
     where d.product_id = any(ids) and not exists (select 1 from product p where p.id = d.product_id);
     insert into product_related (product_id, doc, version)
@@ -280,8 +290,8 @@ $$;
 -- of old_rows/new_rows the event provides. Each refreshes only the document
 -- kinds its table can change.
 
--- The product row itself: the statement has already locked the rows it
--- inserted, updated or deleted, so no lock_products() is needed.
+-- The product row itself (its statement has already locked the rows, so
+-- the refreshes' own lock costs nothing here).
 create function product_changed() returns trigger
 language plpgsql as $$
 declare
@@ -319,7 +329,6 @@ begin
     else
         select array_agg(distinct product_id) into ids from old_rows;
     end if;
-    perform lock_products(ids);
     case tg_argv[0]
         when 'detail' then perform refresh_detail(ids);
         when 'styles' then perform refresh_styles(ids);
@@ -349,7 +358,6 @@ begin
         select array_agg(distinct s.product_id) into ids
         from old_rows r join style s on s.id = r.style_id;
     end if;
-    perform lock_products(ids);
     perform refresh_styles(ids);
     return null;
 end;

@@ -3,11 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use atelier_loadtest::stress::{self, Target};
-use atelier_loadtest::{ids, jtl, write_load};
+use atelier_loadtest::{ids, jtl, lag, write_load};
 use atelier_server::DatabaseUrls;
 use atelier_tools::generate::DEFAULT_SEED;
 use atelier_tools::{ToolError, ToolResult};
@@ -38,6 +39,15 @@ pub struct WriteLoadArgs {
     events: u64,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Only restocks (each delta made positive), so that no movement is
+    /// refused: the same transaction as the pgbench ceiling
+    /// (scripts/bench-movements.sh).
+    #[arg(long)]
+    restock_only: bool,
+    /// How often replication lag is sampled during the load; 0 turns the
+    /// sampler off.
+    #[arg(long, default_value_t = 50)]
+    lag_interval_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -76,10 +86,25 @@ pub async fn export_ids(args: ExportIdsArgs) -> ToolResult<()> {
 }
 
 pub async fn write_load(args: WriteLoadArgs) -> ToolResult<()> {
-    let ids = Arc::new(ids::export_ids(&args.databases.primary_url, GENERATOR_IDS, DEFAULT_SEED).await?);
+    let mut rows = ids::export_ids(&args.databases.primary_url, GENERATOR_IDS, DEFAULT_SEED).await?;
+    if args.restock_only {
+        rows.iter_mut().for_each(|row| row.delta = row.delta.abs());
+    }
     println!("sending {} stock movements from {} clients to {}", args.events, args.concurrency, args.server);
-    let report = write_load::write_load(args.server, ids, args.events, args.concurrency).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = (args.lag_interval_ms > 0).then(|| {
+        let interval = Duration::from_millis(args.lag_interval_ms);
+        let (primary, replicas) = (args.databases.primary_url.clone(), args.databases.replica_urls.clone());
+        tokio::spawn(lag::sample(primary, replicas, interval, stop.clone()))
+    });
+    let report = write_load::write_load(args.server, Arc::new(rows), args.events, args.concurrency).await;
+    stop.store(true, Ordering::Relaxed);
+    let report = report?;
     println!("{report}");
+    if let Some(sampler) = sampler {
+        let lag = sampler.await.map_err(|e| ToolError::msg(format!("lag sampler: {e}")))??;
+        println!("replication lag during the load (commit on the primary to applied on the replica):\n{lag}");
+    }
     match report.errors() {
         0 => Ok(()),
         errors => Err(ToolError::msg(format!("{errors} requests failed"))),
