@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs PostgreSQL if missing,
+# The whole test suite on a fresh machine: installs PostgreSQL and Chromium
+# (for the real-browser test) if missing,
 # checks formatting and lints, starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
 # and finally the JMeter plan at a tiny size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
+scripts/ensure-chromium.sh
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 cargo run --locked --quiet --bin atelier -- cluster up

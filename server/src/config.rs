@@ -94,6 +94,12 @@ pub struct Config {
     #[arg(long, env = "ATELIER_CONNECTIONS_MAX", default_value_t = CONNECTIONS_MAX_DEFAULT)]
     pub connections_max: usize,
 
+    /// Origins a browser may call the API from (CORS), comma-separated, or
+    /// `*` for any. Listed origins are compared whole: scheme, host and port,
+    /// e.g. `https://shop.example,http://localhost:8080`.
+    #[arg(long, env = "ATELIER_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
+    pub cors_origins: Vec<String>,
+
     /// After SIGTERM or ctrl-c: how long requests in flight may take to
     /// finish before the server exits anyway.
     #[arg(long, env = "ATELIER_SHUTDOWN_GRACE_MS", default_value_t = SHUTDOWN_GRACE_MS_DEFAULT)]
@@ -148,6 +154,7 @@ impl Config {
             read_after_wait_ms: READ_AFTER_WAIT_MS_DEFAULT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            cors_origins: vec!["*".to_string()],
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
         }
     }
@@ -178,6 +185,11 @@ impl Config {
         for url in std::iter::once(&self.databases.primary_url).chain(&self.databases.replica_urls) {
             url.parse::<tokio_postgres::Config>()
                 .map_err(|e| ConfigError(format!("bad connection string {url:?}: {e}")))?;
+        }
+        for origin in &self.cors_origins {
+            if origin != "*" && hyper::header::HeaderValue::from_str(origin).is_err() {
+                return Err(ConfigError(format!("ATELIER_CORS_ORIGINS holds {origin:?}, which is not a header value")));
+            }
         }
         if self.databases.replica_urls.iter().all(|url| url.trim().is_empty()) {
             return Err(ConfigError("ATELIER_REPLICA_URLS names no replica".into()));

@@ -1,37 +1,43 @@
-//! One request, start to finish: parse the route, find the endpoint in the
-//! table, run its handler (one `match`), turn errors into their response,
-//! and record metrics.
+//! One request, start to finish: parse the route, answer a CORS preflight
+//! or find the endpoint in the table, run its handler (one `match`), turn
+//! errors into their response, add the CORS headers, and record metrics.
 
 use std::time::Instant;
 
 use atelier_schema::DocumentKind;
 use hyper::body::Incoming;
+use hyper::header::ORIGIN;
 use hyper::{Method, Request};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::http::body::{self, JsonBody};
-use crate::http::ops;
 use crate::http::respond::{self, HttpResponse, READ_AFTER};
 use crate::http::routes::{Endpoint, Route};
+use crate::http::{browse, cors, ops};
 use crate::read;
 use crate::state::AppState;
 use crate::write::{self, products, related, skus, styles, Idempotency, Write};
 
 pub async fn handle(state: &AppState, request: Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
-    let (slot, response) = match Route::parse(request.uri().path()) {
+    let origin = request.headers().get(ORIGIN).cloned();
+    let (slot, mut response) = match Route::parse(request.uri().path()) {
         Ok(route) => {
             (Some(route.resource.slot()), dispatch(state, route, request).await.unwrap_or_else(respond::error))
         }
         Err(error) => (None, respond::error(error)),
     };
+    cors::decorate(&state.config, origin.as_ref(), &mut response);
     state.metrics.record(slot, response.status().as_u16(), started.elapsed());
     response
 }
 
 async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     let id = route.id;
+    if request.method() == Method::OPTIONS {
+        return Ok(cors::preflight(route.resource));
+    }
     match route.endpoint(request.method())? {
         Endpoint::ListProducts => {
             let document = read::product_list(state, request.uri().query(), read_after(&request)?).await?;
@@ -54,6 +60,7 @@ async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) ->
         Endpoint::Healthz => Ok(ops::healthz()),
         Endpoint::Readyz => Ok(ops::readyz(state).await),
         Endpoint::Metrics => Ok(ops::metrics(state).await),
+        Endpoint::Browse => browse::page(request.headers()),
     }
 }
 

@@ -2,6 +2,8 @@
 //! It calls into `read` and `write`, which never call back.
 
 mod body;
+mod browse;
+mod cors;
 mod dispatch;
 mod ops;
 mod respond;

@@ -22,11 +22,12 @@ pub enum Resource {
     Healthz,
     Readyz,
     Metrics,
+    Browse,
 }
 
 impl Resource {
     /// Every resource, in the order of its metrics slot.
-    pub const ALL: [Resource; 11] = [
+    pub const ALL: [Resource; 12] = [
         Resource::Products,
         Resource::Product,
         Resource::ProductStyles,
@@ -38,6 +39,7 @@ impl Resource {
         Resource::Healthz,
         Resource::Readyz,
         Resource::Metrics,
+        Resource::Browse,
     ];
 
     /// The path pattern: a label for metrics and logs, never with an id.
@@ -54,6 +56,7 @@ impl Resource {
             Resource::Healthz => "/healthz",
             Resource::Readyz => "/readyz",
             Resource::Metrics => "/metrics",
+            Resource::Browse => "/browse",
         }
     }
 
@@ -146,10 +149,11 @@ pub enum Endpoint {
     Healthz,
     Readyz,
     Metrics,
+    Browse,
 }
 
 /// The table.
-const ENDPOINTS: [(Resource, Verb, Endpoint); 18] = [
+const ENDPOINTS: [(Resource, Verb, Endpoint); 19] = [
     (Resource::Products, Verb::Get, Endpoint::ListProducts),
     (Resource::Products, Verb::Post, Endpoint::CreateProduct),
     (Resource::Product, Verb::Get, Endpoint::GetProduct),
@@ -168,6 +172,7 @@ const ENDPOINTS: [(Resource, Verb, Endpoint); 18] = [
     (Resource::Healthz, Verb::Get, Endpoint::Healthz),
     (Resource::Readyz, Verb::Get, Endpoint::Readyz),
     (Resource::Metrics, Verb::Get, Endpoint::Metrics),
+    (Resource::Browse, Verb::Get, Endpoint::Browse),
 ];
 
 /// A parsed path: the resource and its id (0 for resources without one).
@@ -196,6 +201,7 @@ impl Route {
             (Some("healthz"), None, None, None) => (Resource::Healthz, None),
             (Some("readyz"), None, None, None) => (Resource::Readyz, None),
             (Some("metrics"), None, None, None) => (Resource::Metrics, None),
+            (Some("browse"), None, None, None) => (Resource::Browse, None),
             _ => return Err(ApiError::NotFound(format!("no route for {path}"))),
         };
         let id = match id {

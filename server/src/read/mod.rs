@@ -30,6 +30,15 @@ pub struct Document {
     pub etag: String,
 }
 
+impl Document {
+    /// A composed body (a page of cards) with an ETag hashed from its bytes.
+    pub fn with_content_etag(body: Bytes) -> Document {
+        let mut hasher = DefaultHasher::new();
+        hasher.write(&body);
+        Document { etag: format!("\"h{:016x}\"", hasher.finish()), body }
+    }
+}
+
 /// A write's `X-Read-After` token: the primary's WAL position after that
 /// write committed. Opaque to clients.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +64,7 @@ pub async fn product_list(
     let (page, count) = paging::paging(query, state.config.page_count_max)?;
     // Positions past i64 are certainly past the end.
     let Some(offset) = (page - 1).checked_mul(i64::from(count)) else {
-        return Ok(content_document(Bytes::from_static(b"[]")));
+        return Ok(Document::with_content_etag(Bytes::from_static(b"[]")));
     };
     // At most page_count_max, which the configuration keeps within i32.
     let count = i32::try_from(count).map_err(|_| ApiError::BadRequest("count is too large".into()))?;
@@ -63,7 +72,7 @@ pub async fn product_list(
         .await?
         .ok_or_else(|| ApiError::internal("products_page returned no row"))?;
     let RawText(body) = row.try_get(0)?;
-    Ok(content_document(body))
+    Ok(Document::with_content_etag(body))
 }
 
 /// GET /products/:id, /products/:id/styles, /products/:id/related
@@ -85,20 +94,13 @@ pub async fn product_document(
     Ok(Document { body, etag: format!("\"v{version}\"") })
 }
 
-/// A composed body (a page of cards) with an ETag hashed from its bytes.
-fn content_document(body: Bytes) -> Document {
-    let mut hasher = DefaultHasher::new();
-    hasher.write(&body);
-    Document { etag: format!("\"h{:016x}\"", hasher.finish()), body }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn content_etags_follow_content() {
-        let etag = |body: &'static [u8]| content_document(Bytes::from_static(body)).etag;
+        let etag = |body: &'static [u8]| Document::with_content_etag(Bytes::from_static(body)).etag;
         assert_eq!(etag(b"[1]"), etag(b"[1]"));
         assert_ne!(etag(b"[1]"), etag(b"[2]"));
     }

@@ -4,7 +4,9 @@
 //!
 //! One test binary, one file per area; `helpers` owns the set-up.
 
+mod browser;
 mod concurrency;
+mod cors;
 mod helpers;
 mod load;
 mod model;

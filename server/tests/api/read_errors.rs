@@ -1,6 +1,6 @@
 //! Every read error case of the contract, with its JSON error body.
 
-use crate::helpers::{get, request, Response};
+use crate::helpers::{get, request, request_to, spawn_server, test_config, Response};
 
 fn assert_error(response: &Response, status: u16, code: &str) {
     assert_eq!(response.status, status, "{}", response.text());
@@ -34,10 +34,30 @@ fn unknown_products_are_404() {
 
 #[test]
 fn bad_page_and_count_are_400() {
-    for query in ["page=0", "page=-2", "page=x", "page=", "count=0", "count=1001", "count=-5", "count=2.5"] {
+    for query in ["page=0", "page=-2", "page=x", "page=", "count=0", "count=-5", "count=2.5", "count=1e3"] {
         assert_error(&get(&format!("/products?{query}")), 400, "bad_request");
     }
     assert_eq!(get("/products?count=1000").status, 200, "count 1000 is the limit, allowed");
+}
+
+#[test]
+fn a_count_above_the_maximum_is_served_as_the_maximum() {
+    // Storefronts ask for count=1011 to cache a whole small catalog.
+    let most = get("/products?count=1000");
+    for count in ["1011", "5000", "99999999999999999999999"] {
+        let clamped = get(&format!("/products?count={count}"));
+        assert_eq!(clamped.status, 200, "count={count}");
+        assert_eq!(clamped.body, most.body, "count={count} is served as 1000");
+    }
+    // With a smaller maximum configured, the clamp is visible in the answer.
+    let mut config = test_config();
+    config.page_count_max = 2;
+    let small = spawn_server(config);
+    let page = request_to(small, "GET", "/products?page=1&count=3", &[], None).json();
+    let ids: Vec<i64> = page.as_array().unwrap().iter().map(|card| card["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 2]);
+    let second = request_to(small, "GET", "/products?page=2&count=1011", &[], None).json();
+    assert_eq!(second[0]["id"], 3, "page 2 of size 2 starts at position 3");
 }
 
 #[test]
