@@ -108,11 +108,28 @@ fn write_statements(s: &Sample) -> Vec<(String, String)> {
     ]
 }
 
-async fn explain_one(client: &Client, node: &str, name: String, sql: &str, warm: bool) -> ToolResult<Plan> {
-    if warm {
-        // Once unexplained first: PL/pgSQL caches its plans per connection,
-        // as on the server's pooled connections.
-        client.query(sql, &[]).await?;
+/// How a statement is run once before it is explained: PL/pgSQL caches its
+/// plans per connection, as on the server's pooled connections, so a first
+/// call would mostly measure planning.
+#[derive(Clone, Copy)]
+enum Warm {
+    /// Run it once as it is (reads).
+    Run,
+    /// Run it once inside a savepoint that is rolled back (writes, whose
+    /// second run must find the same state as the first).
+    RunAndUndo,
+}
+
+async fn explain_one(client: &Client, node: &str, name: String, sql: &str, warm: Warm) -> ToolResult<Plan> {
+    match warm {
+        Warm::Run => {
+            client.query(sql, &[]).await?;
+        }
+        Warm::RunAndUndo => {
+            client.batch_execute("savepoint warm").await?;
+            client.query(sql, &[]).await?;
+            client.batch_execute("rollback to savepoint warm").await?;
+        }
     }
     let rows = client.query(&format!("explain (analyze, buffers) {sql}"), &[]).await?;
     let text: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
@@ -145,12 +162,12 @@ pub async fn explain(primary_url: &str, replica_url: &str) -> ToolResult<Vec<Pla
     let s = sample(&primary).await?;
     let mut plans = Vec::new();
     for (name, sql) in read_statements(&s) {
-        plans.push(explain_one(&replica, "replica", name.clone(), &sql, true).await?);
-        plans.push(explain_one(&primary, "primary", name, &sql, true).await?);
+        plans.push(explain_one(&replica, "replica", name.clone(), &sql, Warm::Run).await?);
+        plans.push(explain_one(&primary, "primary", name, &sql, Warm::Run).await?);
     }
     primary.batch_execute("begin").await?;
     for (name, sql) in write_statements(&s) {
-        let plan = explain_one(&primary, "primary", name, &sql, false).await;
+        let plan = explain_one(&primary, "primary", name, &sql, Warm::RunAndUndo).await;
         if plan.is_err() {
             primary.batch_execute("rollback").await?;
         }
