@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{app, get, project_root, spawn_server, test_config};
+use crate::helpers::{app, catalog_lock, get, project_root, spawn_server, test_config};
 
 /// How long the page may take to show what it was asked for.
 const RENDER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -225,6 +225,9 @@ fn money(price: &Value) -> String {
 
 #[test]
 fn the_catalog_page_shows_the_api_from_another_origin() {
+    // The page's list is compared with the API's: no other test may add or
+    // remove products meanwhile.
+    let _catalog = catalog_lock();
     let api = app().addr;
     let page_server = spawn_server(test_config());
     assert_ne!(api.port(), page_server.port());
