@@ -3,7 +3,8 @@
 # (for the real-browser test) if missing,
 # checks formatting and lints, starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
-# and finally the JMeter plan at a tiny size.
+# then the OpenAPI document against the live server (schemathesis), and
+# finally the JMeter plan at a tiny size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
@@ -13,4 +14,5 @@ cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace
 mkdir -p out
+scripts/schemathesis.sh
 scripts/jmeter-smoke.sh

@@ -95,18 +95,21 @@ pub struct StepResult {
     pub achieved_rps: f64,
     pub summary: Summary,
     pub error_rate: f64,
+    /// Answers by status ("200: 998, 503: 2").
+    pub statuses: String,
 }
 
 impl std::fmt::Display for StepResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<28} {:>6} rps target {:>9.1} achieved  p99 {:>8.2} ms  errors {:.2}%",
+            "{:<28} {:>6} rps target {:>9.1} achieved  p99 {:>8.2} ms  errors {:.2}% ({})",
             self.route.label(),
             self.target_rps,
             self.achieved_rps,
             self.summary.p99_us as f64 / 1e3,
-            self.error_rate * 100.0
+            self.error_rate * 100.0,
+            self.statuses
         )
     }
 }
@@ -158,7 +161,9 @@ pub async fn open_loop_step(
     let recorder = std::mem::take(&mut *recorder.lock().expect("recorder lock"));
     let errors = recorder.errors(route.ok_statuses());
     let summary = recorder.summary();
+    let statuses = recorder.statuses();
     Ok(StepResult {
+        statuses,
         route,
         target_rps: rate,
         achieved_rps: summary.count as f64 / elapsed.as_secs_f64(),
@@ -289,6 +294,7 @@ mod tests {
             achieved_rps: f64::from(rate),
             summary: Summary { count: 10, mean_us: 500, p50_us: 400, p95_us: 800, p99_us: p99, max_us: 2000 },
             error_rate: 0.0,
+            statuses: "200: 10".into(),
         };
         let results = vec![step(Target::Product, 1, 900), step(Target::Product, 1000, 4_000)];
         let table = step_table(&results);

@@ -32,6 +32,29 @@ pub const WRITE_POOL_SIZE_DEFAULT: usize = 16;
 /// replica.
 pub const READ_POOL_SIZE_DEFAULT: usize = 16;
 pub const POOL_WAIT_MS_DEFAULT: u64 = 2_000;
+/// One read attempt on one node (pool wait and query). A replica answers a
+/// primary-key lookup in well under a millisecond; 40 ms means "stuck".
+pub const READ_ATTEMPT_TIMEOUT_MS_DEFAULT: u64 = 40;
+/// When an attempt has not answered in this long, a second one starts on
+/// another replica and the first answer wins (0: no hedging). Above the
+/// p99 of a healthy read here, so hedges are rare when all is well.
+pub const READ_HEDGE_AFTER_MS_DEFAULT: u64 = 15;
+/// A whole read, every attempt and the fallback included, before 503.
+pub const READ_DEADLINE_MS_DEFAULT: u64 = 200;
+/// A whole write, its retries included, before 503 (outcome unknown: the
+/// client retries with the same Idempotency-Key).
+pub const WRITE_DEADLINE_MS_DEFAULT: u64 = 1_000;
+/// Consecutive failed or timed-out attempts before a replica is ejected.
+pub const EJECT_AFTER_FAILURES_DEFAULT: u32 = 3;
+/// How often an ejected replica is probed to bring it back.
+pub const PROBE_INTERVAL_MS_DEFAULT: u64 = 500;
+/// Requests handled at once. Beyond it a request waits at most
+/// QUEUE_WAIT_MS for a slot, then gets 503: overload is shed, not queued.
+/// 256 in flight at this machine's ~10,000 reads a second is about 25 ms of
+/// queue, inside the read attempt deadline; more would only queue in the
+/// pools and time out there.
+pub const INFLIGHT_MAX_DEFAULT: usize = 256;
+pub const QUEUE_WAIT_MS_DEFAULT: u64 = 50;
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 3_000;
 pub const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
@@ -57,6 +80,51 @@ pub struct Config {
     /// Connections to each replica.
     #[arg(long, env = "ATELIER_READ_POOL_SIZE", default_value_t = READ_POOL_SIZE_DEFAULT)]
     pub read_pool_size: usize,
+
+    /// Deadline of one read attempt on one node, pool wait included; a
+    /// replica that misses it is counted as failing and another is tried.
+    #[arg(long, env = "ATELIER_READ_ATTEMPT_TIMEOUT_MS", default_value_t = READ_ATTEMPT_TIMEOUT_MS_DEFAULT)]
+    pub read_attempt_timeout_ms: u64,
+
+    /// Start a second (hedged) read on another replica when the first has
+    /// not answered in this long; 0 turns hedging off.
+    #[arg(long, env = "ATELIER_READ_HEDGE_AFTER_MS", default_value_t = READ_HEDGE_AFTER_MS_DEFAULT)]
+    pub read_hedge_after_ms: u64,
+
+    /// Deadline of a whole read (attempts, hedges, fallback); then 503.
+    #[arg(long, env = "ATELIER_READ_DEADLINE_MS", default_value_t = READ_DEADLINE_MS_DEFAULT)]
+    pub read_deadline_ms: u64,
+
+    /// When no replica answers in time, read the primary's copy of the read
+    /// model (marked `X-Served-By: primary`). `false`: answer 503 instead.
+    #[arg(long, env = "ATELIER_READ_FALLBACK_PRIMARY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_fallback_primary: bool,
+
+    /// Deadline of a whole write, retries included; then 503.
+    #[arg(long, env = "ATELIER_WRITE_DEADLINE_MS", default_value_t = WRITE_DEADLINE_MS_DEFAULT)]
+    pub write_deadline_ms: u64,
+
+    /// Consecutive failed or timed-out attempts before a replica is taken
+    /// out of rotation (then probed until it answers).
+    #[arg(long, env = "ATELIER_EJECT_AFTER_FAILURES", default_value_t = EJECT_AFTER_FAILURES_DEFAULT)]
+    pub eject_after_failures: u32,
+
+    /// How often an ejected replica is probed.
+    #[arg(long, env = "ATELIER_PROBE_INTERVAL_MS", default_value_t = PROBE_INTERVAL_MS_DEFAULT)]
+    pub probe_interval_ms: u64,
+
+    /// Requests handled at once (operational endpoints excepted).
+    #[arg(long, env = "ATELIER_INFLIGHT_MAX", default_value_t = INFLIGHT_MAX_DEFAULT)]
+    pub inflight_max: usize,
+
+    /// How long a request waits for a free slot before it gets 503.
+    #[arg(long, env = "ATELIER_QUEUE_WAIT_MS", default_value_t = QUEUE_WAIT_MS_DEFAULT)]
+    pub queue_wait_ms: u64,
+
+    /// One line per request on standard output: request id, method, route,
+    /// status, latency, and the node that answered. `false` turns it off.
+    #[arg(long, env = "ATELIER_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
 
     /// How long a request waits for a free pooled connection before it is
     /// answered 503 with Retry-After.
@@ -156,6 +224,16 @@ impl Config {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             cors_origins: vec!["*".to_string()],
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+            read_attempt_timeout_ms: READ_ATTEMPT_TIMEOUT_MS_DEFAULT,
+            read_hedge_after_ms: READ_HEDGE_AFTER_MS_DEFAULT,
+            read_deadline_ms: READ_DEADLINE_MS_DEFAULT,
+            read_fallback_primary: true,
+            write_deadline_ms: WRITE_DEADLINE_MS_DEFAULT,
+            eject_after_failures: EJECT_AFTER_FAILURES_DEFAULT,
+            probe_interval_ms: PROBE_INTERVAL_MS_DEFAULT,
+            inflight_max: INFLIGHT_MAX_DEFAULT,
+            queue_wait_ms: QUEUE_WAIT_MS_DEFAULT,
+            access_log: true,
         }
     }
 
@@ -182,6 +260,14 @@ impl Config {
         within("ATELIER_HEADER_READ_TIMEOUT_MS", self.header_read_timeout_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_CONNECTIONS_MAX", self.connections_max as u64, 1, tokio::sync::Semaphore::MAX_PERMITS as u64)?;
         within("ATELIER_SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0, DURATION_MS_MAX)?;
+        within("ATELIER_READ_ATTEMPT_TIMEOUT_MS", self.read_attempt_timeout_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_READ_HEDGE_AFTER_MS", self.read_hedge_after_ms, 0, DURATION_MS_MAX)?;
+        within("ATELIER_READ_DEADLINE_MS", self.read_deadline_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_WRITE_DEADLINE_MS", self.write_deadline_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_EJECT_AFTER_FAILURES", u64::from(self.eject_after_failures), 1, 1_000_000)?;
+        within("ATELIER_PROBE_INTERVAL_MS", self.probe_interval_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_INFLIGHT_MAX", self.inflight_max as u64, 1, tokio::sync::Semaphore::MAX_PERMITS as u64)?;
+        within("ATELIER_QUEUE_WAIT_MS", self.queue_wait_ms, 0, DURATION_MS_MAX)?;
         for url in std::iter::once(&self.databases.primary_url).chain(&self.databases.replica_urls) {
             url.parse::<tokio_postgres::Config>()
                 .map_err(|e| ConfigError(format!("bad connection string {url:?}: {e}")))?;
@@ -215,6 +301,31 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    pub fn read_attempt_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_attempt_timeout_ms)
+    }
+
+    /// None when hedging is off.
+    pub fn read_hedge_after(&self) -> Option<Duration> {
+        (self.read_hedge_after_ms > 0).then(|| Duration::from_millis(self.read_hedge_after_ms))
+    }
+
+    pub fn read_deadline(&self) -> Duration {
+        Duration::from_millis(self.read_deadline_ms)
+    }
+
+    pub fn write_deadline(&self) -> Duration {
+        Duration::from_millis(self.write_deadline_ms)
+    }
+
+    pub fn probe_interval(&self) -> Duration {
+        Duration::from_millis(self.probe_interval_ms)
+    }
+
+    pub fn queue_wait(&self) -> Duration {
+        Duration::from_millis(self.queue_wait_ms)
     }
 }
 

@@ -27,6 +27,15 @@ pub enum ApiError {
     Unprocessable { message: String, fields: BTreeMap<String, String> },
     #[error("{0}")]
     Unavailable(String),
+    /// This server is saturated (no pooled connection came free in time):
+    /// 503 like Unavailable, but no database is at fault.
+    #[error("{0}")]
+    Busy(String),
+    /// A write whose outcome is unknown: the primary did not answer in time
+    /// and may still apply it. Said to the client (retry with the same
+    /// Idempotency-Key).
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// A deadlock or serialization failure: the transaction was rolled back
     /// and may simply be run again. Writes retry it; a client sees it only
     /// as a 503 when the retries run out.
@@ -58,7 +67,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) | ApiError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,7 +84,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "validation_failed",
-            ApiError::Unavailable(_) | ApiError::Contention(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
+                "unavailable"
+            }
             ApiError::Internal(_) => "internal",
         }
     }
@@ -86,9 +99,15 @@ impl ApiError {
                 tracing::error!(%detail, "internal error");
                 "internal server error".to_string()
             }
-            ApiError::Unavailable(detail) | ApiError::Contention(detail) => {
+            ApiError::Unavailable(detail) | ApiError::Busy(detail) | ApiError::Contention(detail) => {
                 tracing::warn!(%detail, "unavailable");
                 "the service is temporarily unavailable; retry shortly".to_string()
+            }
+            ApiError::OutcomeUnknown(detail) => {
+                tracing::warn!(%detail, "write outcome unknown");
+                "the database did not answer in time: the write may or may not have been applied; \
+                 retry it with the same Idempotency-Key to apply it exactly once"
+                    .to_string()
             }
             other => other.to_string(),
         }
@@ -156,5 +175,8 @@ impl From<tokio_postgres::Error> for ApiError {
 
 /// Is this error worth trying on another replica?
 pub fn is_unavailable(error: &ApiError) -> bool {
-    matches!(error, ApiError::Unavailable(_) | ApiError::Contention(_))
+    matches!(
+        error,
+        ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_)
+    )
 }

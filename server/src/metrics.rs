@@ -20,30 +20,117 @@ struct RouteStats {
     sum_micros: AtomicU64,
 }
 
+/// The service's event counters: name and help of each, in /metrics order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counter {
+    NotModified,
+    DocumentsSent,
+    ReadAfterFallback,
+    ReadRetry,
+    ReadHedge,
+    ReadAttemptTimeout,
+    PoolWaitTimeout,
+    ReadDeadlineExpiry,
+    ReadFallbackPrimary,
+    ReplicaEjected,
+    ReplicaRevived,
+    WriteRetry,
+    WriteDeadlineExpiry,
+    Shed,
+    AccessLogDropped,
+}
+
+impl Counter {
+    const ALL: [Counter; 15] = [
+        Counter::NotModified,
+        Counter::DocumentsSent,
+        Counter::ReadAfterFallback,
+        Counter::ReadRetry,
+        Counter::ReadHedge,
+        Counter::ReadAttemptTimeout,
+        Counter::PoolWaitTimeout,
+        Counter::ReadDeadlineExpiry,
+        Counter::ReadFallbackPrimary,
+        Counter::ReplicaEjected,
+        Counter::ReplicaRevived,
+        Counter::WriteRetry,
+        Counter::WriteDeadlineExpiry,
+        Counter::Shed,
+        Counter::AccessLogDropped,
+    ];
+
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Counter::NotModified => {
+                ("atelier_etag_hits_total", "GETs answered 304 because If-None-Match matched (client cache hits).")
+            }
+            Counter::DocumentsSent => {
+                ("atelier_etag_misses_total", "Responses sent with a full body (client cache misses).")
+            }
+            Counter::ReadAfterFallback => (
+                "atelier_read_after_fallbacks_total",
+                "Read-your-writes GETs served from the primary because no replica caught up in time.",
+            ),
+            Counter::ReadRetry => (
+                "atelier_read_retries_total",
+                "Read attempts started on another replica after one failed or timed out.",
+            ),
+            Counter::ReadHedge => {
+                ("atelier_read_hedges_total", "Second read attempts started because the first was slow (hedges).")
+            }
+            Counter::ReadAttemptTimeout => {
+                ("atelier_read_attempt_timeouts_total", "Read attempts that missed ATELIER_READ_ATTEMPT_TIMEOUT_MS.")
+            }
+            Counter::PoolWaitTimeout => (
+                "atelier_pool_wait_timeouts_total",
+                "Attempts that found every pooled connection busy for their whole deadline.",
+            ),
+            Counter::ReadDeadlineExpiry => {
+                ("atelier_read_deadline_expiries_total", "Reads that missed ATELIER_READ_DEADLINE_MS (answered 503).")
+            }
+            Counter::ReadFallbackPrimary => (
+                "atelier_read_fallbacks_total",
+                "Reads sent to the primary's copy of the read model because no replica answered.",
+            ),
+            Counter::ReplicaEjected => ("atelier_replica_ejections_total", "Replicas taken out of rotation."),
+            Counter::ReplicaRevived => {
+                ("atelier_replica_revivals_total", "Ejected replicas put back after answering a probe.")
+            }
+            Counter::WriteRetry => (
+                "atelier_write_retries_total",
+                "Write transactions run again after a deadlock or serialization failure.",
+            ),
+            Counter::WriteDeadlineExpiry => (
+                "atelier_write_deadline_expiries_total",
+                "Writes that missed ATELIER_WRITE_DEADLINE_MS (answered 503, outcome unknown).",
+            ),
+            Counter::Shed => {
+                ("atelier_requests_shed_total", "Requests answered 503 at once because the server was full.")
+            }
+            Counter::AccessLogDropped => {
+                ("atelier_access_log_dropped_total", "Access log lines dropped because the writer fell behind.")
+            }
+        }
+    }
+}
+
 pub(crate) struct Metrics {
     /// Labels of the route slots, "unmatched" last.
     labels: Vec<&'static str>,
     routes: Vec<RouteStats>,
-    not_modified: AtomicU64,
-    documents_sent: AtomicU64,
-    read_after_fallbacks: AtomicU64,
-    replica_failovers: AtomicU64,
-    write_retries: AtomicU64,
+    counters: [AtomicU64; Counter::ALL.len()],
 }
 
 impl Metrics {
     /// Metrics for routes labelled `labels` (slot i is `labels[i]`).
     pub fn new(labels: &[&'static str]) -> Metrics {
         let labels: Vec<&'static str> = labels.iter().copied().chain(["unmatched"]).collect();
-        Metrics {
-            routes: labels.iter().map(|_| RouteStats::default()).collect(),
-            labels,
-            not_modified: AtomicU64::new(0),
-            documents_sent: AtomicU64::new(0),
-            read_after_fallbacks: AtomicU64::new(0),
-            replica_failovers: AtomicU64::new(0),
-            write_retries: AtomicU64::new(0),
-        }
+        Metrics { routes: labels.iter().map(|_| RouteStats::default()).collect(), labels, counters: Default::default() }
+    }
+
+    /// Counts one event.
+    pub fn count(&self, counter: Counter) {
+        self.counters[counter as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts one request of route slot `route` (None: no route matched).
@@ -59,22 +146,10 @@ impl Metrics {
         stats.count.fetch_add(1, Relaxed);
         stats.sum_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Relaxed);
         match status {
-            304 => self.not_modified.fetch_add(1, Relaxed),
-            200 => self.documents_sent.fetch_add(1, Relaxed),
-            _ => 0,
-        };
-    }
-
-    pub fn read_after_fallback(&self) {
-        self.read_after_fallbacks.fetch_add(1, Relaxed);
-    }
-
-    pub fn replica_failover(&self) {
-        self.replica_failovers.fetch_add(1, Relaxed);
-    }
-
-    pub fn write_retry(&self) {
-        self.write_retries.fetch_add(1, Relaxed);
+            304 => self.count(Counter::NotModified),
+            200 => self.count(Counter::DocumentsSent),
+            _ => {}
+        }
     }
 
     /// The request metrics as Prometheus text. Pool and replica gauges are
@@ -111,35 +186,10 @@ impl Metrics {
             let _ = writeln!(out, "atelier_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
             let _ = writeln!(out, "atelier_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
-        let counters = [
-            (
-                "atelier_etag_hits_total",
-                "GETs answered 304 because If-None-Match matched (client cache hits).",
-                &self.not_modified,
-            ),
-            (
-                "atelier_etag_misses_total",
-                "Responses sent with a full body (client cache misses).",
-                &self.documents_sent,
-            ),
-            (
-                "atelier_read_after_fallbacks_total",
-                "Read-your-writes GETs served from the primary because no replica caught up in time.",
-                &self.read_after_fallbacks,
-            ),
-            (
-                "atelier_replica_failovers_total",
-                "Reads retried on another replica because one was unreachable.",
-                &self.replica_failovers,
-            ),
-            (
-                "atelier_write_retries_total",
-                "Write transactions run again after a deadlock or serialization failure.",
-                &self.write_retries,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+        for counter in Counter::ALL {
+            let (name, help) = counter.describe();
+            let value = self.counters[counter as usize].load(Relaxed);
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
     }
 }

@@ -2,26 +2,29 @@
 //! `App::build` validates the configuration, binds the listener, builds the
 //! pools (no connection opens until first use, so the server starts while a
 //! database is down and answers 503); `run_until_stopped` starts the
-//! background work and serves until the shutdown future completes, then
-//! lets requests in flight finish.
+//! background work (the idempotency purge, the prober that brings ejected
+//! replicas back, the access log's writer) and serves until the shutdown
+//! future completes, then lets requests in flight finish.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{Config, ConfigError};
 use crate::db::Pools;
-use crate::http;
 use crate::metrics::Metrics;
-use crate::state::AppState;
+use crate::state::{AppState, RequestIds};
 use crate::write::idempotency;
+use crate::{http, read};
 
 /// The service, bound and ready to serve.
 pub struct App {
     listener: TcpListener,
     state: Arc<AppState>,
+    access_log: Option<mpsc::Receiver<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +40,24 @@ impl App {
     /// and builds the pools.
     pub async fn build(config: Config) -> Result<App, StartupError> {
         config.validate()?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartupError::Bind { address: config.listen, source })?;
+        let listener = listen(config.listen).map_err(|source| StartupError::Bind { address: config.listen, source })?;
         let pools = Pools::new(&config)?;
-        let state = Arc::new(AppState { config, pools, metrics: Metrics::new(http::ROUTE_LABELS) });
-        Ok(App { listener, state })
+        let (access_log, lines) = match config.access_log {
+            true => {
+                let (sender, receiver) = mpsc::channel(http::access_log::CHANNEL_LINES);
+                (Some(sender), Some(receiver))
+            }
+            false => (None, None),
+        };
+        let state = Arc::new(AppState {
+            inflight: Semaphore::new(config.inflight_max),
+            config,
+            pools,
+            metrics: Metrics::new(http::ROUTE_LABELS),
+            access_log,
+            request_ids: RequestIds::new(),
+        });
+        Ok(App { listener, state, access_log: lines })
     }
 
     /// The address the server listens on.
@@ -53,8 +68,38 @@ impl App {
     /// Serves until `shutdown` completes; then stops accepting, gives
     /// requests in flight up to the configured grace period, and returns.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        if let Some(lines) = self.access_log {
+            std::thread::spawn(move || http::access_log::write_lines(lines));
+        }
+        let warm = tokio::spawn(warm_pools(self.state.clone()));
         let purge = tokio::spawn(idempotency::purge_expired_keys(self.state.clone()));
+        let prober = tokio::spawn(read::revive_ejected(self.state.clone()));
         http::serve(self.listener, self.state, shutdown).await;
+        warm.abort();
         purge.abort();
+        prober.abort();
     }
+}
+
+/// Connections the kernel holds for the server before it accepts them. The
+/// default of 128 drops the SYNs of a burst (the client retries a second
+/// later); the kernel caps this at net.core.somaxconn.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// How long warming a pool may take; a node that does not answer by then
+/// is simply left cold (and handled as requests find it).
+const WARM_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens every pool's connections at start, concurrently.
+async fn warm_pools(state: Arc<AppState>) {
+    let primary = state.pools.primary.warm(state.config.write_pool_size, WARM_WITHIN);
+    let replicas = state.pools.replicas.iter().map(|r| r.warm(state.config.read_pool_size, WARM_WITHIN));
+    tokio::join!(primary, futures_util::future::join_all(replicas));
 }

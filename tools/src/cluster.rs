@@ -120,6 +120,49 @@ impl LocalCluster {
         Ok(all)
     }
 
+    /// Stops one node: `immediate` is a crash (no checkpoint, the next start
+    /// recovers), else a fast shutdown. `up` starts it again.
+    pub fn stop_node(&self, node: Node, immediate: bool) -> ToolResult<()> {
+        let data = self.data_dir(node);
+        let mode = if immediate { "immediate" } else { "fast" };
+        let out = self.pg_ctl(&["-D", path_str(&data)?, "-m", mode, "-w", "stop"])?;
+        if !out.status.success() {
+            return Err(ToolError::msg(format!(
+                "{} did not stop: {}",
+                node.name,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every process of a running node: the postmaster and its children
+    /// (backends, WAL senders, apply workers...). Fault tests stop and
+    /// continue them all to freeze the whole server, as a stuck disk or a
+    /// paused VM would.
+    pub fn processes(&self, node: Node) -> ToolResult<Vec<u32>> {
+        let pid_file = self.data_dir(node).join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file)
+            .map_err(|e| ToolError::msg(format!("{} is not running ({}: {e})", node.name, pid_file.display())))?;
+        let postmaster: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| ToolError::msg(format!("{}: no pid in {}", node.name, pid_file.display())))?;
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            // /proc/<pid>/stat: "pid (comm) state ppid ...": the ppid is the
+            // second field after the closing parenthesis.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        Ok(pids)
+    }
+
     pub fn data_dir(&self, node: Node) -> PathBuf {
         self.dir.join(node.name)
     }

@@ -1,6 +1,9 @@
-//! Connection pools: one to the primary (writes, and the read-your-writes
-//! fallback) and one per read replica. Every statement goes through
-//! `prepare_cached`, so it is prepared once per pooled connection.
+//! The database nodes: the primary (writes, and the read fallbacks) and
+//! every read replica, each with its pool and its health (`node`). Every
+//! statement goes through `prepare_cached`, so it is prepared once per
+//! pooled connection.
+
+mod node;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,26 +14,19 @@ use tokio_postgres::NoTls;
 
 use crate::config::{Config, ConfigError};
 
-/// A named pool, so logs, /readyz and /metrics can say which node.
-pub(crate) struct NamedPool {
-    pub name: String,
-    pub pool: Pool,
-}
+pub(crate) use node::{CheckoutError, Node};
 
 pub(crate) struct Pools {
-    pub primary: NamedPool,
-    pub replicas: Vec<NamedPool>,
-    /// Round-robin cursor over `replicas`.
+    pub primary: Node,
+    pub replicas: Vec<Node>,
+    /// Rotates the order of equally loaded replicas.
     next_replica: AtomicUsize,
 }
 
 impl Pools {
     /// Builds the pools; no connection is opened until first use.
     pub fn new(config: &Config) -> Result<Pools, ConfigError> {
-        let primary = NamedPool {
-            name: "primary".into(),
-            pool: build_pool(&config.databases.primary_url, config.write_pool_size, config)?,
-        };
+        let primary = Node::new("primary", build_pool(&config.databases.primary_url, config.write_pool_size, config)?);
         let replicas = config
             .databases
             .replica_urls
@@ -38,25 +34,34 @@ impl Pools {
             .filter(|url| !url.trim().is_empty())
             .enumerate()
             .map(|(i, url)| {
-                Ok(NamedPool {
-                    name: format!("replica{}", i + 1),
-                    pool: build_pool(url, config.read_pool_size, config)?,
-                })
+                // Names live as long as the server: leaked once, at start-up.
+                let name: &'static str = Box::leak(format!("replica{}", i + 1).into_boxed_str());
+                Ok(Node::new(name, build_pool(url, config.read_pool_size, config)?))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Pools { primary, replicas, next_replica: AtomicUsize::new(0) })
     }
 
-    /// The replicas in the order this request should try them: round-robin
-    /// start, then the others as fallbacks.
-    pub fn replica_order(&self) -> impl Iterator<Item = &NamedPool> {
+    /// The replicas a read should try, in order: those in rotation, fewest
+    /// requests in flight first (a slow replica collects in-flight requests,
+    /// so it gets less); equally loaded ones in rotating order. Ejected
+    /// replicas are left out.
+    pub fn read_candidates(&self) -> Vec<&Node> {
         let n = self.replicas.len().max(1);
         let start = self.next_replica.fetch_add(1, Ordering::Relaxed) % n;
-        self.replicas.iter().cycle().skip(start).take(self.replicas.len())
+        let mut candidates: Vec<(usize, usize, &Node)> = self
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| !node.is_ejected())
+            .map(|(i, node)| (node.in_flight(), (i + n - start) % n, node))
+            .collect();
+        candidates.sort_by_key(|(in_flight, turn, _)| (*in_flight, *turn));
+        candidates.into_iter().map(|(_, _, node)| node).collect()
     }
 
-    /// Every pool, primary first.
-    pub fn all(&self) -> impl Iterator<Item = &NamedPool> {
+    /// Every node, primary first.
+    pub fn all(&self) -> impl Iterator<Item = &Node> {
         std::iter::once(&self.primary).chain(&self.replicas)
     }
 }

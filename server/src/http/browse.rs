@@ -12,7 +12,7 @@ use crate::read::Document;
 const PAGE: &[u8] = include_bytes!("browse.html");
 
 pub fn page(request_headers: &HeaderMap) -> Result<HttpResponse, ApiError> {
-    let document = Document::with_content_etag(Bytes::from_static(PAGE));
+    let document = Document::with_content_etag(Bytes::from_static(PAGE), None);
     let mut response = respond::document(request_headers, document)?;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

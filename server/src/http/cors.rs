@@ -19,9 +19,10 @@ use crate::http::routes::Resource;
 
 /// Request headers a browser may send: the contract's list.
 const ALLOW_HEADERS: HeaderValue =
-    HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key, If-None-Match, X-Read-After");
+    HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key, If-None-Match, X-Read-After, X-Request-Id");
 /// Response headers a browser's script may read beyond the safelisted ones.
-const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("ETag, Location, X-Read-After, Retry-After");
+const EXPOSE_HEADERS: HeaderValue =
+    HeaderValue::from_static("ETag, Location, X-Read-After, Retry-After, X-Request-Id, X-Served-By");
 /// How long a browser may cache a preflight's answer: ten minutes spares a
 /// storefront one OPTIONS per request without pinning a policy for long.
 const MAX_AGE_SECONDS: HeaderValue = HeaderValue::from_static("600");

@@ -1,44 +1,103 @@
-//! One request, start to finish: parse the route, answer a CORS preflight
-//! or find the endpoint in the table, run its handler (one `match`), turn
-//! errors into their response, add the CORS headers, and record metrics.
+//! One request, start to finish: parse the route, admit it (or shed it),
+//! answer a CORS preflight or find the endpoint in the table, run its
+//! handler (one `match`), turn errors into their response, add the CORS
+//! headers and the request id, record metrics and the access log line.
 
 use std::time::Instant;
 
 use atelier_schema::DocumentKind;
 use hyper::body::Incoming;
-use hyper::header::ORIGIN;
+use hyper::header::{HeaderMap, HeaderValue, ORIGIN};
 use hyper::{Method, Request};
 use serde_json::Value;
+use tokio::sync::SemaphorePermit;
 
 use crate::error::ApiError;
+use crate::http::access_log::{self, Line};
 use crate::http::body::{self, JsonBody};
-use crate::http::respond::{self, HttpResponse, READ_AFTER};
-use crate::http::routes::{Endpoint, Route};
-use crate::http::{browse, cors, ops};
+use crate::http::respond::{self, HttpResponse, READ_AFTER, REQUEST_ID, SERVED_BY};
+use crate::http::routes::{Endpoint, Resource, Route};
+use crate::http::{browse, cors, openapi, ops};
+use crate::metrics::Counter;
 use crate::read;
 use crate::state::AppState;
 use crate::write::{self, products, related, skus, styles, Idempotency, Write};
 
+/// Longest client-given `X-Request-Id` that is passed on.
+const REQUEST_ID_CHARS_MAX: usize = 64;
+
 pub async fn handle(state: &AppState, request: Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
     let origin = request.headers().get(ORIGIN).cloned();
-    let (slot, mut response) = match Route::parse(request.uri().path()) {
-        Ok(route) => {
-            (Some(route.resource.slot()), dispatch(state, route, request).await.unwrap_or_else(respond::error))
-        }
-        Err(error) => (None, respond::error(error)),
+    let request_id = request_id(state, request.headers());
+    let method = request.method().clone();
+    let route = Route::parse(request.uri().path());
+    let resource = route.as_ref().ok().map(|r| r.resource);
+    let mut response = match route {
+        Ok(route) => match admit(state, route.resource, &method).await {
+            Ok(_slot) => dispatch(state, route, request).await.unwrap_or_else(respond::error),
+            Err(error) => respond::error(error),
+        },
+        Err(error) => respond::error(error),
     };
     cors::decorate(&state.config, origin.as_ref(), &mut response);
-    state.metrics.record(slot, response.status().as_u16(), started.elapsed());
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.record(resource.map(Resource::slot), status, latency);
+    if state.config.access_log {
+        let node = response.headers().get(SERVED_BY).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let route = resource.map_or("unmatched", Resource::label);
+        access_log::record(
+            state,
+            Line { request_id: &request_id, method: method.as_str(), route, status, latency, node },
+        );
+    }
     response
 }
 
+/// A slot for the request, waiting at most ATELIER_QUEUE_WAIT_MS: beyond
+/// the in-flight limit requests are shed with 503 at once rather than
+/// queued. Operational endpoints and preflights always get through, so a
+/// saturated server still answers its health checks.
+async fn admit<'a>(
+    state: &'a AppState,
+    resource: Resource,
+    method: &Method,
+) -> Result<Option<SemaphorePermit<'a>>, ApiError> {
+    let exempt =
+        matches!(resource, Resource::Healthz | Resource::Readyz | Resource::Metrics) || method == Method::OPTIONS;
+    if exempt {
+        return Ok(None);
+    }
+    match tokio::time::timeout(state.config.queue_wait(), state.inflight.acquire()).await {
+        Ok(Ok(permit)) => Ok(Some(permit)),
+        _ => {
+            state.metrics.count(Counter::Shed);
+            Err(ApiError::Unavailable("the server is at its in-flight limit".into()))
+        }
+    }
+}
+
+/// The request's id: the client's `X-Request-Id` when it sent a short,
+/// plain one (so a trace can span services), else a new one.
+fn request_id(state: &AppState, headers: &HeaderMap) -> String {
+    let given = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| {
+        (1..=REQUEST_ID_CHARS_MAX).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    given.map_or_else(|| state.request_ids.next(), str::to_string)
+}
+
 async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
-    let id = route.id;
     if request.method() == Method::OPTIONS {
         return Ok(cors::preflight(route.resource));
     }
-    match route.endpoint(request.method())? {
+    let endpoint = route.endpoint(request.method())?;
+    let id = route.id()?;
+    match endpoint {
         Endpoint::ListProducts => {
             let document = read::product_list(state, request.uri().query(), read_after(&request)?).await?;
             respond::document(request.headers(), document)
@@ -61,6 +120,7 @@ async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) ->
         Endpoint::Readyz => Ok(ops::readyz(state).await),
         Endpoint::Metrics => Ok(ops::metrics(state).await),
         Endpoint::Browse => browse::page(request.headers()),
+        Endpoint::OpenApi => openapi::document(request.headers()),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The HTTP layer: everything that knows about requests and responses.
 //! It calls into `read` and `write`, which never call back.
 
+pub mod access_log;
 mod body;
 mod browse;
 mod cors;
 mod dispatch;
+mod openapi;
 mod ops;
 mod respond;
 mod routes;

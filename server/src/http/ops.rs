@@ -8,7 +8,9 @@ use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::StatusCode;
 
-use crate::db::NamedPool;
+use futures_util::future::join_all;
+
+use crate::db::Node;
 use crate::http::respond::{self, HttpResponse};
 use crate::state::AppState;
 
@@ -48,6 +50,17 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     out.push_str("# TYPE atelier_pool_connections gauge\n");
     out.push_str("# HELP atelier_pool_waiting Requests waiting for a pooled connection.\n");
     out.push_str("# TYPE atelier_pool_waiting gauge\n");
+    out.push_str("# HELP atelier_node_in_flight Requests running on a database node now.\n");
+    out.push_str("# TYPE atelier_node_in_flight gauge\n");
+    out.push_str("# HELP atelier_replica_in_rotation 1 when reads are sent to the replica, 0 while it is ejected.\n");
+    out.push_str("# TYPE atelier_replica_in_rotation gauge\n");
+    for node in state.pools.all() {
+        let _ = writeln!(out, "atelier_node_in_flight{{node=\"{}\"}} {}", node.name, node.in_flight());
+    }
+    for replica in &state.pools.replicas {
+        let in_rotation = u8::from(!replica.is_ejected());
+        let _ = writeln!(out, "atelier_replica_in_rotation{{replica=\"{}\"}} {in_rotation}", replica.name);
+    }
     for pool in state.pools.all() {
         let status = pool.pool.status();
         let name = &pool.name;
@@ -74,36 +87,48 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
 
 /// One replica as /readyz and /metrics report it.
 struct ReplicaHealth {
-    name: String,
+    name: &'static str,
     up: bool,
     lag_bytes: Option<i64>,
 }
 
-/// Probes the primary and every replica: up, and each replica's lag in
-/// bytes of the primary's WAL since the last commit it applied (it also
-/// counts WAL the primary wrote for things that are not replicated).
+/// Probes the primary and every replica at once (so a stuck node costs one
+/// probe timeout, not one each): up, and each replica's lag in bytes of
+/// the primary's WAL since the last commit it applied (it also counts WAL
+/// the primary wrote for things that are not replicated).
 async fn health(state: &AppState) -> (Option<String>, Vec<ReplicaHealth>) {
-    let primary_lsn: Option<String> = probe(&state.pools.primary, statements::PRIMARY_WAL_LSN).await;
-    let mut replicas = Vec::new();
-    for replica in &state.pools.replicas {
-        let applied: Option<Option<String>> = probe(replica, statements::REPLICA_APPLIED_LSN).await;
-        let up = applied.is_some();
-        let lag_bytes = match (&primary_lsn, applied.flatten()) {
-            (Some(p), Some(r)) => lsn_bytes(p).zip(lsn_bytes(&r)).map(|(p, r)| (p - r).max(0)),
-            _ => None,
-        };
-        replicas.push(ReplicaHealth { name: replica.name.clone(), up, lag_bytes });
-    }
+    let primary = probe::<String>(&state.pools.primary, statements::PRIMARY_WAL_LSN);
+    let replicas =
+        join_all(state.pools.replicas.iter().map(|r| probe::<Option<String>>(r, statements::REPLICA_APPLIED_LSN)));
+    let (primary_lsn, applied) = tokio::join!(primary, replicas);
+    let replicas = state
+        .pools
+        .replicas
+        .iter()
+        .zip(applied)
+        .map(|(replica, applied)| {
+            let up = applied.is_some();
+            let lag_bytes = match (&primary_lsn, applied.flatten()) {
+                (Some(p), Some(r)) => lsn_bytes(p).zip(lsn_bytes(&r)).map(|(p, r)| (p - r).max(0)),
+                _ => None,
+            };
+            ReplicaHealth { name: replica.name, up, lag_bytes }
+        })
+        .collect();
     (primary_lsn, replicas)
 }
 
-async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(pool: &NamedPool, sql: &str) -> Option<T> {
+async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(node: &Node, sql: &str) -> Option<T> {
     let attempt = async {
-        let client = pool.pool.get().await.ok()?;
-        let statement = client.prepare_cached(sql).await.ok()?;
-        client.query_one(&statement, &[]).await.ok()?.try_get(0).ok()
+        let mut connection = node.checkout(PROBE_TIMEOUT).await?;
+        connection
+            .exchange(async |client| {
+                let statement = client.prepare_cached(sql).await?;
+                Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+            })
+            .await
     };
-    tokio::time::timeout(PROBE_TIMEOUT, attempt).await.ok().flatten()
+    tokio::time::timeout(PROBE_TIMEOUT, attempt).await.ok()?.ok()
 }
 
 /// A WAL position ("16/B374D848") as a byte offset.

@@ -19,6 +19,10 @@ pub type HttpResponse = Response<Full<Bytes>>;
 
 /// The header a write's answer carries and a GET may send back.
 pub const READ_AFTER: HeaderName = HeaderName::from_static("x-read-after");
+/// The node that answered a read or write: `replica1`, `primary`, ...
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+/// Every answer's request id (the client's, or a new one).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Seconds a client is told to wait after a 503.
 const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
@@ -48,6 +52,9 @@ pub fn document(request_headers: &HeaderMap, document: Document) -> Result<HttpR
         json(StatusCode::OK, document.body)
     };
     response.headers_mut().insert(ETAG, etag);
+    if let Some(node) = document.served_by {
+        response.headers_mut().insert(SERVED_BY, HeaderValue::from_static(node));
+    }
     Ok(response)
 }
 
@@ -60,6 +67,7 @@ pub fn written(written: Written) -> Result<HttpResponse, ApiError> {
         json(written.status, written.body)
     };
     let headers = response.headers_mut();
+    headers.insert(SERVED_BY, HeaderValue::from_static("primary"));
     let token = HeaderValue::from_str(&written.read_after.to_string())
         .map_err(|_| ApiError::internal("read-after token is not a header value"))?;
     headers.insert(READ_AFTER, token);
@@ -95,7 +103,7 @@ pub fn error(error: ApiError) -> HttpResponse {
                 headers.insert(ALLOW, allow);
             }
         }
-        ApiError::Unavailable(_) | ApiError::Contention(_) => {
+        ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
             headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
         }
         _ => {}

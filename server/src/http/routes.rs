@@ -23,11 +23,12 @@ pub enum Resource {
     Readyz,
     Metrics,
     Browse,
+    OpenApi,
 }
 
 impl Resource {
     /// Every resource, in the order of its metrics slot.
-    pub const ALL: [Resource; 12] = [
+    pub const ALL: [Resource; 13] = [
         Resource::Products,
         Resource::Product,
         Resource::ProductStyles,
@@ -40,6 +41,7 @@ impl Resource {
         Resource::Readyz,
         Resource::Metrics,
         Resource::Browse,
+        Resource::OpenApi,
     ];
 
     /// The path pattern: a label for metrics and logs, never with an id.
@@ -57,6 +59,7 @@ impl Resource {
             Resource::Readyz => "/readyz",
             Resource::Metrics => "/metrics",
             Resource::Browse => "/browse",
+            Resource::OpenApi => "/openapi.json",
         }
     }
 
@@ -150,10 +153,11 @@ pub enum Endpoint {
     Readyz,
     Metrics,
     Browse,
+    OpenApi,
 }
 
 /// The table.
-const ENDPOINTS: [(Resource, Verb, Endpoint); 19] = [
+const ENDPOINTS: [(Resource, Verb, Endpoint); 20] = [
     (Resource::Products, Verb::Get, Endpoint::ListProducts),
     (Resource::Products, Verb::Post, Endpoint::CreateProduct),
     (Resource::Product, Verb::Get, Endpoint::GetProduct),
@@ -173,19 +177,21 @@ const ENDPOINTS: [(Resource, Verb, Endpoint); 19] = [
     (Resource::Readyz, Verb::Get, Endpoint::Readyz),
     (Resource::Metrics, Verb::Get, Endpoint::Metrics),
     (Resource::Browse, Verb::Get, Endpoint::Browse),
+    (Resource::OpenApi, Verb::Get, Endpoint::OpenApi),
 ];
 
-/// A parsed path: the resource and its id (0 for resources without one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A parsed path: the resource, and its id (0 for resources without one;
+/// Err holding the text for an id that is not a positive 64-bit integer,
+/// which is 400 once the method is known to be allowed).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub resource: Resource,
-    pub id: i64,
+    id: Result<i64, String>,
 }
 
 impl Route {
     /// Parses a request path. One trailing slash is tolerated, as the
-    /// public API's Express routing did. Unknown paths are 404; a known
-    /// path with an id that is not a positive 64-bit integer is 400.
+    /// public API's Express routing did. Unknown paths are 404.
     pub fn parse(path: &str) -> Result<Route, ApiError> {
         let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
@@ -202,17 +208,25 @@ impl Route {
             (Some("readyz"), None, None, None) => (Resource::Readyz, None),
             (Some("metrics"), None, None, None) => (Resource::Metrics, None),
             (Some("browse"), None, None, None) => (Resource::Browse, None),
+            (Some("openapi.json"), None, None, None) => (Resource::OpenApi, None),
             _ => return Err(ApiError::NotFound(format!("no route for {path}"))),
         };
         let id = match id {
-            Some(text) => parse_id(text)?,
-            None => 0,
+            Some(text) => parse_positive(text).ok_or_else(|| text.to_string()),
+            None => Ok(0),
         };
         Ok(Route { resource, id })
     }
 
+    /// The id in the path: 400 when it is not a positive 64-bit integer.
+    pub fn id(&self) -> Result<i64, ApiError> {
+        self.id
+            .clone()
+            .map_err(|text| ApiError::BadRequest(format!("malformed id {text:?}: expected a positive integer")))
+    }
+
     /// The endpoint for `method` on this route, or 405 with its Allow list.
-    pub fn endpoint(self, method: &Method) -> Result<Endpoint, ApiError> {
+    pub fn endpoint(&self, method: &Method) -> Result<Endpoint, ApiError> {
         let verb = Verb::of(method);
         ENDPOINTS
             .iter()
@@ -222,28 +236,24 @@ impl Route {
     }
 }
 
-/// A positive integer that fits in a signed 64-bit column: ASCII digits
-/// only (no sign, no spaces), at least 1, at most 9223372036854775807.
-fn parse_id(text: &str) -> Result<i64, ApiError> {
-    parse_positive(text)
-        .ok_or_else(|| ApiError::BadRequest(format!("malformed id {text:?}: expected a positive integer")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn paths_map_to_routes() {
-        let route = |resource, id| Route { resource, id };
+        let route = |resource, id| Route { resource, id: Ok(id) };
         assert_eq!(Route::parse("/products").unwrap(), route(Resource::Products, 0));
         assert_eq!(Route::parse("/products/").unwrap(), route(Resource::Products, 0));
         assert_eq!(Route::parse("/products/7/styles").unwrap(), route(Resource::ProductStyles, 7));
         assert_eq!(Route::parse("/skus/3/movements").unwrap(), route(Resource::SkuMovements, 3));
-        assert!(matches!(Route::parse("/products/x"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(Route::parse("/products/x").unwrap().id(), Err(ApiError::BadRequest(_))));
         assert!(matches!(Route::parse("/products/1/reviews"), Err(ApiError::NotFound(_))));
         assert!(matches!(Route::parse("/"), Err(ApiError::NotFound(_))));
-        assert!(matches!(Route::parse("/products//"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(Route::parse("/products//").unwrap().id(), Err(ApiError::BadRequest(_))));
+        // The method is judged before the id: TRACE on a malformed id is 405.
+        let bad = Route::parse("/skus/0").unwrap();
+        assert!(matches!(bad.endpoint(&Method::TRACE), Err(ApiError::MethodNotAllowed { .. })));
     }
 
     #[test]
@@ -254,7 +264,7 @@ mod tests {
         }
         assert_eq!(Resource::Product.allow(), "GET, HEAD, PUT, PATCH, DELETE");
         assert_eq!(Resource::Style.allow(), "PUT, DELETE");
-        let route = Route { resource: Resource::Sku, id: 1 };
+        let route = Route { resource: Resource::Sku, id: Ok(1) };
         assert_eq!(route.endpoint(&Method::DELETE).unwrap(), Endpoint::DeleteSku);
         assert!(matches!(route.endpoint(&Method::GET), Err(ApiError::MethodNotAllowed { .. })));
     }

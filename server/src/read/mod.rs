@@ -2,16 +2,18 @@
 //!
 //! Each handler runs one prepared statement that returns the stored bytes,
 //! and answers them with their ETag; the HTTP layer sends them as the body.
-//! The replicas are tried in round-robin order; one that is unreachable is
-//! skipped. A request carrying `X-Read-After` waits (briefly) for a replica
-//! that has applied that position, or reads the primary's copy of the read
-//! model.
+//! Where the statement runs, and within what deadlines, is `replicas`'
+//! business: fewest-in-flight replica first, hedged and failed over, the
+//! primary's copy of the read model when no replica answers, and the
+//! primary for a read-your-writes request no replica has caught up with.
 //!
 //! - `paging`: `page` and `count`;
 //! - `replicas`: where a read runs.
 
 mod paging;
 mod replicas;
+
+pub use replicas::revive_ejected;
 
 use std::hash::{DefaultHasher, Hasher};
 
@@ -24,18 +26,20 @@ use crate::db::RawText;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A document to send: its bytes as stored, and its strong ETag.
+/// A document to send: its bytes as stored, its strong ETag, and the node
+/// that served it (None when no database was asked).
 pub struct Document {
     pub body: Bytes,
     pub etag: String,
+    pub served_by: Option<&'static str>,
 }
 
 impl Document {
     /// A composed body (a page of cards) with an ETag hashed from its bytes.
-    pub fn with_content_etag(body: Bytes) -> Document {
+    pub fn with_content_etag(body: Bytes, served_by: Option<&'static str>) -> Document {
         let mut hasher = DefaultHasher::new();
         hasher.write(&body);
-        Document { etag: format!("\"h{:016x}\"", hasher.finish()), body }
+        Document { etag: format!("\"h{:016x}\"", hasher.finish()), body, served_by }
     }
 }
 
@@ -64,15 +68,14 @@ pub async fn product_list(
     let (page, count) = paging::paging(query, state.config.page_count_max)?;
     // Positions past i64 are certainly past the end.
     let Some(offset) = (page - 1).checked_mul(i64::from(count)) else {
-        return Ok(Document::with_content_etag(Bytes::from_static(b"[]")));
+        return Ok(Document::with_content_etag(Bytes::from_static(b"[]"), None));
     };
     // At most page_count_max, which the configuration keeps within i32.
     let count = i32::try_from(count).map_err(|_| ApiError::BadRequest("count is too large".into()))?;
-    let row = replicas::query_one(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count])
-        .await?
-        .ok_or_else(|| ApiError::internal("products_page returned no row"))?;
+    let answered = replicas::query_one(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?;
+    let row = answered.row.ok_or_else(|| ApiError::internal("products_page returned no row"))?;
     let RawText(body) = row.try_get(0)?;
-    Ok(Document::with_content_etag(body))
+    Ok(Document::with_content_etag(body, Some(answered.node)))
 }
 
 /// GET /products/:id, /products/:id/styles, /products/:id/related
@@ -84,14 +87,15 @@ pub async fn product_document(
 ) -> Result<Document, ApiError> {
     let sql = statements::product_document(kind)
         .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
-    let Some(row) = replicas::query_one(state, read_after, sql, &[&id]).await? else {
+    let answered = replicas::query_one(state, read_after, sql, &[&id]).await?;
+    let Some(row) = answered.row else {
         return Err(ApiError::NotFound(format!("product {id} not found")));
     };
     let RawText(body) = row.try_get(0)?;
     let version: i64 = row.try_get(1)?;
     // The version changes whenever the bytes do and is never reused (one
     // sequence for every document kind).
-    Ok(Document { body, etag: format!("\"v{version}\"") })
+    Ok(Document { body, etag: format!("\"v{version}\""), served_by: Some(answered.node) })
 }
 
 #[cfg(test)]
@@ -100,7 +104,7 @@ mod tests {
 
     #[test]
     fn content_etags_follow_content() {
-        let etag = |body: &'static [u8]| Document::with_content_etag(Bytes::from_static(body)).etag;
+        let etag = |body: &'static [u8]| Document::with_content_etag(Bytes::from_static(body), None).etag;
         assert_eq!(etag(b"[1]"), etag(b"[1]"));
         assert_ne!(etag(b"[1]"), etag(b"[2]"));
     }

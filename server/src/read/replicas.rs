@@ -1,78 +1,254 @@
-//! Where a read runs: any replica, round-robin, moving on from one that is
-//! unreachable; or, for a read-your-writes request, a replica that has
-//! applied the write, else the primary's copy of the read model.
+//! Where a read runs, and how long it may take.
+//!
+//! A read never waits on a stuck replica:
+//! - each attempt on a node has a deadline (`ATELIER_READ_ATTEMPT_TIMEOUT_MS`);
+//!   one that misses it, or fails, counts against the node and the read
+//!   moves on to the next replica;
+//! - replicas are tried fewest-in-flight first, ejected ones not at all;
+//! - when an attempt is slow, a second one starts on another replica
+//!   (`ATELIER_READ_HEDGE_AFTER_MS`) and the first answer wins;
+//! - when no replica answers, the primary's copy of the read model answers
+//!   (`ATELIER_READ_FALLBACK_PRIMARY`), marked `X-Served-By: primary`;
+//! - the whole read is bounded (`ATELIER_READ_DEADLINE_MS`): then 503.
+//!
+//! A request carrying `X-Read-After` first waits (up to
+//! `ATELIER_READ_AFTER_WAIT_MS`) for a replica that has applied that
+//! position, or reads the primary, which certainly has.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atelier_schema::statements;
-use postgres_types::ToSql;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use postgres_types::{PgLsn, ToSql};
+use tokio_postgres::Row;
 
-use crate::db::NamedPool;
+use crate::db::{CheckoutError, Node};
 use crate::error::{is_unavailable, ApiError};
+use crate::metrics::Counter;
 use crate::read::ReadAfter;
 use crate::state::AppState;
 
 /// How often a read-your-writes request re-asks the replicas.
 const READ_AFTER_POLL: Duration = Duration::from_millis(2);
 
-/// Runs a read statement where this request should read.
+/// A row (or none) and the node that answered.
+pub struct Answered {
+    pub row: Option<Row>,
+    pub node: &'static str,
+}
+
+/// Runs a read statement where this request should read, within its
+/// deadlines.
 pub async fn query_one(
     state: &AppState,
     read_after: Option<ReadAfter>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<tokio_postgres::Row>, ApiError> {
-    if let Some(token) = read_after {
-        let pool = caught_up(state, token).await;
-        return query_on(pool, sql, params).await;
-    }
-    let mut last = ApiError::Unavailable("no read replica is configured".into());
-    for replica in state.pools.replica_order() {
-        match query_on(replica, sql, params).await {
-            Err(error) if is_unavailable(&error) => {
-                state.metrics.replica_failover();
-                last = error;
+) -> Result<Answered, ApiError> {
+    let nodes = match read_after {
+        None => None,
+        Some(token) => Some(caught_up(state, token).await),
+    };
+    let read = async {
+        match nodes {
+            None => from_replicas(state, sql, params).await,
+            Some(Some(node)) => match attempt(state, node, sql, params).await {
+                Ok(row) => Ok(Answered { row, node: node.name }),
+                Err(error) if is_unavailable(&error) => from_primary(state, sql, params, error).await,
+                Err(error) => Err(error),
+            },
+            Some(None) => {
+                state.metrics.count(Counter::ReadAfterFallback);
+                let row = attempt(state, &state.pools.primary, sql, params).await?;
+                Ok(Answered { row, node: state.pools.primary.name })
             }
-            other => return other,
         }
-    }
-    Err(last)
+    };
+    tokio::time::timeout(state.config.read_deadline(), read).await.unwrap_or_else(|_| {
+        state.metrics.count(Counter::ReadDeadlineExpiry);
+        Err(ApiError::Unavailable("no database answered the read in time".into()))
+    })
 }
 
-/// A replica that has applied the write behind `token`, waiting for one up
-/// to the configured time; then the primary, which holds the same read
-/// model and has certainly applied it.
-async fn caught_up(state: &AppState, ReadAfter(lsn): ReadAfter) -> &NamedPool {
+/// The replicas, hedged and failed over, then the primary.
+async fn from_replicas(state: &AppState, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Answered, ApiError> {
+    let mut candidates = state.pools.read_candidates().into_iter();
+    let mut running = FuturesUnordered::new();
+    // Attempts started, in order, with whether they have finished.
+    let mut started: Vec<(&Node, bool)> = Vec::new();
+    let mut last = ApiError::Unavailable("no read replica is in rotation".into());
+    // The primary's copy is for replicas that are stuck or gone. When they
+    // were only busy and this server is saturated (half its in-flight slots
+    // or more taken), the primary would just take the overflow too, so the
+    // read is refused instead; busy pools on a server that is not saturated
+    // mean connections stuck or being reopened on a troubled node.
+    let saturated = state.inflight.available_permits() < state.config.inflight_max / 2;
+    let mut stuck = !saturated || state.pools.replicas.iter().any(Node::is_ejected);
+    if let Some(node) = candidates.next() {
+        started.push((node, false));
+        running.push(attempt_on(state, node, sql, params));
+    }
+    let hedge_after = state.config.read_hedge_after();
+    while !running.is_empty() {
+        let can_hedge = hedge_after.is_some() && candidates.len() > 0;
+        let hedge = tokio::time::sleep(hedge_after.unwrap_or(Duration::MAX));
+        tokio::select! {
+            Some((node, result)) = running.next() => {
+                if let Some(entry) = started.iter_mut().find(|(n, _)| std::ptr::eq(*n, node)) {
+                    entry.1 = true;
+                }
+                match result {
+                    Ok(row) => {
+                        // An attempt started earlier that has still not
+                        // answered lost to this one: its replica is slow,
+                        // which counts as a failure (a frozen replica is
+                        // otherwise never ejected, its attempts always
+                        // abandoned before their deadline).
+                        let winner = started.iter().position(|(n, _)| std::ptr::eq(*n, node)).unwrap_or(0);
+                        for (slow, _) in started[..winner].iter().filter(|(_, finished)| !finished) {
+                            note_failure(state, slow, "lost a hedged read");
+                        }
+                        return Ok(Answered { row, node: node.name });
+                    }
+                    Err(error) if is_unavailable(&error) => {
+                        if let Some(next) = candidates.next() {
+                            state.metrics.count(Counter::ReadRetry);
+                            started.push((next, false));
+                            running.push(attempt_on(state, next, sql, params));
+                        }
+                        stuck |= !matches!(error, ApiError::Busy(_));
+                        last = error;
+                    }
+                    Err(error) => return Err(error),
+                }
+            },
+            _ = hedge, if can_hedge => {
+                if let Some(next) = candidates.next() {
+                    state.metrics.count(Counter::ReadHedge);
+                    started.push((next, false));
+                    running.push(attempt_on(state, next, sql, params));
+                }
+            }
+        }
+    }
+    if !stuck {
+        return Err(last);
+    }
+    from_primary(state, sql, params, last).await
+}
+
+/// The primary's copy of the read model, when no replica answered; or the
+/// replicas' error when that fallback is off.
+async fn from_primary(
+    state: &AppState,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    replicas_error: ApiError,
+) -> Result<Answered, ApiError> {
+    if !state.config.read_fallback_primary {
+        return Err(replicas_error);
+    }
+    state.metrics.count(Counter::ReadFallbackPrimary);
+    let row = attempt(state, &state.pools.primary, sql, params).await?;
+    Ok(Answered { row, node: state.pools.primary.name })
+}
+
+async fn attempt_on<'a>(
+    state: &'a AppState,
+    node: &'a Node,
+    sql: &'a str,
+    params: &'a [&'a (dyn ToSql + Sync)],
+) -> (&'a Node, Result<Option<Row>, ApiError>) {
+    (node, attempt(state, node, sql, params).await)
+}
+
+/// One attempt on one node, within the attempt deadline; its outcome counts
+/// toward the node's health (and may eject a replica), except a wait for a
+/// free pooled connection, which is this server's saturation, not the
+/// node's fault.
+async fn attempt(
+    state: &AppState,
+    node: &Node,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>, ApiError> {
+    let deadline = state.config.read_attempt_timeout();
+    let started = Instant::now();
+    let mut connection = match node.checkout(deadline).await {
+        Ok(connection) => connection,
+        Err(CheckoutError::Busy) => {
+            state.metrics.count(Counter::PoolWaitTimeout);
+            return Err(ApiError::Busy(format!("{}: every pooled connection stayed busy", node.name)));
+        }
+        Err(CheckoutError::Node(error)) => {
+            note_failure(state, node, &error.to_string());
+            return Err(error);
+        }
+    };
+    let exchange = connection.exchange(async |client| {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query_opt(&statement, params).await?)
+    });
+    let result =
+        tokio::time::timeout(deadline.saturating_sub(started.elapsed()), exchange).await.unwrap_or_else(|_| {
+            state.metrics.count(Counter::ReadAttemptTimeout);
+            Err(ApiError::Unavailable(format!("{} did not answer in time", node.name)))
+        });
+    match &result {
+        Err(error) if is_unavailable(error) => note_failure(state, node, &error.to_string()),
+        _ => node.record_success(),
+    }
+    result
+}
+
+/// Counts a failure against `node`, ejecting it at the configured number.
+fn note_failure(state: &AppState, node: &Node, why: &str) {
+    if node.record_failure(state.config.eject_after_failures) {
+        state.metrics.count(Counter::ReplicaEjected);
+        tracing::warn!(node = node.name, why, "ejected from rotation until it answers again");
+    }
+}
+
+/// A replica in rotation that has applied the write behind `token`, waiting
+/// for one up to the configured time; None: read the primary, which holds
+/// the same read model and has certainly applied it.
+async fn caught_up(state: &AppState, ReadAfter(lsn): ReadAfter) -> Option<&Node> {
     let deadline = Instant::now() + state.config.read_after_wait();
     loop {
-        for replica in state.pools.replica_order() {
-            if has_applied(replica, lsn).await {
-                return replica;
+        for replica in state.pools.read_candidates() {
+            if has_applied(state, replica, lsn).await {
+                return Some(replica);
             }
         }
         if Instant::now() + READ_AFTER_POLL > deadline {
-            state.metrics.read_after_fallback();
-            return &state.pools.primary;
+            return None;
         }
         tokio::time::sleep(READ_AFTER_POLL).await;
     }
 }
 
-async fn has_applied(replica: &NamedPool, lsn: postgres_types::PgLsn) -> bool {
-    let answer = async {
-        let client = replica.pool.get().await.ok()?;
-        let statement = client.prepare_cached(statements::REPLICA_HAS_APPLIED).await.ok()?;
-        client.query_one(&statement, &[&lsn]).await.ok()?.try_get::<_, bool>(0).ok()
-    };
-    answer.await == Some(true)
+async fn has_applied(state: &AppState, replica: &Node, lsn: PgLsn) -> bool {
+    match attempt(state, replica, statements::REPLICA_HAS_APPLIED, &[&lsn]).await {
+        Ok(Some(row)) => row.try_get::<_, bool>(0).unwrap_or(false),
+        _ => false,
+    }
 }
 
-async fn query_on(
-    pool: &NamedPool,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<tokio_postgres::Row>, ApiError> {
-    let client = pool.pool.get().await?;
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query_opt(&statement, params).await?)
+/// Probes every ejected replica each `ATELIER_PROBE_INTERVAL_MS`, and puts
+/// one back in rotation as soon as it answers. Runs for the life of the
+/// server.
+pub async fn revive_ejected(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.probe_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for replica in state.pools.replicas.iter().filter(|r| r.is_ejected()) {
+            let probe = attempt(&state, replica, statements::REPLICA_APPLIED_LSN, &[]).await;
+            if probe.is_ok() {
+                state.metrics.count(Counter::ReplicaRevived);
+                tracing::info!(node = replica.name, "answered a probe: back in rotation");
+            }
+        }
+    }
 }

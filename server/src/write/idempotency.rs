@@ -40,18 +40,22 @@ impl Idempotency {
 /// One attempt of a keyed write: claim the key, then replay its stored
 /// answer or run the write and store its answer, all in one transaction.
 pub async fn attempt<W: Write>(state: &AppState, write: &W, key: &Idempotency) -> Result<Written, ApiError> {
-    let mut client = state.pools.primary.pool.get().await?;
-    let tx = client.transaction().await?;
-    let answer = match claim(&tx, key).await? {
-        Some(replayed) => replayed,
-        None => {
-            let answer = call(&tx, write).await?;
-            remember(&tx, &key.key, &answer).await?;
-            answer
-        }
-    };
-    tx.commit().await?;
-    Ok(written(answer, wal_position(&client).await?))
+    let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+    connection
+        .exchange(async |client| {
+            let tx = client.transaction().await?;
+            let answer = match claim(&tx, key).await? {
+                Some(replayed) => replayed,
+                None => {
+                    let answer = call(&tx, write).await?;
+                    remember(&tx, &key.key, &answer).await?;
+                    answer
+                }
+            };
+            tx.commit().await?;
+            Ok(written(answer, wal_position(&*client).await?))
+        })
+        .await
 }
 
 /// Claims the key (None: first use, do the write), or returns the committed

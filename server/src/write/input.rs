@@ -51,6 +51,15 @@ impl<'a> Fields<'a> {
         self.text(field, max, false)
     }
 
+    /// A field a PATCH may leave out, but which, when given, follows the
+    /// rules of a required one (not blank); None when absent or null.
+    pub fn patched_text(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+        match self.object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.text(field, max, true),
+        }
+    }
+
     fn text(&self, field: &str, max: usize, required: bool) -> Result<Option<String>, ApiError> {
         let path = self.path(field);
         match self.object.get(field) {
@@ -59,8 +68,10 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) if s.chars().count() > max => {
                 Err(ApiError::field(&path, &format!("must be at most {max} characters")))
             }
-            Some(Value::String(s)) if required && s.trim().is_empty() => {
-                Err(ApiError::field(&path, "must not be empty"))
+            Some(Value::String(s)) if required && is_blank(s) => Err(ApiError::field(&path, "must not be empty")),
+            // PostgreSQL text cannot hold NUL.
+            Some(Value::String(s)) if s.contains('\0') => {
+                Err(ApiError::field(&path, "must not contain NUL characters"))
             }
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(ApiError::field(&path, "must be a string")),
@@ -100,12 +111,13 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| invalid("must be a non-negative amount with at most two decimals"))
     }
 
-    /// An integer within [min, max] that must be there.
+    /// An integer within [min, max] that must be there. A number written
+    /// with a zero fraction (`5.0`) is an integer, as JSON Schema counts it.
     pub fn integer(&self, field: &str, min: i64, max: i64) -> Result<i64, ApiError> {
         let path = self.path(field);
         match self.object.get(field) {
             None | Some(Value::Null) => Err(ApiError::field(&path, "is required")),
-            Some(Value::Number(n)) => match n.as_i64() {
+            Some(Value::Number(n)) => match integral(n) {
                 Some(v) if (min..=max).contains(&v) => Ok(v),
                 _ => Err(ApiError::field(&path, &format!("must be an integer from {min} to {max}"))),
             },
@@ -144,6 +156,22 @@ impl<'a> Fields<'a> {
             Some(_) => Err(ApiError::field(&path, "must be an array")),
         }
     }
+}
+
+/// A JSON number's integer value, if it is one that fits an i64: `7`, or
+/// `7.0`; not `7.5`.
+pub fn integral(n: &serde_json::Number) -> Option<i64> {
+    // Beyond ±2^53 a float no longer holds every integer; values that far
+    // out are refused rather than rounded.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT).map(|f| f as i64))
+}
+
+/// Nothing but ASCII whitespace (space, tab, line feed, carriage return,
+/// form feed, vertical tab). A narrow, exact definition, so that the
+/// OpenAPI document's pattern for required strings says the same.
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'\x0b'))
 }
 
 /// Digits, optionally a point and one or two more digits: cents.
@@ -223,6 +251,25 @@ mod tests {
         for bad in ["", "1.", ".5", "1.234", "1e3", "abc", "12345678901", "1,5", " 1"] {
             assert_eq!(parse_cents(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn integral_numbers_may_carry_a_zero_fraction() {
+        let n = |v: Value| integral(v.as_number().unwrap());
+        assert_eq!(n(json!(7)), Some(7));
+        assert_eq!(n(json!(7.0)), Some(7));
+        assert_eq!(n(json!(-3.0)), Some(-3));
+        assert_eq!(n(json!(7.5)), None);
+        assert_eq!(n(json!(1e300)), None);
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        let body = json!({"name": "a\u{0}b"});
+        assert!(matches!(
+            Fields::of(&body).unwrap().optional_text("name", NAME_CHARS_MAX),
+            Err(ApiError::Unprocessable { .. })
+        ));
     }
 
     #[test]

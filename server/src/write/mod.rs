@@ -35,6 +35,7 @@ use tokio_postgres::Row;
 
 use crate::db::RawText;
 use crate::error::ApiError;
+use crate::metrics::Counter;
 use crate::state::AppState;
 pub use idempotency::Idempotency;
 
@@ -86,8 +87,25 @@ pub struct Written {
 /// lock in one order, so these are rare; a few attempts are plenty.
 const WRITE_ATTEMPTS_MAX: u32 = 5;
 
-/// Runs `write` on the primary, with its idempotency key if it has one.
+/// Runs `write` on the primary, with its idempotency key if it has one,
+/// within the write deadline. When the deadline passes the outcome is
+/// unknown (the primary may still commit what it was sent), so the answer
+/// says to retry with the same Idempotency-Key, which applies it at most
+/// once.
 pub async fn execute<W: Write>(
+    state: &AppState,
+    write: &W,
+    idempotency: Option<&Idempotency>,
+) -> Result<Written, ApiError> {
+    tokio::time::timeout(state.config.write_deadline(), retrying(state, write, idempotency)).await.unwrap_or_else(
+        |_| {
+            state.metrics.count(Counter::WriteDeadlineExpiry);
+            Err(ApiError::OutcomeUnknown("the primary did not answer within the write deadline".into()))
+        },
+    )
+}
+
+async fn retrying<W: Write>(
     state: &AppState,
     write: &W,
     idempotency: Option<&Idempotency>,
@@ -101,7 +119,7 @@ pub async fn execute<W: Write>(
         match result {
             Err(ApiError::Contention(detail)) if attempt < WRITE_ATTEMPTS_MAX => {
                 tracing::debug!(%detail, attempt, "write retried");
-                state.metrics.write_retry();
+                state.metrics.count(Counter::WriteRetry);
                 tokio::time::sleep(retry_backoff(attempt)).await;
                 attempt += 1;
             }
@@ -114,14 +132,18 @@ pub async fn execute<W: Write>(
 /// position after it, pipelined. Both statements are prepared first, so the
 /// call is sent before the position query and commits before it runs.
 async fn attempt_alone<W: Write>(state: &AppState, write: &W) -> Result<Written, ApiError> {
-    let client = state.pools.primary.pool.get().await?;
-    let call = client.prepare_cached(W::STATEMENT).await?;
-    let position = client.prepare_cached(statements::PRIMARY_WAL_INSERT_LSN).await?;
-    let params = write.params();
-    let params = as_refs(&params);
-    let (row, lsn) = tokio::join!(client.query_one(&call, &params), client.query_one(&position, &[]));
-    let answer = write.answer(&row?)?;
-    Ok(written(answer, lsn?.try_get(0)?))
+    let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+    connection
+        .exchange(async |client| {
+            let call = client.prepare_cached(W::STATEMENT).await?;
+            let position = client.prepare_cached(statements::PRIMARY_WAL_INSERT_LSN).await?;
+            let params = write.params();
+            let params = as_refs(&params);
+            let (row, lsn) = tokio::join!(client.query_one(&call, &params), client.query_one(&position, &[]));
+            let answer = write.answer(&row?)?;
+            Ok(written(answer, lsn?.try_get(0)?))
+        })
+        .await
 }
 
 /// Runs the write's call on `client` (a connection or a transaction).

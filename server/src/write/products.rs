@@ -84,16 +84,16 @@ impl Update {
         let fields = Fields::of(body)?;
         let update = Update {
             id,
-            name: fields.optional_text("name", NAME_CHARS_MAX)?,
-            slogan: fields.optional_text("slogan", TEXT_CHARS_MAX)?,
-            description: fields.optional_text("description", TEXT_CHARS_MAX)?,
-            category: fields.optional_text("category", NAME_CHARS_MAX)?,
+            name: fields.patched_text("name", NAME_CHARS_MAX)?,
+            slogan: fields.patched_text("slogan", TEXT_CHARS_MAX)?,
+            description: fields.patched_text("description", TEXT_CHARS_MAX)?,
+            category: fields.patched_text("category", NAME_CHARS_MAX)?,
             default_price: fields.optional_price("default_price")?,
             features: fields.list("features", Feature::parse)?,
         };
         // Null would mean "keep" to the database; for a PATCH it is a
-        // mistake worth saying (a null price keeps the price).
-        for field in ["name", "slogan", "description", "category"] {
+        // mistake worth saying. (A null `features` keeps the features.)
+        for field in ["name", "slogan", "description", "category", "default_price"] {
             if fields.is_null(field) {
                 return Err(ApiError::field(field, "must not be null"));
             }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use crate::error::ApiError;
+use crate::write::input::integral;
 use crate::write::{body_of, Answer, Params, Write};
 
 pub struct Put {
@@ -21,7 +22,8 @@ impl Put {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                item.as_i64()
+                item.as_number()
+                    .and_then(integral)
                     .filter(|id| *id > 0)
                     .ok_or_else(|| ApiError::field(&format!("related[{i}]"), "must be a positive integer"))
             })

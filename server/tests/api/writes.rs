@@ -76,6 +76,10 @@ fn product_crud() {
     assert_eq!(patched.json()["name"], "Crud Coat");
     assert_eq!(patched.json()["default_price"], "3.00");
     assert_eq!(patched.json()["features"].as_array().unwrap().len(), 2, "PATCH without features keeps them");
+    // A field a PATCH sets follows the rules it follows on create.
+    assert_422(&send("PATCH", &format!("/products/{id}"), &json!({"category": ""})), "category");
+    assert_422(&send("PATCH", &format!("/products/{id}"), &json!({"name": "  "})), "name");
+    assert_422(&send("PATCH", &format!("/products/{id}"), &json!({"default_price": null})), "default_price");
 
     let put = send(
         "PUT",

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The OpenAPI document against the live server: schemathesis (from PyPI,
+# pinned, in a virtualenv under out/) generates requests for every
+# operation from /openapi.json and checks every answer (status documented,
+# schema, headers, content type, no 5xx, invalid input refused, valid input
+# accepted, deleted resources gone). The server runs on a catalog of its own
+# (database atelier_schemathesis, 200 products) on 127.0.0.1:3997.
+# Expects `atelier cluster up` to have run. Exits non-zero on any finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=4.32.5
+venv=out/schemathesis-venv
+if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | grep -q "$version"; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "schemathesis==$version"
+fi
+cargo build --locked --quiet --bin atelier
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/atelier"
+db=atelier_schemathesis
+export ATELIER_DATABASE=$db
+export ATELIER_PRIMARY_URL="host=127.0.0.1 port=54320 user=postgres dbname=$db"
+export ATELIER_REPLICA_URLS="host=127.0.0.1 port=54321 user=postgres dbname=$db,host=127.0.0.1 port=54322 user=postgres dbname=$db"
+"$bin" cluster up --reset >/dev/null
+"$bin" load --products 200 --replace >/dev/null
+mkdir -p out
+ATELIER_ACCESS_LOG=false "$bin" serve --listen 127.0.0.1:3997 >out/schemathesis-server.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf http://127.0.0.1:3997/healthz >/dev/null && break; sleep 0.2; done
+SCHEMATHESIS_HOOKS=scripts/schemathesis/hooks.py "$venv/bin/schemathesis" \
+    --config-file scripts/schemathesis/schemathesis.toml \
+    run http://127.0.0.1:3997/openapi.json \
+    --checks all --max-examples "${ATELIER_SCHEMATHESIS_EXAMPLES:-25}" --workers 1 \
+    --seed "${ATELIER_SCHEMATHESIS_SEED:-20261122}" --report junit --report-dir out/schemathesis
+echo "schemathesis: no findings"

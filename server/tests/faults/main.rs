@@ -1,0 +1,376 @@
+//! Faults injected into the real cluster while the server runs: a replica
+//! frozen (every process of that PostgreSQL server stopped with SIGSTOP, as
+//! a stuck disk or a paused VM looks), both replicas frozen, the primary
+//! frozen, a replica killed and restarted, a flood of connections, and more
+//! requests than the server takes at once. Each test asserts the bounds the
+//! service promises (with margins for a shared CI machine; the measured
+//! figures are in docs/benchmarks.md), and leaves the cluster running with
+//! `atelier check` clean.
+//!
+//! A binary of its own: freezing a server stops every database on it, and
+//! cargo runs test binaries one after another, so no other test sees it. The
+//! tests here run one at a time (`serial`).
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use atelier_loadtest::ids::{export_ids, LoadIds};
+use atelier_loadtest::stress::{open_loop_step, StepResult, Target};
+use atelier_schema::local::{self, Node};
+use atelier_server::{Config, DatabaseUrls};
+use atelier_tools::cluster::{self, LocalCluster};
+use atelier_tools::generate::Catalog;
+use atelier_tools::load::{self, LoadOptions, Source};
+use atelier_tools::{check, connect, provision};
+
+use helpers::{project_root, request_to, spawn_server, Response};
+
+const FAULTS_DB: &str = "atelier_faults";
+/// Products in the faults catalog: enough to spread reads over many rows.
+const PRODUCTS: i64 = 500;
+
+struct Cluster {
+    local: LocalCluster,
+    primary: String,
+    replicas: Vec<String>,
+    ids: Arc<Vec<LoadIds>>,
+}
+
+/// The cluster with the faults catalog, set up once.
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let local = LocalCluster::discover(project_root(), std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into))
+            .expect("PostgreSQL server binaries");
+        local.up().expect("local cluster starts");
+        runtime().block_on(async {
+            let (primary, replicas) = cluster::provision_local(FAULTS_DB, true).await.expect("faults database");
+            let catalog = Source::Generated(Catalog { seed: 11, products: PRODUCTS });
+            load::load(&primary, &replicas, catalog, LoadOptions { replace: true, connections: 2 })
+                .await
+                .expect("faults catalog loads");
+            let ids = Arc::new(export_ids(&primary, 5_000, 1).await.expect("ids"));
+            Cluster { local, primary, replicas, ids }
+        })
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// One fault at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The service's defaults against the faults catalog, on a free port.
+fn config() -> Config {
+    cluster();
+    let mut config = Config::new(DatabaseUrls::local(FAULTS_DB));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.access_log = false;
+    config
+}
+
+/// Every process of a node stopped (SIGSTOP) until dropped (SIGCONT).
+struct Frozen {
+    pids: Vec<u32>,
+}
+
+impl Frozen {
+    fn node(node: Node) -> Frozen {
+        // The postmaster comes first, so it forks nothing new meanwhile.
+        let pids = cluster().local.processes(node).expect("node processes");
+        signal("-STOP", &pids);
+        Frozen { pids }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", &self.pids);
+    }
+}
+
+/// Sends a signal to each process; one that has exited meanwhile (a
+/// short-lived backend) is skipped. Never panics: it also runs in Drop.
+fn signal(which: &str, pids: &[u32]) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill")
+            .arg(which)
+            .arg(pid.to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Open-loop load: `rate` requests a second for `seconds`.
+fn load_for(addr: SocketAddr, target: Target, rate: u32, seconds: u64) -> StepResult {
+    runtime()
+        .block_on(open_loop_step(addr, cluster().ids.clone(), target, rate, Duration::from_secs(seconds)))
+        .expect("load runs")
+}
+
+/// Runs `fault` after `delay` on a thread of its own, while `main` runs.
+fn during<T>(delay: Duration, fault: impl FnOnce() + Send + 'static, main: impl FnOnce() -> T) -> T {
+    let injected = std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        fault();
+    });
+    let result = main();
+    injected.join().expect("fault thread");
+    result
+}
+
+/// Waits until both replicas have applied everything, then requires the
+/// read model to equal the write model on every node.
+fn assert_clean() {
+    let cluster = cluster();
+    runtime().block_on(async {
+        provision::wait_for_replicas(&cluster.primary, &cluster.replicas, Duration::from_secs(60))
+            .await
+            .expect("replicas catch up");
+        let drift = check::check(&cluster.primary, &cluster.replicas).await.expect("check runs");
+        assert!(drift.is_empty(), "the read model drifted: {drift:?}");
+    });
+}
+
+fn timed(f: impl FnOnce() -> Response) -> (Response, Duration) {
+    let started = Instant::now();
+    let response = f();
+    (response, started.elapsed())
+}
+
+/// A counter's value in /metrics.
+fn metric(addr: SocketAddr, line_start: &str) -> f64 {
+    let text = request_to(addr, "GET", "/metrics", &[], None).text().to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in /metrics"))
+}
+
+#[test]
+fn reads_carry_on_when_a_replica_freezes() {
+    let _serial = serial();
+    let addr = spawn_server(config());
+    let rate = 300;
+    let step = during(
+        Duration::from_secs(1),
+        || {
+            let _frozen = Frozen::node(local::replicas()[0]);
+            std::thread::sleep(Duration::from_secs(4));
+        },
+        || load_for(addr, Target::Product, rate, 6),
+    );
+    let p99_ms = step.summary.p99_us as f64 / 1000.0;
+    eprintln!("replica1 frozen 4 s at {rate} GET/s: {step}");
+    assert_eq!(step.error_rate, 0.0, "no read failed: {step}");
+    assert!(p99_ms < 150.0, "reads did not wait on the frozen replica: p99 {p99_ms} ms");
+    assert!(metric(addr, "atelier_replica_ejections_total") >= 1.0, "the frozen replica was ejected");
+    // Unfrozen, it answers a probe and comes back.
+    let started = Instant::now();
+    while metric(addr, "atelier_replica_in_rotation{replica=\"replica1\"}") != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "replica1 never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_clean();
+}
+
+#[test]
+fn with_every_replica_frozen_reads_go_to_the_primary_or_fail_fast() {
+    let _serial = serial();
+    let fallback = spawn_server(config());
+    let mut strict = config();
+    strict.read_fallback_primary = false;
+    let strict = spawn_server(strict);
+    {
+        let _one = Frozen::node(local::replicas()[0]);
+        let _two = Frozen::node(local::replicas()[1]);
+        for _ in 0..5 {
+            let (answer, took) = timed(|| request_to(fallback, "GET", "/products/3", &[], None));
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            assert_eq!(answer.header("x-served-by"), Some("primary"), "marked as the primary's copy");
+            assert!(took < Duration::from_millis(500), "fallback took {took:?}");
+            let (refused, took) = timed(|| request_to(strict, "GET", "/products/3", &[], None));
+            assert_eq!(refused.status, 503, "{}", refused.text());
+            assert_eq!(refused.header("retry-after"), Some("1"));
+            assert!(took < Duration::from_millis(400), "503 took {took:?} (target 250 ms)");
+        }
+        assert!(metric(fallback, "atelier_read_fallbacks_total") >= 5.0);
+    }
+    assert_clean();
+}
+
+#[test]
+fn a_frozen_primary_fails_writes_fast_and_loses_none() {
+    let _serial = serial();
+    let cluster = cluster();
+    let addr = spawn_server(config());
+    let sku = cluster.ids[0].sku_id;
+    let ledger = |sql: &str| -> i64 {
+        runtime().block_on(async { connect(&cluster.primary).await.unwrap().query_one(sql, &[]).await.unwrap().get(0) })
+    };
+    let marker = format!("fault {}", std::process::id());
+    let movement = move |key: String, marker: String| {
+        let body = format!("{{\"delta\":1,\"reason\":\"{marker}\"}}");
+        let headers = [("Content-Type", "application/json"), ("Idempotency-Key", key.as_str())];
+        timed(|| request_to(addr, "POST", &format!("/skus/{sku}/movements"), &headers, Some(body.as_bytes())))
+    };
+    let keys: Vec<String> = (0..12).map(|i| format!("{marker}-{i}")).collect();
+    let answers: Vec<(String, u16)> = {
+        let _frozen = Frozen::node(local::primary());
+        let writers: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                let (key, marker) = (key.clone(), marker.clone());
+                std::thread::spawn(move || (key.clone(), movement(key, marker)))
+            })
+            .collect();
+        // Reads do not need the primary.
+        let (read, _) = timed(|| request_to(addr, "GET", "/products/3/styles", &[], None));
+        assert_eq!(read.status, 200, "reads carry on while the primary is stuck");
+        writers
+            .into_iter()
+            .map(|w| {
+                let (key, (answer, took)) = w.join().unwrap();
+                assert!(took < Duration::from_millis(1_800), "a write waited {took:?} (deadline 1 s)");
+                if answer.status == 503 {
+                    // Unavailable: either never sent (no connection could be
+                    // opened) or sent with its outcome unknown (the message
+                    // says to retry with the same key). Either way a retry
+                    // with the same key applies it once.
+                    assert_eq!(answer.header("retry-after"), Some("1"));
+                    assert_eq!(answer.json()["error"], "unavailable");
+                }
+                (key, answer.status)
+            })
+            .collect()
+    };
+    assert!(answers.iter().any(|(_, status)| *status == 503), "the frozen primary turned writes away: {answers:?}");
+    // What the client does with an unknown outcome: retry with the same key.
+    for (key, status) in &answers {
+        if *status != 201 {
+            let (retry, _) = movement(key.clone(), marker.clone());
+            assert_eq!(retry.status, 201, "retry of {key}: {}", retry.text());
+        }
+    }
+    let applied = ledger(&format!("select count(*) from stock_movement where reason = '{marker}'"));
+    assert_eq!(applied, keys.len() as i64, "every write applied exactly once");
+    let off = ledger(&format!(
+        "select count(*) from sku k where k.id = {sku} and k.quantity <> (select sum(delta) from stock_movement where sku_id = k.id)"
+    ));
+    assert_eq!(off, 0, "the quantity is the ledger's sum");
+    assert_clean();
+}
+
+#[test]
+fn a_killed_replica_is_skipped_and_catches_up() {
+    let _serial = serial();
+    let addr = spawn_server(config());
+    let replica = local::replicas()[1];
+    let step = during(
+        Duration::from_secs(1),
+        move || {
+            cluster().local.stop_node(replica, true).expect("replica2 stops");
+            std::thread::sleep(Duration::from_secs(2));
+            cluster().local.up().expect("replica2 starts again");
+        },
+        || load_for(addr, Target::Styles, 200, 5),
+    );
+    eprintln!("replica2 killed and restarted at 200 GET/s: {step}");
+    assert_eq!(step.error_rate, 0.0, "no read failed: {step}");
+    assert_clean();
+}
+
+#[test]
+fn overload_is_shed_at_once_not_queued() {
+    let _serial = serial();
+    let mut small = config();
+    small.inflight_max = 4;
+    small.queue_wait_ms = 10;
+    // A read-your-writes GET for a position no replica will reach holds
+    // its slot this long before it reads the primary: slow on demand.
+    small.read_after_wait_ms = 800;
+    let addr = spawn_server(small);
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                request_to(addr, "GET", "/products/3", &[("X-Read-After", "FFFFFFFF/FFFFFFFF")], None).status
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..10 {
+        let (shed, took) = timed(|| request_to(addr, "GET", "/products/3", &[], None));
+        assert_eq!(shed.status, 503, "beyond the limit: {}", shed.text());
+        assert_eq!(shed.header("retry-after"), Some("1"));
+        assert!(took < Duration::from_millis(200), "shed at once, not queued: {took:?}");
+    }
+    assert_eq!(request_to(addr, "GET", "/healthz", &[], None).status, 200, "health checks still answer");
+    for status in slow.into_iter().map(|t| t.join().unwrap()) {
+        assert_eq!(status, 200, "the admitted requests finished normally");
+    }
+    assert_eq!(request_to(addr, "GET", "/products/3", &[], None).status, 200, "recovered as soon as load fell");
+    assert!(metric(addr, "atelier_requests_shed_total") >= 10.0);
+}
+
+#[test]
+fn a_connection_flood_is_served_and_recovers() {
+    let _serial = serial();
+    let addr = spawn_server(config());
+    let rss_before = rss_kib();
+    let connections = 2_000;
+    // Each client connects and sends its request at once, as a burst of
+    // real clients would (a connection that sends nothing for 10 s is closed
+    // as a slow client: ATELIER_HEADER_READ_TIMEOUT_MS).
+    use std::io::{Read, Write};
+    let mut open: Vec<TcpStream> = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.write_all(b"GET /products/3/related HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n\r\n").unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        open.push(stream);
+    }
+    let (mut ok, mut shed, mut other) = (0, 0, Vec::new());
+    for mut stream in open {
+        let mut raw = Vec::new();
+        let read = stream.read_to_end(&mut raw);
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(512)]).to_ascii_lowercase();
+        match raw.get(9..12) {
+            Some(b"200") => ok += 1,
+            Some(b"503") if head.contains("retry-after: 1") => shed += 1,
+            _ => other.push(format!("{read:?} {:?}", String::from_utf8_lossy(&raw[..raw.len().min(40)]))),
+        }
+    }
+    assert!(
+        other.is_empty(),
+        "{} connections got no proper answer, e.g. {:?}",
+        other.len(),
+        &other[..other.len().min(3)]
+    );
+    eprintln!("{connections} connections at once: {ok} served, {shed} shed with 503");
+    // Beyond what it can take at once the server sheds (503 with
+    // Retry-After) rather than queueing; how many it serves depends on the
+    // machine. Every connection gets an answer.
+    assert_eq!(ok + shed, connections, "every connection got an answer");
+    let (after, took) = timed(|| request_to(addr, "GET", "/products/3", &[], None));
+    assert_eq!(after.status, 200);
+    assert!(took < Duration::from_millis(500), "recovered at once: {took:?}");
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    eprintln!("memory grew by {grown_mib} MiB");
+    assert!(grown_mib < 400, "memory stays bounded: grew {grown_mib} MiB");
+}
+
+/// Resident memory of this process (which hosts the servers), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()))
+        .unwrap_or(0)
+}
