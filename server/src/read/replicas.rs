@@ -8,7 +8,10 @@
 //! - when an attempt is slow, a second one starts on another replica
 //!   (`ATELIER_READ_HEDGE_AFTER_MS`) and the first answer wins;
 //! - when no replica answers, the primary's copy of the read model answers
-//!   (`ATELIER_READ_FALLBACK_PRIMARY`), marked `X-Served-By: primary`;
+//!   (`ATELIER_READ_FALLBACK_PRIMARY`), marked `X-Served-By: primary`; as
+//!   the last resort it may take whatever is left of the read's deadline,
+//!   not just one attempt's (a primary busy with a burst of writes, or
+//!   opening a connection on a loaded machine, still answers in time);
 //! - the whole read is bounded (`ATELIER_READ_DEADLINE_MS`): then 503.
 //!
 //! A request carrying `X-Read-After` first waits (up to
@@ -50,17 +53,20 @@ pub async fn query_one(
         None => None,
         Some(token) => Some(caught_up(state, token).await),
     };
+    // The read's own deadline starts once a node is chosen (the wait for a
+    // caught-up replica has a bound of its own).
+    let until = Instant::now() + state.config.read_deadline();
     let read = async {
         match nodes {
-            None => from_replicas(state, sql, params).await,
-            Some(Some(node)) => match attempt(state, node, sql, params).await {
+            None => from_replicas(state, until, sql, params).await,
+            Some(Some(node)) => match attempt(state, node, state.config.read_attempt_timeout(), sql, params).await {
                 Ok(row) => Ok(Answered { row, node: node.name }),
-                Err(error) if is_unavailable(&error) => from_primary(state, sql, params, error).await,
+                Err(error) if is_unavailable(&error) => from_primary(state, until, sql, params, error).await,
                 Err(error) => Err(error),
             },
             Some(None) => {
                 state.metrics.count(Counter::ReadAfterFallback);
-                let row = attempt(state, &state.pools.primary, sql, params).await?;
+                let row = attempt(state, &state.pools.primary, remaining(until), sql, params).await?;
                 Ok(Answered { row, node: state.pools.primary.name })
             }
         }
@@ -72,7 +78,12 @@ pub async fn query_one(
 }
 
 /// The replicas, hedged and failed over, then the primary.
-async fn from_replicas(state: &AppState, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Answered, ApiError> {
+async fn from_replicas(
+    state: &AppState,
+    until: Instant,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Answered, ApiError> {
     let mut candidates = state.pools.read_candidates().into_iter();
     let mut running = FuturesUnordered::new();
     // Attempts started, in order, with whether they have finished.
@@ -135,13 +146,14 @@ async fn from_replicas(state: &AppState, sql: &str, params: &[&(dyn ToSql + Sync
     if !stuck {
         return Err(last);
     }
-    from_primary(state, sql, params, last).await
+    from_primary(state, until, sql, params, last).await
 }
 
 /// The primary's copy of the read model, when no replica answered; or the
 /// replicas' error when that fallback is off.
 async fn from_primary(
     state: &AppState,
+    until: Instant,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     replicas_error: ApiError,
@@ -150,7 +162,7 @@ async fn from_primary(
         return Err(replicas_error);
     }
     state.metrics.count(Counter::ReadFallbackPrimary);
-    let row = attempt(state, &state.pools.primary, sql, params).await?;
+    let row = attempt(state, &state.pools.primary, remaining(until), sql, params).await?;
     Ok(Answered { row, node: state.pools.primary.name })
 }
 
@@ -160,20 +172,26 @@ async fn attempt_on<'a>(
     sql: &'a str,
     params: &'a [&'a (dyn ToSql + Sync)],
 ) -> (&'a Node, Result<Option<Row>, ApiError>) {
-    (node, attempt(state, node, sql, params).await)
+    (node, attempt(state, node, state.config.read_attempt_timeout(), sql, params).await)
 }
 
-/// One attempt on one node, within the attempt deadline; its outcome counts
+/// What is left of a read's deadline (the outer timeout in `query_one`
+/// enforces it; this bounds the last attempt's pool wait).
+fn remaining(until: Instant) -> Duration {
+    until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
+}
+
+/// One attempt on one node, within `deadline`; its outcome counts
 /// toward the node's health (and may eject a replica), except a wait for a
 /// free pooled connection, which is this server's saturation, not the
 /// node's fault.
 async fn attempt(
     state: &AppState,
     node: &Node,
+    deadline: Duration,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>, ApiError> {
-    let deadline = state.config.read_attempt_timeout();
     let started = Instant::now();
     let mut connection = match node.checkout(deadline).await {
         Ok(connection) => connection,
@@ -229,7 +247,7 @@ async fn caught_up(state: &AppState, ReadAfter(lsn): ReadAfter) -> Option<&Node>
 }
 
 async fn has_applied(state: &AppState, replica: &Node, lsn: PgLsn) -> bool {
-    match attempt(state, replica, statements::REPLICA_HAS_APPLIED, &[&lsn]).await {
+    match attempt(state, replica, state.config.read_attempt_timeout(), statements::REPLICA_HAS_APPLIED, &[&lsn]).await {
         Ok(Some(row)) => row.try_get::<_, bool>(0).unwrap_or(false),
         _ => false,
     }
@@ -244,7 +262,9 @@ pub async fn revive_ejected(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         for replica in state.pools.replicas.iter().filter(|r| r.is_ejected()) {
-            let probe = attempt(&state, replica, statements::REPLICA_APPLIED_LSN, &[]).await;
+            let probe =
+                attempt(&state, replica, state.config.read_attempt_timeout(), statements::REPLICA_APPLIED_LSN, &[])
+                    .await;
             if probe.is_ok() {
                 state.metrics.count(Counter::ReplicaRevived);
                 tracing::info!(node = replica.name, "answered a probe: back in rotation");

@@ -148,6 +148,18 @@ fn timed(f: impl FnOnce() -> Response) -> (Response, Duration) {
 }
 
 /// A counter's value in /metrics.
+/// The read path's counters that moved, for a failure message.
+fn read_counters(addr: SocketAddr) -> String {
+    let text = request_to(addr, "GET", "/metrics", &[], None).text().to_string();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("atelier_read_") || l.starts_with("atelier_replica_") || l.starts_with("atelier_pool_")
+        })
+        .filter(|l| !l.ends_with(" 0"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn metric(addr: SocketAddr, line_start: &str) -> f64 {
     let text = request_to(addr, "GET", "/metrics", &[], None).text().to_string();
     text.lines()
@@ -170,7 +182,7 @@ fn reads_carry_on_when_a_replica_freezes() {
     );
     let p99_ms = step.summary.p99_us as f64 / 1000.0;
     eprintln!("replica1 frozen 4 s at {rate} GET/s: {step}");
-    assert_eq!(step.error_rate, 0.0, "no read failed: {step}");
+    assert_eq!(step.error_rate, 0.0, "no read failed: {step}\n{}", read_counters(addr));
     assert!(p99_ms < 150.0, "reads did not wait on the frozen replica: p99 {p99_ms} ms");
     assert!(metric(addr, "atelier_replica_ejections_total") >= 1.0, "the frozen replica was ejected");
     // Unfrozen, it answers a probe and comes back.
@@ -284,7 +296,7 @@ fn a_killed_replica_is_skipped_and_catches_up() {
         || load_for(addr, Target::Styles, 200, 5),
     );
     eprintln!("replica2 killed and restarted at 200 GET/s: {step}");
-    assert_eq!(step.error_rate, 0.0, "no read failed: {step}");
+    assert_eq!(step.error_rate, 0.0, "no read failed: {step}\n{}", read_counters(addr));
     assert_clean();
 }
 
