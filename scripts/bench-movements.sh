@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 clients=${2:-64}
-primary=${ATELIER_PRIMARY_URL:-host=127.0.0.1 port=54320 user=postgres dbname=atelier}
+primary=${ATELIER_ADMIN_PRIMARY_URL:-host=127.0.0.1 port=54320 user=postgres dbname=atelier}
 read -r low high < <(psql "$primary" -Atc "select min(id), max(id) from sku" | tr '|' ' ')
 tenth=$(( (high - low + 1) / 10 ))
 script=$(mktemp)

@@ -4,7 +4,7 @@
 #
 #   scripts/jmeter.sh [-Jname=value ...]
 #
-# Exports fresh ids from the primary first (ATELIER_PRIMARY_URL). Any -J
+# Exports fresh ids from the primary first (ATELIER_ADMIN_PRIMARY_URL). Any -J
 # property of jmeter/atelier.jmx can be given: host, port, get_threads,
 # get_iterations, post_threads, post_iterations, rampup. Results go to
 # out/jmeter/results.jtl. Exits non-zero if any request failed.

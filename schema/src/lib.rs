@@ -7,6 +7,7 @@
 //! - `statements`: every statement the service sends, so that `atelier
 //!   explain` plans exactly what the handlers run;
 //! - `Money`: cents, sent to PostgreSQL as a binary `numeric(12,2)`;
+//! - `roles`: the login roles and what each is for;
 //! - `local`: where the local cluster's nodes listen.
 //!
 //! The design itself is the SQL: read `sql/write_schema.sql` first.
@@ -14,6 +15,7 @@
 pub mod local;
 pub mod migrations;
 mod money;
+pub mod roles;
 pub mod statements;
 pub mod tables;
 

@@ -3,7 +3,7 @@
 //! service's default configuration points at them, so a fresh checkout
 //! runs with no settings at all.
 
-use crate::Role;
+use crate::{roles, Role};
 
 /// One node of the local cluster.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +17,14 @@ impl Node {
     /// libpq connection string for database `dbname` on this node, as the
     /// `postgres` superuser (the operator's own access to the local cluster).
     pub fn url(&self, dbname: &str) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname={dbname}", self.port)
+        self.url_as(dbname, "postgres")
+    }
+
+    /// libpq connection string for database `dbname` on this node as
+    /// `user`, without a password (`atelier_tools::cluster` adds the local
+    /// cluster's).
+    pub fn url_as(&self, dbname: &str, user: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} dbname={dbname}", self.port)
     }
 }
 
@@ -46,4 +53,14 @@ pub fn primary_url(dbname: &str) -> String {
 
 pub fn replica_urls(dbname: &str) -> Vec<String> {
     replicas().iter().map(|node| node.url(dbname)).collect()
+}
+
+/// What the service connects to by default: the writer role on the primary.
+pub fn service_primary_url(dbname: &str) -> String {
+    primary().url_as(dbname, roles::WRITER)
+}
+
+/// What the service connects to by default: the reader role on each replica.
+pub fn service_replica_urls(dbname: &str) -> Vec<String> {
+    replicas().iter().map(|node| node.url_as(dbname, roles::READER)).collect()
 }

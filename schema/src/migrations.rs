@@ -42,12 +42,23 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 4] = [
+pub const MIGRATIONS: [Migration; 6] = [
     Migration { version: 1, name: "write_schema", sql: include_str!("../../sql/write_schema.sql"), primary_only: true },
     Migration { version: 2, name: "read_views", sql: include_str!("../../sql/read_views.sql"), primary_only: false },
     Migration { version: 3, name: "triggers", sql: include_str!("../../sql/triggers.sql"), primary_only: true },
     Migration { version: 4, name: "write_api", sql: include_str!("../../sql/write_api.sql"), primary_only: true },
+    Migration { version: 5, name: "read_access", sql: include_str!("../../sql/read_access.sql"), primary_only: false },
+    Migration { version: 6, name: "write_access", sql: include_str!("../../sql/write_access.sql"), primary_only: true },
 ];
+
+/// Creates or updates the login roles (a superuser runs it before the
+/// migrations, which grant to these roles). Passwords are session settings
+/// `atelier.<role>_password`; see the file.
+pub const ROLES_SQL: &str = include_str!("../../sql/roles.sql");
+
+/// Grants on PostgreSQL's own catalog objects that the owner's functions
+/// need, run by a superuser in each catalog database before the migrations.
+pub const CATALOG_GRANTS_SQL: &str = include_str!("../../sql/catalog_grants.sql");
 
 /// The migrations a node of `role` gets, in order.
 pub fn for_role(role: Role) -> impl Iterator<Item = &'static Migration> {
@@ -66,7 +77,7 @@ mod tests {
     #[test]
     fn replicas_get_only_the_read_model() {
         let replica: Vec<String> = for_role(Role::Replica).map(Migration::refinery_name).collect();
-        assert_eq!(replica, ["V2__read_views"]);
+        assert_eq!(replica, ["V2__read_views", "V5__read_access"]);
         assert_eq!(for_role(Role::Primary).count(), MIGRATIONS.len());
     }
 

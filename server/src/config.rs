@@ -39,6 +39,9 @@ pub const READ_ATTEMPT_TIMEOUT_MS_DEFAULT: u64 = 40;
 /// another replica and the first answer wins (0: no hedging). Above the
 /// p99 of a healthy read here, so hedges are rare when all is well.
 pub const READ_HEDGE_AFTER_MS_DEFAULT: u64 = 15;
+/// Hedges are at most this percentage of reads, and none start while the
+/// server is saturated: a hedge is for one slow replica, not for load.
+pub const READ_HEDGE_PERCENT_MAX_DEFAULT: u32 = 5;
 /// A whole read, every attempt and the fallback included, before 503.
 pub const READ_DEADLINE_MS_DEFAULT: u64 = 200;
 /// A whole write, its retries included, before 503 (outcome unknown: the
@@ -50,10 +53,12 @@ pub const EJECT_AFTER_FAILURES_DEFAULT: u32 = 3;
 pub const PROBE_INTERVAL_MS_DEFAULT: u64 = 500;
 /// Requests handled at once. Beyond it a request waits at most
 /// QUEUE_WAIT_MS for a slot, then gets 503: overload is shed, not queued.
-/// 256 in flight at this machine's ~10,000 reads a second is about 25 ms of
-/// queue, inside the read attempt deadline; more would only queue in the
-/// pools and time out there.
-pub const INFLIGHT_MAX_DEFAULT: usize = 256;
+/// By Little's law the queue inside the server is this many requests over
+/// the rate served: 128 at this machine's ~6,000 reads a second (database
+/// and load generator on the same two cores) is ~21 ms, inside the 40 ms
+/// read attempt deadline. 256 measured worse: admitted reads waited out
+/// their attempt in the pools and failed anyway (docs/benchmarks.md).
+pub const INFLIGHT_MAX_DEFAULT: usize = 128;
 pub const QUEUE_WAIT_MS_DEFAULT: u64 = 50;
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 3_000;
 pub const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
@@ -90,6 +95,10 @@ pub struct Config {
     /// not answered in this long; 0 turns hedging off.
     #[arg(long, env = "ATELIER_READ_HEDGE_AFTER_MS", default_value_t = READ_HEDGE_AFTER_MS_DEFAULT)]
     pub read_hedge_after_ms: u64,
+
+    /// Hedged reads at most this percentage of all reads (0-100).
+    #[arg(long, env = "ATELIER_READ_HEDGE_PERCENT_MAX", default_value_t = READ_HEDGE_PERCENT_MAX_DEFAULT)]
+    pub read_hedge_percent_max: u32,
 
     /// Deadline of a whole read (attempts, hedges, fallback); then 503.
     #[arg(long, env = "ATELIER_READ_DEADLINE_MS", default_value_t = READ_DEADLINE_MS_DEFAULT)]
@@ -174,24 +183,33 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
 }
 
-/// Where the databases are: the primary and every replica. The tools take
-/// the same flags.
+/// Where the databases are, and as whom the service logs in: the writer
+/// role on the primary, the reader role on every replica (sql/roles.sql).
+/// Never a superuser. The defaults name the local cluster's roles without
+/// their passwords; `atelier serve` adds those from the cluster's
+/// secrets.env.
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseUrls {
-    /// libpq-style connection string of the primary (write model).
-    #[arg(long, env = "ATELIER_PRIMARY_URL", default_value_t = local::primary_url(local::DATABASE))]
+    /// libpq-style connection string of the primary (write model), as the
+    /// writer role.
+    #[arg(long, env = "ATELIER_PRIMARY_URL", default_value_t = local::service_primary_url(local::DATABASE))]
     pub primary_url: String,
 
-    /// Comma-separated connection strings, one per read replica.
+    /// Comma-separated connection strings, one per read replica, as the
+    /// reader role.
     #[arg(long, env = "ATELIER_REPLICA_URLS", value_delimiter = ',',
-          default_values_t = local::replica_urls(local::DATABASE))]
+          default_values_t = local::service_replica_urls(local::DATABASE))]
     pub replica_urls: Vec<String>,
 }
 
 impl DatabaseUrls {
-    /// Database `dbname` on the local cluster's nodes.
+    /// Database `dbname` on the local cluster's nodes, as the service's
+    /// roles (passwords not included).
     pub fn local(dbname: &str) -> DatabaseUrls {
-        DatabaseUrls { primary_url: local::primary_url(dbname), replica_urls: local::replica_urls(dbname) }
+        DatabaseUrls {
+            primary_url: local::service_primary_url(dbname),
+            replica_urls: local::service_replica_urls(dbname),
+        }
     }
 }
 
@@ -226,6 +244,7 @@ impl Config {
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             read_attempt_timeout_ms: READ_ATTEMPT_TIMEOUT_MS_DEFAULT,
             read_hedge_after_ms: READ_HEDGE_AFTER_MS_DEFAULT,
+            read_hedge_percent_max: READ_HEDGE_PERCENT_MAX_DEFAULT,
             read_deadline_ms: READ_DEADLINE_MS_DEFAULT,
             read_fallback_primary: true,
             write_deadline_ms: WRITE_DEADLINE_MS_DEFAULT,
@@ -262,6 +281,7 @@ impl Config {
         within("ATELIER_SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0, DURATION_MS_MAX)?;
         within("ATELIER_READ_ATTEMPT_TIMEOUT_MS", self.read_attempt_timeout_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_READ_HEDGE_AFTER_MS", self.read_hedge_after_ms, 0, DURATION_MS_MAX)?;
+        within("ATELIER_READ_HEDGE_PERCENT_MAX", u64::from(self.read_hedge_percent_max), 0, 100)?;
         within("ATELIER_READ_DEADLINE_MS", self.read_deadline_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_WRITE_DEADLINE_MS", self.write_deadline_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_EJECT_AFTER_FAILURES", u64::from(self.eject_after_failures), 1, 1_000_000)?;

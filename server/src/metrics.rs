@@ -28,6 +28,7 @@ pub(crate) enum Counter {
     ReadAfterFallback,
     ReadRetry,
     ReadHedge,
+    ReadHedgeSkipped,
     ReadAttemptTimeout,
     PoolWaitTimeout,
     ReadDeadlineExpiry,
@@ -41,12 +42,13 @@ pub(crate) enum Counter {
 }
 
 impl Counter {
-    const ALL: [Counter; 15] = [
+    const ALL: [Counter; 16] = [
         Counter::NotModified,
         Counter::DocumentsSent,
         Counter::ReadAfterFallback,
         Counter::ReadRetry,
         Counter::ReadHedge,
+        Counter::ReadHedgeSkipped,
         Counter::ReadAttemptTimeout,
         Counter::PoolWaitTimeout,
         Counter::ReadDeadlineExpiry,
@@ -74,6 +76,10 @@ impl Counter {
             Counter::ReadRetry => (
                 "atelier_read_retries_total",
                 "Read attempts started on another replica after one failed or timed out.",
+            ),
+            Counter::ReadHedgeSkipped => (
+                "atelier_read_hedges_skipped_total",
+                "Hedges not started: over the hedge budget, or the server saturated (slowness that is ours).",
             ),
             Counter::ReadHedge => {
                 ("atelier_read_hedges_total", "Second read attempts started because the first was slow (hedges).")

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::config::{Config, ConfigError};
 use crate::db::Pools;
 use crate::metrics::Metrics;
-use crate::state::{AppState, RequestIds};
+use crate::state::{AppState, HedgeBudget, RequestIds};
 use crate::write::idempotency;
 use crate::{http, read};
 
@@ -51,6 +51,7 @@ impl App {
         };
         let state = Arc::new(AppState {
             inflight: Semaphore::new(config.inflight_max),
+            hedges: HedgeBudget::new(config.read_hedge_percent_max),
             config,
             pools,
             metrics: Metrics::new(http::ROUTE_LABELS),

@@ -11,10 +11,11 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use atelier_schema::local::{self, Node, NODES};
-use atelier_schema::Role;
+use atelier_schema::{roles, Role};
 
 use crate::db::{ToolError, ToolResult};
 use crate::provision;
+use crate::secrets::Secrets;
 
 /// Appended to every node's postgresql.conf at initdb time.
 const PRIMARY_CONF: &str = include_str!("../../replication/primary.conf");
@@ -38,16 +39,31 @@ impl LocalCluster {
     pub fn discover(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<LocalCluster> {
         let bin = find_server_binaries()?;
         let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
-        let explicit = dir.is_some();
-        let mut dir = dir.unwrap_or_else(|| project_root.join(".cluster"));
-        let cluster = LocalCluster { dir: dir.clone(), bin: bin.clone(), run_as };
-        if run_as.is_some() && !explicit && !cluster.reachable_by_server_user(project_root) {
-            dir = PathBuf::from(format!(
-                "/var/tmp/atelier-cluster-{:016x}",
-                fnv1a(project_root.as_os_str().as_encoded_bytes())
-            ));
-        }
+        let dir = locate(project_root, dir, run_as);
         Ok(LocalCluster { dir, bin, run_as })
+    }
+
+    /// The passwords of a local cluster's roles, if one was set up from
+    /// `project_root` (or in `dir`); needs no server binaries, so `atelier
+    /// serve` can look on any machine.
+    pub fn existing_secrets(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<Option<Secrets>> {
+        let run_as = if unsafe { libc::geteuid() } == 0 { postgres_user().ok() } else { None };
+        Secrets::read(&Secrets::file(&locate(project_root, dir, run_as)))
+    }
+
+    /// The role passwords, generated on first use.
+    pub fn secrets(&self) -> ToolResult<Secrets> {
+        self.prepare_dir()?;
+        Secrets::load_or_create(&self.dir)
+    }
+
+    /// What the service connects to for database `dbname`: the writer on
+    /// the primary and the reader on each replica, with their passwords.
+    pub fn service_urls(&self, dbname: &str) -> ToolResult<(String, Vec<String>)> {
+        let secrets = self.secrets()?;
+        let primary = secrets.fill(&local::service_primary_url(dbname));
+        let replicas = local::service_replica_urls(dbname).iter().map(|url| secrets.fill(url)).collect();
+        Ok((primary, replicas))
     }
 
     /// Initialises (first time) and starts every node that is not running.
@@ -59,7 +75,10 @@ impl LocalCluster {
             if !data.join("PG_VERSION").exists() {
                 self.initdb(node)?;
             }
+            self.write_hba(node)?;
             if self.is_running(node)? {
+                // Picks up pg_hba.conf as written just now.
+                self.pg_ctl(&["-D", path_str(&data)?, "reload"])?;
                 println!("{:<9} already running on 127.0.0.1:{}", node.name, node.port);
                 continue;
             }
@@ -185,6 +204,31 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Who may connect to `node`, and how (written on every `up`): the
+    /// operator's `postgres` superuser is trusted on loopback (this is one
+    /// machine's cluster, like a laptop's own PostgreSQL); every role of the
+    /// service logs in with its password (SCRAM-SHA-256), and only where it
+    /// has business: the writer and the replicator on the primary only, the
+    /// reader on the replicas only.
+    fn write_hba(&self, node: Node) -> ToolResult<()> {
+        let service_roles = match node.role {
+            Role::Primary => [roles::OWNER, roles::WRITER, roles::REPLICATOR].join(","),
+            Role::Replica => [roles::OWNER, roles::READER].join(","),
+        };
+        let hba = format!(
+            "# Written by `atelier cluster up` on every start; edits are lost.\n\
+             # TYPE  DATABASE  USER  ADDRESS  METHOD\n\
+             host    all       postgres  127.0.0.1/32  trust\n\
+             host    all       {service_roles}  127.0.0.1/32  scram-sha-256\n"
+        );
+        let path = self.data_dir(node).join("pg_hba.conf");
+        std::fs::write(&path, hba).map_err(|e| ToolError::msg(format!("cannot write {}: {e}", path.display())))?;
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    }
+
     fn initdb(&self, node: Node) -> ToolResult<()> {
         let data = self.data_dir(node);
         let out = self
@@ -227,14 +271,25 @@ impl LocalCluster {
         }
         cmd.output().map_err(|e| ToolError::msg(format!("cannot run {program}: {e}")))
     }
+}
 
-    /// Can the server user create files under the project root? Checked by
-    /// running `test` as that user.
-    fn reachable_by_server_user(&self, root: &Path) -> bool {
-        let Some((uid, gid)) = self.run_as else {
-            return true;
-        };
-        Command::new("test").arg("-x").arg(root).uid(uid).gid(gid).status().map(|s| s.success()).unwrap_or(false)
+/// The cluster's directory: `dir` if given (ATELIER_CLUSTER_DIR), else
+/// `<project>/.cluster`, or under /var/tmp when running as root and the
+/// server user cannot reach the project (a checkout under /root, say).
+fn locate(project_root: &Path, dir: Option<PathBuf>, run_as: Option<(u32, u32)>) -> PathBuf {
+    if let Some(dir) = dir {
+        return dir;
+    }
+    let reachable = match run_as {
+        None => true,
+        Some((uid, gid)) => {
+            Command::new("test").arg("-x").arg(project_root).uid(uid).gid(gid).status().is_ok_and(|s| s.success())
+        }
+    };
+    if reachable {
+        project_root.join(".cluster")
+    } else {
+        PathBuf::from(format!("/var/tmp/atelier-cluster-{:016x}", fnv1a(project_root.as_os_str().as_encoded_bytes())))
     }
 }
 
@@ -299,11 +354,25 @@ fn path_str(path: &Path) -> ToolResult<&str> {
 }
 
 /// Creates (or, with `fresh`, re-creates) database `dbname` on every node
-/// of the local cluster, migrates it, and wires each replica's subscription.
-/// Idempotent without `fresh`. Returns the primary's and replicas' URLs.
-pub async fn provision_local(dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>)> {
+/// of the local cluster: the roles with their passwords first, then the
+/// database owned by the owner role and migrated as that role, then each
+/// replica's subscription, which logs in to the primary as the replication
+/// role. Idempotent without `fresh`. A database left by an older version
+/// (not owned by the owner role) is re-created. Returns the primary's and
+/// replicas' URLs for tools (the operator's superuser).
+pub async fn provision_local(cluster: &LocalCluster, dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>)> {
     provision::ident(dbname)?;
+    let secrets = cluster.secrets()?;
     let primary = local::primary();
+    let mut fresh = fresh;
+    for node in NODES {
+        provision::ensure_roles(&node.url("postgres"), &secrets.pairs()).await?;
+        let owner = provision::database_owner(&node.url("postgres"), dbname).await?;
+        if owner.is_some_and(|owner| owner != roles::OWNER) && !fresh {
+            println!("re-creating database {dbname}: it predates the least-privilege roles (its data is lost)");
+            fresh = true;
+        }
+    }
     if fresh {
         for replica in local::replicas() {
             provision::drop_replica_database(&replica.url("postgres"), &replica.url(dbname), dbname).await?;
@@ -312,12 +381,14 @@ pub async fn provision_local(dbname: &str, fresh: bool) -> ToolResult<(String, V
     }
     for node in NODES {
         provision::ensure_database(&node.url("postgres"), dbname).await?;
-        provision::migrate(&node.url(dbname), node.role).await?;
+        provision::grant_catalog_access(&node.url(dbname)).await?;
+        provision::migrate(&secrets.fill(&node.url_as(dbname, roles::OWNER)), node.role).await?;
     }
     provision::ensure_publication(&primary.url(dbname)).await?;
+    let from_replicas = secrets.fill(&primary.url_as(dbname, roles::REPLICATOR));
     for replica in local::replicas() {
         let sub_name = format!("atelier_{dbname}_{}", replica.name);
-        provision::ensure_subscription(&replica.url(dbname), &primary.url(dbname), &sub_name).await?;
+        provision::ensure_subscription(&replica.url(dbname), &from_replicas, &sub_name).await?;
     }
     let replica_urls = local::replica_urls(dbname);
     provision::wait_for_replicas(&primary.url(dbname), &replica_urls, CATCH_UP_TIMEOUT).await?;

@@ -23,6 +23,7 @@ pub mod generate;
 pub mod layout;
 pub mod load;
 pub mod provision;
+pub mod secrets;
 pub mod wait;
 
 pub use db::{connect, ToolError, ToolResult};

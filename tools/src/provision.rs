@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use atelier_schema::migrations::{self, PUBLICATION_NAME, PUBLICATION_SQL};
+use atelier_schema::migrations::{self, CATALOG_GRANTS_SQL, PUBLICATION_NAME, PUBLICATION_SQL, ROLES_SQL};
+use atelier_schema::roles;
 use atelier_schema::tables::READ_MODEL_TABLES;
 use atelier_schema::Role;
 use refinery::{Migration, Runner};
@@ -36,15 +37,48 @@ pub async fn migrate(url: &str, role: Role) -> ToolResult<()> {
     Ok(())
 }
 
-/// Creates database `dbname` through the maintenance database at
-/// `admin_url` unless it exists.
+/// Creates or updates the login roles of `sql/roles.sql` through a
+/// superuser connection at `admin_url`, setting each password given (a
+/// role absent from `passwords` keeps the one it has).
+pub async fn ensure_roles(admin_url: &str, passwords: &[(&str, &str)]) -> ToolResult<()> {
+    let client = connect(admin_url).await?;
+    let settings: Vec<String> = passwords
+        .iter()
+        .map(|(role, password)| format!("set {} = {};", roles::password_setting(role), literal(password)))
+        .collect();
+    // Session settings, reset afterwards so the secrets do not linger on
+    // this connection.
+    client.batch_execute(&settings.concat()).await?;
+    client.batch_execute(ROLES_SQL).await?;
+    client.batch_execute("reset all").await?;
+    Ok(())
+}
+
+/// Creates database `dbname`, owned by the owner role, through the
+/// maintenance database at `admin_url` unless it exists.
 pub async fn ensure_database(admin_url: &str, dbname: &str) -> ToolResult<()> {
     let client = connect(admin_url).await?;
     let exists = client.query_opt("select 1 from pg_database where datname = $1", &[&dbname]).await?.is_some();
     if !exists {
-        client.batch_execute(&format!("create database {}", ident(dbname)?)).await?;
+        client.batch_execute(&format!("create database {} owner {}", ident(dbname)?, roles::OWNER)).await?;
     }
     Ok(())
+}
+
+/// The superuser's grants inside catalog database `db_url`
+/// (`sql/catalog_grants.sql`). Idempotent.
+pub async fn grant_catalog_access(db_url: &str) -> ToolResult<()> {
+    connect(db_url).await?.batch_execute(CATALOG_GRANTS_SQL).await?;
+    Ok(())
+}
+
+/// The owner of database `dbname`, if it exists.
+pub async fn database_owner(admin_url: &str, dbname: &str) -> ToolResult<Option<String>> {
+    let client = connect(admin_url).await?;
+    let row = client
+        .query_opt("select pg_get_userbyid(datdba)::text from pg_database where datname = $1", &[&dbname])
+        .await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// Drops database `dbname` on a replica (its subscriptions first, which also
@@ -119,6 +153,12 @@ pub async fn ensure_subscription(replica_url: &str, primary_conninfo: &str, sub_
     Ok(())
 }
 
+/// Tables of this database's subscriptions whose initial copy is not done.
+const TABLES_STILL_COPYING: &str = "select count(*) from pg_subscription_rel r
+    join pg_subscription s on s.oid = r.srsubid
+    where s.subdbid = (select oid from pg_database where datname = current_database())
+      and r.srsubstate <> 'r'";
+
 /// Bumps the heartbeat on the primary and waits until every replica shows
 /// it, so that everything committed before this call is on every replica.
 pub async fn wait_for_replicas(primary_url: &str, replica_urls: &[String], timeout: Duration) -> ToolResult<()> {
@@ -133,11 +173,14 @@ pub async fn wait_for_replicas(primary_url: &str, replica_urls: &[String], timeo
         let mut seen: Option<i64> = None;
         let remaining = timeout.saturating_sub(started.elapsed());
         let caught_up = wait::until(remaining, POLL_INTERVAL, async || {
+            // Every table's initial copy done too: the heartbeat's own copy
+            // can finish before another table's has started.
+            let copying: i64 = replica.query_one(TABLES_STILL_COPYING, &[]).await?.get(0);
             seen = replica
                 .query_opt("select beat from replication_heartbeat where id = 1", &[])
                 .await?
                 .map(|row| row.get(0));
-            Ok(seen.is_some_and(|seen| seen >= beat).then_some(()))
+            Ok((copying == 0 && seen.is_some_and(|seen| seen >= beat)).then_some(()))
         })
         .await?;
         if caught_up.is_none() {

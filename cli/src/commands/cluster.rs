@@ -48,7 +48,7 @@ pub async fn run(command: ClusterCommand) -> ToolResult<()> {
     match command.action {
         Action::Up => {
             handle.up()?;
-            let (primary, replicas) = cluster::provision_local(&args.database, args.reset).await?;
+            let (primary, replicas) = cluster::provision_local(&handle, &args.database, args.reset).await?;
             println!("primary   {primary}");
             for replica in replicas {
                 println!("replica   {replica}");

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::commands::AdminUrls;
 use atelier_schema::DocumentKind;
-use atelier_server::DatabaseUrls;
 use atelier_tools::generate::{Catalog, DEFAULT_SEED, FULL_SIZE_PRODUCTS};
 use atelier_tools::load::{self, LoadOptions, Source};
 use atelier_tools::{check, csv, explain, provision, ToolError, ToolResult};
@@ -33,7 +33,7 @@ impl CatalogArgs {
 #[derive(clap::Args)]
 pub struct LoadArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
     #[command(flatten)]
     catalog: CatalogArgs,
     /// Load these CSV files (as `atelier generate` writes them) instead of
@@ -61,13 +61,13 @@ pub struct GenerateArgs {
 #[derive(clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
 }
 
 #[derive(clap::Args)]
 pub struct ExplainArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
     /// Print only the execution-time table, not the plans.
     #[arg(long)]
     summary: bool,

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::commands::AdminUrls;
 use atelier_loadtest::stress::{self, Target};
 use atelier_loadtest::{ids, jtl, lag, write_load};
-use atelier_server::DatabaseUrls;
 use atelier_tools::generate::DEFAULT_SEED;
 use atelier_tools::{ToolError, ToolResult};
 
@@ -19,7 +19,7 @@ const GENERATOR_IDS: usize = 100_000;
 #[derive(clap::Args)]
 pub struct ExportIdsArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
     #[arg(long, default_value = "jmeter/ids.csv")]
     out: PathBuf,
     #[arg(long, default_value_t = 100_000)]
@@ -31,7 +31,7 @@ pub struct ExportIdsArgs {
 #[derive(clap::Args)]
 pub struct WriteLoadArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
     /// The running server.
     #[arg(long, default_value = "127.0.0.1:3000")]
     server: SocketAddr,
@@ -53,7 +53,7 @@ pub struct WriteLoadArgs {
 #[derive(clap::Args)]
 pub struct StressArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
     #[arg(long, default_value = "127.0.0.1:3000")]
     server: SocketAddr,
     /// Target requests per second, one step each.

@@ -1,8 +1,8 @@
 //! `atelier migrate` and `atelier replicate`: schema and replication on any
 //! primary and replicas.
 
+use crate::commands::AdminUrls;
 use atelier_schema::Role;
-use atelier_server::DatabaseUrls;
 use atelier_tools::{provision, ToolResult};
 use clap::ValueEnum;
 
@@ -24,7 +24,7 @@ enum RoleArg {
 #[derive(clap::Args)]
 pub struct ReplicateArgs {
     #[command(flatten)]
-    databases: DatabaseUrls,
+    databases: AdminUrls,
     /// How the replicas reach the primary, when not as --primary-url does.
     #[arg(long, env = "ATELIER_PRIMARY_URL_FROM_REPLICAS")]
     primary_url_from_replicas: Option<String>,

@@ -2,9 +2,11 @@
 
 use atelier_schema::local;
 use atelier_server::{App, Config};
+use atelier_tools::cluster::{self, LocalCluster};
 use atelier_tools::generate::{Catalog, DEFAULT_SEED, DEMO_PRODUCTS};
 use atelier_tools::load::{LoadOptions, Source};
-use atelier_tools::{cluster, connect, ToolError, ToolResult};
+use atelier_tools::secrets::Secrets;
+use atelier_tools::{connect, ToolError, ToolResult};
 
 use crate::commands::cluster::ClusterArgs;
 use crate::commands::data::load_and_report;
@@ -27,13 +29,29 @@ pub struct UpArgs {
 const DEMO_LOAD_CONNECTIONS: usize = 2;
 
 pub async fn serve(args: ServeArgs) -> ToolResult<()> {
-    run(args.config).await
+    let mut config = args.config;
+    let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
+    if let Some(secrets) = LocalCluster::existing_secrets(&std::env::current_dir()?, dir)? {
+        fill_passwords(&mut config, &secrets);
+    }
+    run(config).await
+}
+
+/// Adds the local cluster's passwords to URLs that name one of its roles
+/// and carry no password (the defaults do).
+fn fill_passwords(config: &mut Config, secrets: &Secrets) {
+    let urls = &mut config.databases;
+    urls.primary_url = secrets.fill(&urls.primary_url);
+    for url in &mut urls.replica_urls {
+        *url = secrets.fill(url);
+    }
 }
 
 /// The local cluster up, demo data in an empty catalog, then serve.
 pub async fn up(args: UpArgs) -> ToolResult<()> {
-    args.cluster.local_cluster()?.up()?;
-    let (primary, replicas) = cluster::provision_local(&args.cluster.database, false).await?;
+    let local = args.cluster.local_cluster()?;
+    local.up()?;
+    let (primary, replicas) = cluster::provision_local(&local, &args.cluster.database, false).await?;
     let products: i64 = connect(&primary).await?.query_one("select count(*) from product", &[]).await?.get(0);
     if products == 0 {
         let demo = Source::Generated(Catalog { seed: DEFAULT_SEED, products: DEMO_PRODUCTS });
@@ -48,7 +66,9 @@ pub async fn up(args: UpArgs) -> ToolResult<()> {
             args.cluster.database
         );
     }
-    run(args.config).await
+    let mut config = args.config;
+    fill_passwords(&mut config, &local.secrets()?);
+    run(config).await
 }
 
 async fn run(config: Config) -> ToolResult<()> {

@@ -12,6 +12,7 @@
 //!   the pool rather than handed to the next request.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool, PoolError, TimeoutType, Timeouts};
@@ -44,7 +45,12 @@ pub(crate) struct Node {
     in_flight: AtomicUsize,
     failures: AtomicU32,
     ejected: AtomicBool,
+    /// Background opens under way (see the module comment).
+    refilling: Arc<AtomicUsize>,
 }
+
+/// Background opens at once per node.
+const REFILLS_MAX: usize = 4;
 
 impl Node {
     pub fn new(name: &'static str, pool: Pool) -> Node {
@@ -54,6 +60,7 @@ impl Node {
             in_flight: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
             ejected: AtomicBool::new(false),
+            refilling: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -74,7 +81,11 @@ impl Node {
             // wait: this server is saturated, which says nothing certain
             // about the node (a stuck node shows in the exchanges on the
             // connections it already has, and in hedges it loses).
-            Err(PoolError::Timeout(TimeoutType::Wait | TimeoutType::Create)) => Err(CheckoutError::Busy),
+            Err(PoolError::Timeout(TimeoutType::Wait)) => Err(CheckoutError::Busy),
+            Err(PoolError::Timeout(TimeoutType::Create)) => {
+                self.refill();
+                Err(CheckoutError::Busy)
+            }
             Err(error) => Err(CheckoutError::Node(ApiError::from(error))),
         }
     }
@@ -86,6 +97,26 @@ impl Node {
         let checkouts = (0..count).map(|_| self.checkout(within));
         let opened = futures_util::future::join_all(checkouts).await;
         drop(opened);
+    }
+
+    /// Opens a connection in the background, with the pool's own (full)
+    /// timeouts, and leaves it idle in the pool. At most REFILLS_MAX at
+    /// once; nothing when the pool is full or no runtime is running.
+    pub fn refill(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let status = self.pool.status();
+        if status.size >= status.max_size {
+            return;
+        }
+        if self.refilling.fetch_add(1, Ordering::Relaxed) >= REFILLS_MAX {
+            self.refilling.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let (pool, refilling) = (self.pool.clone(), self.refilling.clone());
+        runtime.spawn(async move {
+            drop(pool.get().await);
+            refilling.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     pub fn in_flight(&self) -> usize {
@@ -141,8 +172,10 @@ impl Drop for Checkout<'_> {
         self.node.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.busy {
             if let Some(client) = self.client.take() {
-                // Detach it from the pool: it closes when dropped here.
+                // Detach it from the pool: it closes when dropped here,
+                // and another is opened in the background.
                 drop(Object::take(client));
+                self.node.refill();
             }
         }
     }

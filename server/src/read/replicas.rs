@@ -6,7 +6,9 @@
 //!   moves on to the next replica;
 //! - replicas are tried fewest-in-flight first, ejected ones not at all;
 //! - when an attempt is slow, a second one starts on another replica
-//!   (`ATELIER_READ_HEDGE_AFTER_MS`) and the first answer wins;
+//!   (`ATELIER_READ_HEDGE_AFTER_MS`) and the first answer wins; hedges are
+//!   a bounded share of reads (`ATELIER_READ_HEDGE_PERCENT_MAX`) and none
+//!   start while this server is saturated, when slowness is our own;
 //! - when no replica answers, the primary's copy of the read model answers
 //!   (`ATELIER_READ_FALLBACK_PRIMARY`), marked `X-Served-By: primary`; as
 //!   the last resort it may take whatever is left of the read's deadline,
@@ -100,7 +102,8 @@ async fn from_replicas(
         started.push((node, false));
         running.push(attempt_on(state, node, sql, params));
     }
-    let hedge_after = state.config.read_hedge_after();
+    state.hedges.earn();
+    let mut hedge_after = state.config.read_hedge_after();
     while !running.is_empty() {
         let can_hedge = hedge_after.is_some() && candidates.len() > 0;
         let hedge = tokio::time::sleep(hedge_after.unwrap_or(Duration::MAX));
@@ -122,6 +125,10 @@ async fn from_replicas(
                         }
                         return Ok(Answered { row, node: node.name });
                     }
+                    // Every pooled connection busy while this server is
+                    // saturated: the other replica's pool is as busy, and
+                    // waiting there too only holds the slot longer.
+                    Err(error @ ApiError::Busy(_)) if saturated => return Err(error),
                     Err(error) if is_unavailable(&error) => {
                         if let Some(next) = candidates.next() {
                             state.metrics.count(Counter::ReadRetry);
@@ -135,7 +142,11 @@ async fn from_replicas(
                 }
             },
             _ = hedge, if can_hedge => {
-                if let Some(next) = candidates.next() {
+                if saturated || !state.hedges.spend() {
+                    // No second attempt: the first keeps its deadline.
+                    state.metrics.count(Counter::ReadHedgeSkipped);
+                    hedge_after = None;
+                } else if let Some(next) = candidates.next() {
                     state.metrics.count(Counter::ReadHedge);
                     started.push((next, false));
                     running.push(attempt_on(state, next, sql, params));

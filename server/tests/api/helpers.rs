@@ -37,18 +37,33 @@ pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("server/ has a parent")
 }
 
+/// The local cluster, found once (`up` is the caller's).
+pub fn local_cluster() -> &'static LocalCluster {
+    static LOCAL: OnceLock<LocalCluster> = OnceLock::new();
+    LOCAL.get_or_init(|| {
+        LocalCluster::discover(project_root(), std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into))
+            .expect("PostgreSQL server binaries")
+    })
+}
+
+/// What the service connects to for `dbname`: the writer and reader roles
+/// with the local cluster's passwords, as `atelier serve` does.
+pub fn service_urls(dbname: &str) -> DatabaseUrls {
+    let (primary_url, replica_urls) = local_cluster().service_urls(dbname).expect("role passwords");
+    DatabaseUrls { primary_url, replica_urls }
+}
+
 /// The shared test app, started on first use.
 pub fn app() -> &'static TestApp {
     APP.get_or_init(|| {
-        let cluster = LocalCluster::discover(project_root(), std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into))
-            .expect("PostgreSQL server binaries");
+        let cluster = local_cluster();
         cluster.up().expect("local cluster starts");
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
                 let (primary, replicas) =
-                    cluster::provision_local(TEST_DB, true).await.expect("test database provisioned");
+                    cluster::provision_local(cluster, TEST_DB, true).await.expect("test database provisioned");
                 connect(&primary).await.unwrap().batch_execute(FIXTURE).await.expect("fixture loads");
                 provision::wait_for_replicas(&primary, &replicas, Duration::from_secs(60)).await.unwrap();
                 let app = App::build(test_config()).await.unwrap();
@@ -82,7 +97,7 @@ impl Response {
 
 /// The service's defaults against the test database, on a free port.
 pub fn test_config() -> Config {
-    let mut config = Config::new(DatabaseUrls::local(TEST_DB));
+    let mut config = Config::new(service_urls(TEST_DB));
     config.listen = "127.0.0.1:0".parse().expect("literal address");
     // The access log writes to the process's stdout, which the test harness
     // does not capture; its own test turns it on.

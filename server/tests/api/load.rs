@@ -9,7 +9,7 @@ use atelier_tools::generate::Catalog;
 use atelier_tools::load::{LoadOptions, Source};
 use atelier_tools::{check, cluster, connect, load, provision};
 
-use crate::helpers::{app, with_db};
+use crate::helpers::{app, local_cluster, with_db};
 
 const LOAD_DB: &str = "atelier_load_test";
 
@@ -43,7 +43,7 @@ fn bulk_load_is_deterministic_guarded_and_consistent() {
     app(); // the cluster is up
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let (primary, replicas) = cluster::provision_local(LOAD_DB, true).await.unwrap();
+        let (primary, replicas) = cluster::provision_local(local_cluster(), LOAD_DB, true).await.unwrap();
         let small = Catalog { seed: 7, products: 400 };
         let report = load::load(&primary, &replicas, Source::Generated(small), FRESH).await.unwrap();
         assert_eq!(report.tables[0], ("product".to_string(), 400));

@@ -14,4 +14,5 @@ mod ops;
 mod read_errors;
 mod reads;
 mod replication;
+mod roles;
 mod writes;

@@ -21,20 +21,20 @@ use std::time::{Duration, Instant};
 use atelier_loadtest::ids::{export_ids, LoadIds};
 use atelier_loadtest::stress::{open_loop_step, StepResult, Target};
 use atelier_schema::local::{self, Node};
-use atelier_server::{Config, DatabaseUrls};
+use atelier_server::Config;
 use atelier_tools::cluster::{self, LocalCluster};
 use atelier_tools::generate::Catalog;
 use atelier_tools::load::{self, LoadOptions, Source};
 use atelier_tools::{check, connect, provision};
 
-use helpers::{project_root, request_to, spawn_server, Response};
+use helpers::{local_cluster, request_to, service_urls, spawn_server, Response};
 
 const FAULTS_DB: &str = "atelier_faults";
 /// Products in the faults catalog: enough to spread reads over many rows.
 const PRODUCTS: i64 = 500;
 
 struct Cluster {
-    local: LocalCluster,
+    local: &'static LocalCluster,
     primary: String,
     replicas: Vec<String>,
     ids: Arc<Vec<LoadIds>>,
@@ -44,11 +44,10 @@ struct Cluster {
 fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let local = LocalCluster::discover(project_root(), std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into))
-            .expect("PostgreSQL server binaries");
+        let local = local_cluster();
         local.up().expect("local cluster starts");
         runtime().block_on(async {
-            let (primary, replicas) = cluster::provision_local(FAULTS_DB, true).await.expect("faults database");
+            let (primary, replicas) = cluster::provision_local(local, FAULTS_DB, true).await.expect("faults database");
             let catalog = Source::Generated(Catalog { seed: 11, products: PRODUCTS });
             load::load(&primary, &replicas, catalog, LoadOptions { replace: true, connections: 2 })
                 .await
@@ -72,7 +71,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// The service's defaults against the faults catalog, on a free port.
 fn config() -> Config {
     cluster();
-    let mut config = Config::new(DatabaseUrls::local(FAULTS_DB));
+    let mut config = Config::new(service_urls(FAULTS_DB));
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.access_log = false;
     config
@@ -85,9 +84,25 @@ struct Frozen {
 
 impl Frozen {
     fn node(node: Node) -> Frozen {
-        // The postmaster comes first, so it forks nothing new meanwhile.
-        let pids = cluster().local.processes(node).expect("node processes");
+        // The postmaster comes first, so it forks nothing new once stopped;
+        // a backend forked between listing and stopping (a pool opening a
+        // connection in the background) is caught by listing again.
+        let mut pids = cluster().local.processes(node).expect("node processes");
         signal("-STOP", &pids);
+        loop {
+            let late: Vec<u32> = cluster()
+                .local
+                .processes(node)
+                .expect("node processes")
+                .into_iter()
+                .filter(|pid| !pids.contains(pid))
+                .collect();
+            if late.is_empty() {
+                break;
+            }
+            signal("-STOP", &late);
+            pids.extend(late);
+        }
         Frozen { pids }
     }
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Provisions one APP SERVER host (Debian 12): `atelier serve` as a systemd
+# service, connecting as the writer role to the primary and as the reader
+# role to every replica. Idempotent. Run as root.
+#
+#   ATELIER_LISTEN=10.0.2.21:3000 ATELIER_PRIMARY_ADDRESS=10.0.1.10 \
+#   ATELIER_REPLICA_ADDRESSES=10.0.3.11,10.0.3.12 \
+#   ATELIER_WRITER_PASSWORD=... ATELIER_READER_PASSWORD=... deploy/app.sh [--no-systemd]
+#
+# Settings (environment):
+#   ATELIER_LISTEN             address:port the service listens on (the balancer's upstream)
+#   ATELIER_PRIMARY_ADDRESS    the primary (ATELIER_PG_PORT, default 5432, for every node)
+#   ATELIER_REPLICA_ADDRESSES  every replica, comma-separated: each gets its own read pool
+#   ATELIER_WRITER_PASSWORD, ATELIER_READER_PASSWORD
+#   ATELIER_BIN (default /usr/local/bin/atelier), ATELIER_DATABASE, ATELIER_DATA_DIR
+#   Any other ATELIER_* limit of the README's table may be set too; it is passed on.
+# The connection strings go to $ATELIER_DATA_DIR/atelier.env (mode 0600), read
+# by the unit (EnvironmentFile), never put on a command line.
+# --no-systemd: run under deploy/supervise.sh instead of a unit.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for v in ATELIER_LISTEN ATELIER_PRIMARY_ADDRESS ATELIER_REPLICA_ADDRESSES \
+         ATELIER_WRITER_PASSWORD ATELIER_READER_PASSWORD; do need "$v"; done
+[ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
+ensure_packages curl ca-certificates
+
+install -d -m 0755 "$ATELIER_DATA_DIR"
+replicas=
+IFS=',' read -ra hosts <<<"$ATELIER_REPLICA_ADDRESSES"
+for host in "${hosts[@]}"; do
+    replicas+="${replicas:+,}host=$host port=$ATELIER_PG_PORT user=atelier_reader password=$ATELIER_READER_PASSWORD dbname=$ATELIER_DATABASE"
+done
+env_file=$ATELIER_DATA_DIR/atelier.env
+{
+    echo "# Written by deploy/app.sh; edits are lost on the next run."
+    echo "ATELIER_LISTEN=$ATELIER_LISTEN"
+    echo "ATELIER_PRIMARY_URL=host=$ATELIER_PRIMARY_ADDRESS port=$ATELIER_PG_PORT user=atelier_writer password=$ATELIER_WRITER_PASSWORD dbname=$ATELIER_DATABASE"
+    echo "ATELIER_REPLICA_URLS=$replicas"
+    # Limits given to this script pass through.
+    env | grep -E '^ATELIER_[A-Z_]+=' | grep -vE '^ATELIER_(LISTEN|PRIMARY_URL|REPLICA_URLS|PRIMARY_ADDRESS|REPLICA_ADDRESSES|[A-Z]+_PASSWORD|BIN|DATA_DIR|SOURCE|DATABASE|PG_PORT|SUPERVISOR)=' | sort || true
+} | write_if_changed "$env_file" 0600 root:root && changed=1 || changed=0
+
+if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
+    id atelier >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin atelier
+    if write_if_changed /etc/systemd/system/atelier.service 0644 root:root <<UNIT; then systemctl daemon-reload; changed=1; fi
+[Unit]
+Description=atelier products API
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+User=atelier
+EnvironmentFile=$env_file
+ExecStart=$ATELIER_BIN serve
+Restart=always
+RestartSec=1
+# SIGTERM: finish requests in flight (ATELIER_SHUTDOWN_GRACE_MS), then exit.
+KillSignal=SIGTERM
+TimeoutStopSec=20
+LimitNOFILE=65536
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    systemctl enable --quiet atelier
+    if ! systemctl is-active --quiet atelier; then systemctl start atelier
+    elif [ "$changed" = 1 ]; then systemctl restart atelier; fi
+else
+    stamp=$(cat "$env_file" "$ATELIER_BIN" | md5sum | cut -d' ' -f1)
+    supervised "$ATELIER_DATA_DIR/atelier" "$stamp" \
+        env ATELIER_ENV_FILE="$env_file" bash -c 'set -a; source "$ATELIER_ENV_FILE"; set +a; exec "$0" serve' "$ATELIER_BIN"
+fi
+for _ in $(seq 100); do
+    curl -sf "http://$ATELIER_LISTEN/healthz" >/dev/null && { say "serving on $ATELIER_LISTEN"; exit 0; }
+    sleep 0.2
+done
+die "atelier did not answer /healthz on $ATELIER_LISTEN"

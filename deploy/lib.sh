@@ -1,0 +1,195 @@
+# Shared by the role scripts in deploy/: sourced, never run.
+# shellcheck shell=bash
+
+say() { echo "[$(basename "$0" .sh)] $*"; }
+die() { echo "[$(basename "$0" .sh)] error: $*" >&2; exit 1; }
+
+# A required setting, from the environment.
+need() { [ -n "${!1:-}" ] || die "$1 is not set"; }
+
+# Installs Debian packages that are missing (and nothing when all are there,
+# so a second run touches nothing).
+ensure_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        # The package's own cluster and service are not used: each role
+        # script runs its own data directory.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# Writes stdin to $1 (mode $2, owner $3) only when the content differs;
+# returns 0 when it changed the file, 1 when it was already so.
+write_if_changed() {
+    local path=$1 mode=$2 owner=$3 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    install -D -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$tmp" "$path"
+    rm -f "$tmp"
+    return 0
+}
+
+# The newest PostgreSQL server binaries Debian installed.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+# A SQL string literal.
+sql_literal() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
+
+# pg_hba.conf lines admitting $2 (a role) to database $1 from each address
+# or CIDR in the comma-separated list $3, with scram-sha-256.
+hba_lines() {
+    local db=$1 role=$2 cidr
+    IFS=',' read -ra cidrs <<<"$3"
+    for cidr in "${cidrs[@]}"; do
+        [ -n "$cidr" ] || continue
+        [[ "$cidr" == */* ]] || cidr="$cidr/32"
+        printf 'host    %-10s %-20s %-18s scram-sha-256\n' "$db" "$role" "$cidr"
+    done
+}
+
+# Sets up and starts one PostgreSQL node in $ATELIER_DATA_DIR: initdb the
+# first time, atelier's settings ($1: replication/primary.conf or
+# replica.conf), pg_hba.conf from stdin, then start it (systemd unit, or
+# pg_ctl under --no-systemd) or reload it when it runs already.
+postgres_node() {
+    local role_conf=$1 hba bin data run conf changed=0
+    hba=$(cat)
+    bin=$(pg_bin)
+    [ -x "$bin/postgres" ] || die "no PostgreSQL server binaries"
+    data=$ATELIER_DATA_DIR/postgres
+    run=$ATELIER_DATA_DIR/run
+    install -d -m 0700 -o postgres -g postgres "$ATELIER_DATA_DIR" "$run"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        say "initdb $data"
+        install -d -m 0700 -o postgres -g postgres "$data"
+        as_postgres "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale \
+            --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+        echo "include_if_exists 'atelier.conf'" >>"$data/postgresql.conf"
+    fi
+    conf="# Written by deploy/$(basename "$0"); edits are lost on the next run.
+listen_addresses = '$ATELIER_LISTEN_ADDRESS'
+port = $ATELIER_PG_PORT
+unix_socket_directories = '$run'
+password_encryption = scram-sha-256
+max_connections = ${ATELIER_PG_MAX_CONNECTIONS:-200}
+shared_buffers = ${ATELIER_PG_SHARED_BUFFERS:-256MB}
+$(cat "$role_conf")"
+    if printf '%s\n' "$conf" | write_if_changed "$data/atelier.conf" 0600 postgres:postgres; then changed=1; fi
+    if printf '%s\n' "$hba" | write_if_changed "$data/pg_hba.conf" 0600 postgres:postgres; then changed=1; fi
+    if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
+        local unit=/etc/systemd/system/atelier-postgres.service
+        if write_if_changed "$unit" 0644 root:root <<UNIT; then systemctl daemon-reload; fi
+[Unit]
+Description=PostgreSQL for atelier ($data)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+User=postgres
+ExecStart=$bin/postgres -D $data
+ExecReload=/bin/kill -HUP \$MAINPID
+KillMode=mixed
+KillSignal=SIGINT
+TimeoutSec=infinity
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        systemctl enable --quiet atelier-postgres
+        if ! systemctl is-active --quiet atelier-postgres; then
+            systemctl start atelier-postgres
+        elif [ "$changed" = 1 ]; then
+            systemctl reload atelier-postgres
+        fi
+    else
+        if ! as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+            say "starting PostgreSQL (no systemd)"
+            as_postgres "$bin/pg_ctl" -D "$data" -l "$ATELIER_DATA_DIR/postgres.log" -w -t 60 start >/dev/null
+        elif [ "$changed" = 1 ]; then
+            as_postgres "$bin/pg_ctl" -D "$data" reload >/dev/null
+        fi
+    fi
+    for _ in $(seq 120); do
+        as_postgres "$bin/pg_isready" -q -h "$run" -p "$ATELIER_PG_PORT" && return 0
+        sleep 0.5
+    done
+    die "PostgreSQL did not become ready"
+}
+
+# psql as the postgres superuser over this node's unix socket.
+node_psql() {
+    as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$ATELIER_DATA_DIR/run" -p "$ATELIER_PG_PORT" "$@"
+}
+
+# The login roles (sql/roles.sql), with the passwords this host is given.
+ensure_roles() {
+    {
+        for role in owner writer reader replicator; do
+            local var="ATELIER_${role^^}_PASSWORD"
+            [ -n "${!var:-}" ] && echo "set atelier.${role}_password = $(sql_literal "${!var}");"
+        done
+        cat "$ATELIER_SOURCE/sql/roles.sql"
+    } | node_psql -d postgres -f -
+}
+
+# The catalog database, owned by the owner role, with the superuser's
+# grants inside it (sql/catalog_grants.sql).
+ensure_database() {
+    if [ "$(node_psql -d postgres -Atc "select count(*) from pg_database where datname = '$ATELIER_DATABASE'")" = 0 ]; then
+        node_psql -d postgres -c "create database \"$ATELIER_DATABASE\" owner atelier_owner"
+    fi
+    node_psql -d "$ATELIER_DATABASE" -f "$ATELIER_SOURCE/sql/catalog_grants.sql"
+}
+
+# Migrations through refinery (`atelier migrate`), as the owner role over
+# this node's unix socket.
+migrate() {
+    ATELIER_MIGRATE_URL="host=$ATELIER_DATA_DIR/run port=$ATELIER_PG_PORT user=atelier_owner password=$ATELIER_OWNER_PASSWORD dbname=$ATELIER_DATABASE" \
+        "$ATELIER_BIN" migrate --role "$1" >/dev/null
+}
+
+# Common defaults of the role scripts.
+ATELIER_SOURCE=${ATELIER_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+ATELIER_DATABASE=${ATELIER_DATABASE:-atelier}
+ATELIER_DATA_DIR=${ATELIER_DATA_DIR:-/var/lib/atelier}
+ATELIER_PG_PORT=${ATELIER_PG_PORT:-5432}
+ATELIER_BIN=${ATELIER_BIN:-/usr/local/bin/atelier}
+
+# --no-systemd: the process runs under pg_ctl or deploy/supervise.sh
+# instead of a systemd unit (network namespaces have no systemd of their own).
+for arg in "$@"; do
+    case $arg in
+        --no-systemd) ATELIER_SUPERVISOR=none ;;
+        *) die "unknown argument $arg (settings come from the environment; see the header)" ;;
+    esac
+done
+
+# Runs `$2...` under deploy/supervise.sh, its pid in $1.pid and output in
+# $1.log; restarts it when $1.stamp (what it was started with) changed.
+# Returns at once when it already runs with the same stamp.
+supervised() {
+    local name=$1 stamp=$2; shift 2
+    local pidfile=$name.pid
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        if [ -f "$name.stamp" ] && [ "$(cat "$name.stamp")" = "$stamp" ]; then
+            return 0
+        fi
+        kill "$(cat "$pidfile")"; sleep 1
+    fi
+    echo "$stamp" >"$name.stamp"
+    setsid "$ATELIER_SOURCE/deploy/supervise.sh" "$name.log" "$@" </dev/null >/dev/null 2>&1 &
+    echo $! >"$pidfile"
+}

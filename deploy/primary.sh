@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Provisions the PRIMARY database host (Debian 12): PostgreSQL with the
+# write model, the triggers and the publication of the read model.
+# Idempotent: a second run changes nothing. Run as root.
+#
+#   ATELIER_LISTEN_ADDRESS=10.0.1.10 ATELIER_APP_ADDRESSES=10.0.2.0/24 \
+#   ATELIER_REPLICA_ADDRESSES=10.0.3.11,10.0.3.12 \
+#   ATELIER_OWNER_PASSWORD=... ATELIER_WRITER_PASSWORD=... ATELIER_REPLICATOR_PASSWORD=... \
+#   deploy/primary.sh [--no-systemd]
+#
+# Settings (environment):
+#   ATELIER_LISTEN_ADDRESS     this host's private address (PostgreSQL listens there)
+#   ATELIER_APP_ADDRESSES      app servers: addresses or CIDRs, comma-separated (writer)
+#   ATELIER_REPLICA_ADDRESSES  replicas: addresses or CIDRs (replicator)
+#   ATELIER_OWNER_PASSWORD, ATELIER_WRITER_PASSWORD, ATELIER_REPLICATOR_PASSWORD
+#   ATELIER_BIN       the atelier binary (default /usr/local/bin/atelier): runs the migrations
+#   ATELIER_DATA_DIR  default /var/lib/atelier (PostgreSQL data in postgres/, socket in run/)
+#   ATELIER_PG_PORT   default 5432;  ATELIER_DATABASE  default atelier
+#   ATELIER_SOURCE    the checkout or bundle holding sql/ and replication/ (default: this script's)
+# --no-systemd: start PostgreSQL with pg_ctl instead of a systemd unit.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for v in ATELIER_LISTEN_ADDRESS ATELIER_APP_ADDRESSES ATELIER_REPLICA_ADDRESSES \
+         ATELIER_OWNER_PASSWORD ATELIER_WRITER_PASSWORD ATELIER_REPLICATOR_PASSWORD; do need "$v"; done
+[ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
+
+ensure_packages postgresql-15 postgresql-client-15
+# Debian's own cluster (15/main on 5432) is not ours: keep it from holding the port.
+if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+    systemctl disable --now --quiet postgresql
+fi
+
+# Who may connect: the operator as postgres on the socket only; the owner
+# (migrations) on the socket; the writer from the app servers; the
+# replicator from the replicas. Nothing else, from nowhere else.
+postgres_node "$ATELIER_SOURCE/replication/primary.conf" <<HBA
+# Written by deploy/primary.sh; edits are lost on the next run.
+# TYPE  DATABASE   USER                 ADDRESS            METHOD
+local   all        postgres                                peer
+local   $ATELIER_DATABASE atelier_owner                     scram-sha-256
+host    $ATELIER_DATABASE atelier_owner   $ATELIER_LISTEN_ADDRESS/32   scram-sha-256
+$(hba_lines "$ATELIER_DATABASE" atelier_writer "$ATELIER_APP_ADDRESSES")
+$(hba_lines "$ATELIER_DATABASE" atelier_replicator "$ATELIER_REPLICA_ADDRESSES")
+HBA
+
+ensure_roles
+ensure_database
+migrate primary
+if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
+    node_psql -d "$ATELIER_DATABASE" -f "$ATELIER_SOURCE/replication/publication.sql"
+fi
+say "primary ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT (database $ATELIER_DATABASE)"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Provisions one READ REPLICA host (Debian 12): PostgreSQL with the read
+# model only, subscribed to the primary's publication. Idempotent. Run as root.
+#
+#   ATELIER_LISTEN_ADDRESS=10.0.3.11 ATELIER_APP_ADDRESSES=10.0.2.0/24 \
+#   ATELIER_PRIMARY_ADDRESS=10.0.1.10 ATELIER_SUBSCRIPTION=atelier_replica1 \
+#   ATELIER_OWNER_PASSWORD=... ATELIER_READER_PASSWORD=... ATELIER_REPLICATOR_PASSWORD=... \
+#   deploy/replica.sh [--no-systemd]
+#
+# Settings (environment), beyond those of deploy/primary.sh:
+#   ATELIER_PRIMARY_ADDRESS   the primary's private address (ATELIER_PRIMARY_PORT, default 5432)
+#   ATELIER_SUBSCRIPTION      this replica's subscription, unique per replica (it also names
+#                             the replication slot on the primary), e.g. atelier_replica1
+#   ATELIER_APP_ADDRESSES     app servers (reader)
+#   ATELIER_OWNER_PASSWORD, ATELIER_READER_PASSWORD, and ATELIER_REPLICATOR_PASSWORD (how
+#                             the subscription logs in to the primary)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for v in ATELIER_LISTEN_ADDRESS ATELIER_APP_ADDRESSES ATELIER_PRIMARY_ADDRESS ATELIER_SUBSCRIPTION \
+         ATELIER_OWNER_PASSWORD ATELIER_READER_PASSWORD ATELIER_REPLICATOR_PASSWORD; do need "$v"; done
+[ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
+[[ "$ATELIER_SUBSCRIPTION" =~ ^[a-z_][a-z0-9_]*$ ]] || die "ATELIER_SUBSCRIPTION must be a plain SQL name"
+
+ensure_packages postgresql-15 postgresql-client-15
+if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+    systemctl disable --now --quiet postgresql
+fi
+
+# The reader from the app servers only; the writer and the replicator never
+# log in here.
+postgres_node "$ATELIER_SOURCE/replication/replica.conf" <<HBA
+# Written by deploy/replica.sh; edits are lost on the next run.
+# TYPE  DATABASE   USER                 ADDRESS            METHOD
+local   all        postgres                                peer
+local   $ATELIER_DATABASE atelier_owner                     scram-sha-256
+host    $ATELIER_DATABASE atelier_owner   $ATELIER_LISTEN_ADDRESS/32   scram-sha-256
+$(hba_lines "$ATELIER_DATABASE" atelier_reader "$ATELIER_APP_ADDRESSES")
+HBA
+
+ensure_roles
+ensure_database
+migrate replica
+# The subscription: created by the superuser (PostgreSQL 15 requires it),
+# logging in to the primary as the replicator. copy_data first copies the
+# documents there now, then streams every later change.
+if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$ATELIER_SUBSCRIPTION'")" = 0 ]; then
+    conninfo="host=$ATELIER_PRIMARY_ADDRESS port=${ATELIER_PRIMARY_PORT:-5432} user=atelier_replicator password=$ATELIER_REPLICATOR_PASSWORD dbname=$ATELIER_DATABASE connect_timeout=10"
+    node_psql -d "$ATELIER_DATABASE" -v sub_name="$ATELIER_SUBSCRIPTION" -v primary_conninfo="$conninfo" \
+        -f "$ATELIER_SOURCE/replication/subscription.sql"
+    say "subscribed as $ATELIER_SUBSCRIPTION to $ATELIER_PRIMARY_ADDRESS"
+fi
+say "replica ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"
