@@ -58,13 +58,29 @@ hba_lines() {
     done
 }
 
+# PostgreSQL 15 from Debian. The package's own cluster (15/main on 5432) is
+# not ours: keep it from holding the port.
+install_postgres() {
+    ensure_packages postgresql-15 postgresql-client-15
+    if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+        systemctl disable --now --quiet postgresql
+    fi
+}
+
 # Sets up and starts one PostgreSQL node in $ATELIER_DATA_DIR: initdb the
 # first time, atelier's settings ($1: replication/primary.conf or
-# replica.conf), pg_hba.conf from stdin, then start it (systemd unit, or
-# pg_ctl under --no-systemd) or reload it when it runs already.
+# replica.conf), pg_hba.conf, then start it (systemd unit, or pg_ctl under
+# --no-systemd) or reload it when it runs already. pg_hba.conf admits the
+# operator as postgres on the socket and the owner (migrations) on the
+# socket and from this host; stdin adds the node's service roles.
 postgres_node() {
     local role_conf=$1 hba bin data run conf changed=0
-    hba=$(cat)
+    hba="# Written by deploy/$(basename "$0"); edits are lost on the next run.
+# TYPE  DATABASE   USER                 ADDRESS            METHOD
+local   all        postgres                                peer
+local   $ATELIER_DATABASE atelier_owner                     scram-sha-256
+host    $ATELIER_DATABASE atelier_owner   $ATELIER_LISTEN_ADDRESS/32   scram-sha-256
+$(cat)"
     bin=$(pg_bin)
     [ -x "$bin/postgres" ] || die "no PostgreSQL server binaries"
     data=$ATELIER_DATA_DIR/postgres

@@ -24,21 +24,12 @@ for v in ATELIER_LISTEN_ADDRESS ATELIER_APP_ADDRESSES ATELIER_REPLICA_ADDRESSES 
          ATELIER_OWNER_PASSWORD ATELIER_WRITER_PASSWORD ATELIER_REPLICATOR_PASSWORD; do need "$v"; done
 [ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
 
-ensure_packages postgresql-15 postgresql-client-15
-# Debian's own cluster (15/main on 5432) is not ours: keep it from holding the port.
-if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
-    systemctl disable --now --quiet postgresql
-fi
+install_postgres
 
-# Who may connect: the operator as postgres on the socket only; the owner
-# (migrations) on the socket; the writer from the app servers; the
-# replicator from the replicas. Nothing else, from nowhere else.
+# Who may connect, beyond the operator and the owner (see postgres_node):
+# the writer from the app servers, the replicator from the replicas.
+# Nothing else, from nowhere else.
 postgres_node "$ATELIER_SOURCE/replication/primary.conf" <<HBA
-# Written by deploy/primary.sh; edits are lost on the next run.
-# TYPE  DATABASE   USER                 ADDRESS            METHOD
-local   all        postgres                                peer
-local   $ATELIER_DATABASE atelier_owner                     scram-sha-256
-host    $ATELIER_DATABASE atelier_owner   $ATELIER_LISTEN_ADDRESS/32   scram-sha-256
 $(hba_lines "$ATELIER_DATABASE" atelier_writer "$ATELIER_APP_ADDRESSES")
 $(hba_lines "$ATELIER_DATABASE" atelier_replicator "$ATELIER_REPLICA_ADDRESSES")
 HBA

@@ -21,19 +21,11 @@ for v in ATELIER_LISTEN_ADDRESS ATELIER_APP_ADDRESSES ATELIER_PRIMARY_ADDRESS AT
 [ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
 [[ "$ATELIER_SUBSCRIPTION" =~ ^[a-z_][a-z0-9_]*$ ]] || die "ATELIER_SUBSCRIPTION must be a plain SQL name"
 
-ensure_packages postgresql-15 postgresql-client-15
-if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
-    systemctl disable --now --quiet postgresql
-fi
+install_postgres
 
-# The reader from the app servers only; the writer and the replicator never
-# log in here.
+# Beyond the operator and the owner (see postgres_node): the reader from the
+# app servers only; the writer and the replicator never log in here.
 postgres_node "$ATELIER_SOURCE/replication/replica.conf" <<HBA
-# Written by deploy/replica.sh; edits are lost on the next run.
-# TYPE  DATABASE   USER                 ADDRESS            METHOD
-local   all        postgres                                peer
-local   $ATELIER_DATABASE atelier_owner                     scram-sha-256
-host    $ATELIER_DATABASE atelier_owner   $ATELIER_LISTEN_ADDRESS/32   scram-sha-256
 $(hba_lines "$ATELIER_DATABASE" atelier_reader "$ATELIER_APP_ADDRESSES")
 HBA
 

@@ -5,15 +5,7 @@
 # any request failed. Expects `atelier cluster up` to have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --quiet --bin atelier
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/atelier"
-export ATELIER_DATABASE=atelier_jmeter
-# The tools as the operator; the service as its roles (`serve` adds the
-# local cluster's passwords).
-export ATELIER_ADMIN_PRIMARY_URL="host=127.0.0.1 port=54320 user=postgres dbname=atelier_jmeter"
-export ATELIER_ADMIN_REPLICA_URLS="host=127.0.0.1 port=54321 user=postgres dbname=atelier_jmeter,host=127.0.0.1 port=54322 user=postgres dbname=atelier_jmeter"
-export ATELIER_PRIMARY_URL="host=127.0.0.1 port=54320 user=atelier_writer dbname=atelier_jmeter"
-export ATELIER_REPLICA_URLS="host=127.0.0.1 port=54321 user=atelier_reader dbname=atelier_jmeter,host=127.0.0.1 port=54322 user=atelier_reader dbname=atelier_jmeter"
+source scripts/local-catalog.sh atelier_jmeter
 "$bin" cluster up --reset >/dev/null
 "$bin" load --products 2000 --replace >/dev/null
 "$bin" serve --listen 127.0.0.1:3999 >out/jmeter-smoke-server.log 2>&1 &

@@ -14,16 +14,7 @@ if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | g
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "schemathesis==$version"
 fi
-cargo build --locked --quiet --bin atelier
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/atelier"
-db=atelier_schemathesis
-export ATELIER_DATABASE=$db
-# The tools as the operator; the service as its roles (`serve` adds the
-# local cluster's passwords).
-export ATELIER_ADMIN_PRIMARY_URL="host=127.0.0.1 port=54320 user=postgres dbname=$db"
-export ATELIER_ADMIN_REPLICA_URLS="host=127.0.0.1 port=54321 user=postgres dbname=$db,host=127.0.0.1 port=54322 user=postgres dbname=$db"
-export ATELIER_PRIMARY_URL="host=127.0.0.1 port=54320 user=atelier_writer dbname=$db"
-export ATELIER_REPLICA_URLS="host=127.0.0.1 port=54321 user=atelier_reader dbname=$db,host=127.0.0.1 port=54322 user=atelier_reader dbname=$db"
+source scripts/local-catalog.sh atelier_schemathesis
 "$bin" cluster up --reset >/dev/null
 "$bin" load --products 200 --replace >/dev/null
 mkdir -p out

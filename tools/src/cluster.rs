@@ -38,7 +38,7 @@ impl LocalCluster {
     /// under /root, say), data goes to /var/tmp/atelier-cluster-<hash> instead.
     pub fn discover(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<LocalCluster> {
         let bin = find_server_binaries()?;
-        let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+        let run_as = server_user()?;
         let dir = locate(project_root, dir, run_as);
         Ok(LocalCluster { dir, bin, run_as })
     }
@@ -47,7 +47,7 @@ impl LocalCluster {
     /// `project_root` (or in `dir`); needs no server binaries, so `atelier
     /// serve` can look on any machine.
     pub fn existing_secrets(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<Option<Secrets>> {
-        let run_as = if unsafe { libc::geteuid() } == 0 { postgres_user().ok() } else { None };
+        let run_as = server_user().ok().flatten();
         Secrets::read(&Secrets::file(&locate(project_root, dir, run_as)))
     }
 
@@ -331,6 +331,15 @@ fn find_server_binaries() -> ToolResult<PathBuf> {
          On Debian or Ubuntu install them with:\n    sudo apt-get update && sudo apt-get install -y postgresql-15\n\
          (scripts/test.sh and scripts/run.sh do this for you), or point ATELIER_PG_BIN at the directory holding `postgres`.",
     ))
+}
+
+/// Who runs the servers: the `postgres` user when we are root, else we.
+fn server_user() -> ToolResult<Option<(u32, u32)>> {
+    if unsafe { libc::geteuid() } == 0 {
+        postgres_user().map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// uid and gid of the `postgres` user, which runs the servers when we are root.

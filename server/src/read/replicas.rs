@@ -91,13 +91,10 @@ async fn from_replicas(
     // Attempts started, in order, with whether they have finished.
     let mut started: Vec<(&Node, bool)> = Vec::new();
     let mut last = ApiError::Unavailable("no read replica is in rotation".into());
-    // The primary's copy is for replicas that are stuck or gone. When they
-    // were only busy and this server is saturated (half its in-flight slots
-    // or more taken), the primary would just take the overflow too, so the
-    // read is refused instead; busy pools on a server that is not saturated
-    // mean connections stuck or being reopened on a troubled node.
+    // This server is saturated when half its in-flight slots or more are
+    // taken: then slowness is our own, not a replica's, so no hedge starts
+    // and a busy pool ends the read (below).
     let saturated = state.inflight.available_permits() < state.config.inflight_max / 2;
-    let mut stuck = !saturated || state.pools.replicas.iter().any(Node::is_ejected);
     if let Some(node) = candidates.next() {
         started.push((node, false));
         running.push(attempt_on(state, node, sql, params));
@@ -127,7 +124,11 @@ async fn from_replicas(
                     }
                     // Every pooled connection busy while this server is
                     // saturated: the other replica's pool is as busy, and
-                    // waiting there too only holds the slot longer.
+                    // waiting there too only holds the slot longer; the
+                    // primary would just take the overflow. Refused. (Busy
+                    // pools on a server that is not saturated mean
+                    // connections stuck or being reopened on a troubled
+                    // node: on to the next replica, then the primary.)
                     Err(error @ ApiError::Busy(_)) if saturated => return Err(error),
                     Err(error) if is_unavailable(&error) => {
                         if let Some(next) = candidates.next() {
@@ -135,7 +136,6 @@ async fn from_replicas(
                             started.push((next, false));
                             running.push(attempt_on(state, next, sql, params));
                         }
-                        stuck |= !matches!(error, ApiError::Busy(_));
                         last = error;
                     }
                     Err(error) => return Err(error),
@@ -154,9 +154,8 @@ async fn from_replicas(
             }
         }
     }
-    if !stuck {
-        return Err(last);
-    }
+    // Every replica failed, timed out or is out of rotation: they are stuck
+    // or gone, which is what the primary's copy is for.
     from_primary(state, until, sql, params, last).await
 }
 
