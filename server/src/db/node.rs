@@ -10,6 +10,12 @@
 //!   exchange is under way (a deadline expired, a hedge lost), the
 //!   connection may still have a query running on it, so it is taken out of
 //!   the pool rather than handed to the next request.
+//! - A connection is never opened only within one request's deadline: a
+//!   request gives up after its attempt deadline, but opening a connection
+//!   can take longer than that on a loaded machine, and cut-off opens never
+//!   finish, so a drained pool would stay empty. Whenever a connection
+//!   leaves the pool, or a checkout timed out opening one, `refill` opens
+//!   one in the background with the pool's full connect timeout.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
