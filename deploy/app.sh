@@ -31,17 +31,28 @@ for host in "${hosts[@]}"; do
     replicas+="${replicas:+,}host=$host port=$ATELIER_PG_PORT user=atelier_reader password=$ATELIER_READER_PASSWORD dbname=$ATELIER_DATABASE"
 done
 env_file=$ATELIER_DATA_DIR/atelier.env
-{
+# KEY='value': read the same by systemd's EnvironmentFile and by bash (the
+# connection strings hold spaces).
+env_line() {
+    case $2 in *"'"*|*$'\n'*) die "$1 must not hold a single quote or a newline" ;; esac
+    printf "%s='%s'\n" "$1" "$2"
+}
+env_content=$(
     echo "# Written by deploy/app.sh; edits are lost on the next run."
-    echo "ATELIER_LISTEN=$ATELIER_LISTEN"
-    echo "ATELIER_PRIMARY_URL=host=$ATELIER_PRIMARY_ADDRESS port=$ATELIER_PG_PORT user=atelier_writer password=$ATELIER_WRITER_PASSWORD dbname=$ATELIER_DATABASE"
-    echo "ATELIER_REPLICA_URLS=$replicas"
-    # Limits given to this script pass through.
-    env | grep -E '^ATELIER_[A-Z_]+=' | grep -vE '^ATELIER_(LISTEN|PRIMARY_URL|REPLICA_URLS|PRIMARY_ADDRESS|REPLICA_ADDRESSES|[A-Z]+_PASSWORD|BIN|DATA_DIR|SOURCE|DATABASE|PG_PORT|SUPERVISOR)=' | sort || true
-} | write_if_changed "$env_file" 0600 root:root && changed=1 || changed=0
+    env_line ATELIER_LISTEN "$ATELIER_LISTEN"
+    env_line ATELIER_PRIMARY_URL "host=$ATELIER_PRIMARY_ADDRESS port=$ATELIER_PG_PORT user=atelier_writer password=$ATELIER_WRITER_PASSWORD dbname=$ATELIER_DATABASE"
+    env_line ATELIER_REPLICA_URLS "$replicas"
+    # Limits given to this script pass through (not the tools' settings).
+    while IFS= read -r name; do
+        env_line "$name" "${!name}"
+    done < <(compgen -e | grep -E '^ATELIER_[A-Z_]+$' | grep -vE '^ATELIER_(LISTEN|PRIMARY_URL|REPLICA_URLS|PRIMARY_ADDRESS|REPLICA_ADDRESSES|[A-Z]+_PASSWORD|BIN|DATA_DIR|SOURCE|DATABASE|PG_PORT|SUPERVISOR|MIGRATE_URL|CLUSTER_DIR|ADMIN_[A-Z_]+|REHEARSAL_[A-Z_]+)$' | sort)
+)
+changed=0
+printf '%s\n' "$env_content" | write_if_changed "$env_file" 0600 root:root && changed=1
 
+# The service runs as this unprivileged user, never as root.
+id atelier >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin atelier
 if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
-    id atelier >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin atelier
     if write_if_changed /etc/systemd/system/atelier.service 0644 root:root <<UNIT; then systemctl daemon-reload; changed=1; fi
 [Unit]
 Description=atelier products API
@@ -72,7 +83,8 @@ UNIT
 else
     stamp=$(cat "$env_file" "$ATELIER_BIN" | md5sum | cut -d' ' -f1)
     supervised "$ATELIER_DATA_DIR/atelier" "$stamp" \
-        env ATELIER_ENV_FILE="$env_file" bash -c 'set -a; source "$ATELIER_ENV_FILE"; set +a; exec "$0" serve' "$ATELIER_BIN"
+        env ATELIER_ENV_FILE="$env_file" bash -c 'set -a; source "$ATELIER_ENV_FILE"; set +a
+            exec setpriv --reuid=atelier --regid=atelier --init-groups "$0" serve' "$ATELIER_BIN"
 fi
 for _ in $(seq 100); do
     curl -sf "http://$ATELIER_LISTEN/healthz" >/dev/null && { say "serving on $ATELIER_LISTEN"; exit 0; }

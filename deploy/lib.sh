@@ -147,7 +147,8 @@ UNIT
 
 # psql as the postgres superuser over this node's unix socket.
 node_psql() {
-    as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$ATELIER_DATA_DIR/run" -p "$ATELIER_PG_PORT" "$@"
+    as_postgres env PGOPTIONS="-c client_min_messages=warning" \
+        psql -X -q -v ON_ERROR_STOP=1 -h "$ATELIER_DATA_DIR/run" -p "$ATELIER_PG_PORT" "$@"
 }
 
 # The login roles (sql/roles.sql), with the passwords this host is given.
@@ -167,7 +168,7 @@ ensure_database() {
     if [ "$(node_psql -d postgres -Atc "select count(*) from pg_database where datname = '$ATELIER_DATABASE'")" = 0 ]; then
         node_psql -d postgres -c "create database \"$ATELIER_DATABASE\" owner atelier_owner"
     fi
-    node_psql -d "$ATELIER_DATABASE" -f "$ATELIER_SOURCE/sql/catalog_grants.sql"
+    node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/sql/catalog_grants.sql"
 }
 
 # Migrations through refinery (`atelier migrate`), as the owner role over

@@ -38,6 +38,6 @@ ensure_roles
 ensure_database
 migrate primary
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
-    node_psql -d "$ATELIER_DATABASE" -f "$ATELIER_SOURCE/replication/publication.sql"
+    node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
 fi
 say "primary ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT (database $ATELIER_DATABASE)"

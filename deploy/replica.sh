@@ -38,7 +38,7 @@ migrate replica
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$ATELIER_SUBSCRIPTION'")" = 0 ]; then
     conninfo="host=$ATELIER_PRIMARY_ADDRESS port=${ATELIER_PRIMARY_PORT:-5432} user=atelier_replicator password=$ATELIER_REPLICATOR_PASSWORD dbname=$ATELIER_DATABASE connect_timeout=10"
     node_psql -d "$ATELIER_DATABASE" -v sub_name="$ATELIER_SUBSCRIPTION" -v primary_conninfo="$conninfo" \
-        -f "$ATELIER_SOURCE/replication/subscription.sql"
+        -f - <"$ATELIER_SOURCE/replication/subscription.sql"
     say "subscribed as $ATELIER_SUBSCRIPTION to $ATELIER_PRIMARY_ADDRESS"
 fi
 say "replica ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"

@@ -7,6 +7,8 @@
 #   deploy/supervise.sh LOG_FILE COMMAND [ARGS...]
 set -u
 log=$1; shift
+cd / # as under systemd: nothing depends on where the role script ran
+
 child=
 trap '[ -n "$child" ] && kill "$child" 2>/dev/null; wait; exit 0' TERM INT
 while true; do

@@ -15,21 +15,9 @@ cd "$(dirname "$0")/.."
 atelier() {
     if [ -n "${ATELIER_BIN:-}" ]; then "$ATELIER_BIN" "$@"; else cargo run --locked --quiet --profile "${ATELIER_PROFILE:-release}" --bin atelier -- "$@"; fi
 }
-command -v jmeter >/dev/null || {
-    if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jmeter >/dev/null
-    else echo "JMeter is missing: sudo apt-get install -y jmeter (or put JMeter 5's bin/ on PATH)" >&2; exit 1; fi
-}
+scripts/ensure-jmeter.sh
 mkdir -p out/jmeter
-# Debian's JMeter 2.13 with XStream >= 1.4.18 needs the shim in
-# jmeter/xstream-shim (see the comment there); JMeter 5 does not.
-if [ -f /usr/share/java/xstream.jar ] && jmeter -v 2>/dev/null | grep -q "Version 2\."; then
-    if [ ! -f out/jmeter/xstream-shim.jar ]; then
-        command -v javac >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >/dev/null; }
-        rm -rf out/jmeter/shim && mkdir -p out/jmeter/shim
-        javac -nowarn -cp /usr/share/java/xstream.jar -d out/jmeter/shim \
-            jmeter/xstream-shim/com/thoughtworks/xstream/security/NoTypePermission.java
-        (cd out/jmeter/shim && jar cf ../xstream-shim.jar .)
-    fi
+if [ -f out/jmeter/xstream-shim.jar ] && jmeter -v 2>/dev/null | grep -q "Version 2\."; then
     export JAVA_CLASSPATH="$PWD/out/jmeter/xstream-shim.jar"
 fi
 atelier export-ids --out out/jmeter/ids.csv --rows "${ATELIER_JMETER_IDS:-100000}"

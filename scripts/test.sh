@@ -3,8 +3,9 @@
 # (for the real-browser test) if missing,
 # checks formatting and lints, starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
-# then the OpenAPI document against the live server (schemathesis), and
-# finally the JMeter plan at a tiny size.
+# then the OpenAPI document against the live server (schemathesis), the
+# JMeter plan at a tiny size, and finally the multi-host rehearsal of the
+# deploy/ scripts in network namespaces (root only; it says why it skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
@@ -16,3 +17,4 @@ cargo test --locked --workspace
 mkdir -p out
 scripts/schemathesis.sh
 scripts/jmeter-smoke.sh
+scripts/rehearsal.sh

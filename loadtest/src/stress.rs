@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,9 @@ pub struct StepResult {
     pub error_rate: f64,
     /// Answers by status ("200: 998, 503: 2").
     pub statuses: String,
+    /// GETs sent again on a new connection because the kept-alive one they
+    /// went out on had been closed by the server (see `send_with_retry`).
+    pub stale_retries: u64,
 }
 
 impl std::fmt::Display for StepResult {
@@ -110,7 +114,11 @@ impl std::fmt::Display for StepResult {
             self.summary.p99_us as f64 / 1e3,
             self.error_rate * 100.0,
             self.statuses
-        )
+        )?;
+        if self.stale_retries > 0 {
+            write!(f, "  stale keep-alive retries {}", self.stale_retries)?;
+        }
+        Ok(())
     }
 }
 
@@ -128,30 +136,25 @@ pub async fn open_loop_step(
     let idle: Arc<Mutex<Vec<Connection>>> = Arc::default();
     let open = Arc::new(tokio::sync::Semaphore::new(STEP_CONNECTIONS_MAX));
     let recorder: Arc<Mutex<Recorder>> = Arc::default();
+    let stale_retries = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
         let due = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
         tokio::time::sleep_until(due.into()).await;
         let (ids, idle, open, recorder) = (ids.clone(), idle.clone(), open.clone(), recorder.clone());
+        let stale_retries = stale_retries.clone();
         tasks.spawn(async move {
             let permit = open.acquire_owned().await.expect("semaphore open");
             let pooled = idle.lock().expect("idle lock").pop();
-            let connection = match pooled {
-                Some(c) => Some(c),
-                None => Connection::open(addr).await.ok(),
-            };
             let (method, path, body) = route.request(&ids[(i as usize) % ids.len()]);
-            let status = match connection {
-                Some(mut c) => {
-                    let status = c.send(&method, &path, body).await;
-                    if status.is_some() {
-                        idle.lock().expect("idle lock").push(c);
-                    }
-                    status
-                }
-                None => None,
-            };
+            let (status, connection, retried) = send_with_retry(addr, pooled, &method, &path, body).await;
+            if let Some(c) = connection {
+                idle.lock().expect("idle lock").push(c);
+            }
+            if retried {
+                stale_retries.fetch_add(1, Ordering::Relaxed);
+            }
             recorder.lock().expect("recorder lock").record(due.elapsed(), status);
             drop(permit);
         });
@@ -164,12 +167,54 @@ pub async fn open_loop_step(
     let statuses = recorder.statuses();
     Ok(StepResult {
         statuses,
+        stale_retries: stale_retries.load(Ordering::Relaxed),
         route,
         target_rps: rate,
         achieved_rps: summary.count as f64 / elapsed.as_secs_f64(),
         error_rate: errors as f64 / summary.count.max(1) as f64,
         summary,
     })
+}
+
+/// Sends one request on `pooled` (a kept-alive connection) or on a new
+/// one. A GET that fails on a kept-alive connection before any answer is
+/// sent once more on a new connection, as browsers and HTTP libraries do
+/// (RFC 9112, 9.3.1): a server or balancer may close an idle connection at
+/// the moment a request goes out (nginx does on every reload), and that race
+/// is the client's to absorb, not an error of the service. A failure on a
+/// new connection, or of a POST, is an error. Returns the status, the
+/// connection to keep (if it still works) and whether it retried.
+async fn send_with_retry(
+    addr: SocketAddr,
+    pooled: Option<Connection>,
+    method: &Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> (Option<u16>, Option<Connection>, bool) {
+    if let Some(mut c) = pooled {
+        match c.send(method, path, body.clone()).await {
+            Some(status) => return (Some(status), Some(c), false),
+            None if *method != Method::GET => return (None, None, false),
+            None => {}
+        }
+        let (status, connection) = send_fresh(addr, method, path, body).await;
+        return (status, connection, true);
+    }
+    let (status, connection) = send_fresh(addr, method, path, body).await;
+    (status, connection, false)
+}
+
+async fn send_fresh(
+    addr: SocketAddr,
+    method: &Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> (Option<u16>, Option<Connection>) {
+    let Ok(mut c) = Connection::open(addr).await else { return (None, None) };
+    match c.send(method, path, body).await {
+        Some(status) => (Some(status), Some(c)),
+        None => (None, None),
+    }
 }
 
 /// The stepped results as a Markdown table.
@@ -295,11 +340,53 @@ mod tests {
             summary: Summary { count: 10, mean_us: 500, p50_us: 400, p95_us: 800, p99_us: p99, max_us: 2000 },
             error_rate: 0.0,
             statuses: "200: 10".into(),
+            stale_retries: 0,
         };
         let results = vec![step(Target::Product, 1, 900), step(Target::Product, 1000, 4_000)];
         let table = step_table(&results);
         assert!(table.contains("| GET /products/:id | 1000 | 1000.0 | 0.40 | 0.80 | 4.00 | 2.00 | 0.00% |"), "{table}");
         let svg = step_plot_svg(&results);
         assert!(svg.starts_with("<svg") && svg.contains("<polyline") && svg.trim_end().ends_with("</svg>"));
+    }
+
+    /// A server that answers one request per connection, keep-alive
+    /// promised, then closes it: the next request on that connection finds
+    /// it closed, as after an nginx reload.
+    async fn one_answer_per_connection() -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                    // Long enough for the client to pool the connection.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_get_on_a_closed_kept_alive_connection_is_sent_again_once() {
+        let addr = one_answer_per_connection().await;
+        let (status, kept, retried) = send_with_retry(addr, None, &Method::GET, "/a", None).await;
+        assert_eq!((status, retried), (Some(200), false));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, _, retried) = send_with_retry(addr, kept, &Method::GET, "/b", None).await;
+        assert_eq!((status, retried), (Some(200), true), "the stale connection's GET goes out again");
+    }
+
+    #[tokio::test]
+    async fn a_post_on_a_closed_connection_is_an_error_not_a_retry() {
+        let addr = one_answer_per_connection().await;
+        let (_, kept, _) = send_with_retry(addr, None, &Method::GET, "/a", None).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let body = Some(Bytes::from_static(b"{}"));
+        let (status, _, retried) = send_with_retry(addr, kept, &Method::POST, "/m", body).await;
+        assert_eq!((status, retried), (None, false), "a POST is never sent twice by the generator");
     }
 }

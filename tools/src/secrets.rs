@@ -95,12 +95,16 @@ impl Secrets {
     /// ours and carries no password of its own; otherwise `url` unchanged.
     pub fn fill(&self, url: &str) -> String {
         let user = url.split_whitespace().find_map(|part| part.strip_prefix("user="));
-        let has_password = url.split_whitespace().any(|part| part.starts_with("password="));
         match user.and_then(|user| self.get(user)) {
-            Some(password) if !has_password => format!("{url} password={password}"),
+            Some(password) if !has_password(url) => format!("{url} password={password}"),
             _ => url.to_string(),
         }
     }
+}
+
+/// Whether a libpq-style connection string carries a password.
+pub fn has_password(url: &str) -> bool {
+    url.split_whitespace().any(|part| part.starts_with("password="))
 }
 
 /// `atelier_writer` → `ATELIER_WRITER_PASSWORD`.

@@ -68,6 +68,10 @@ pub struct StressArgs {
     /// Routes to test: list, product, styles, related, movement.
     #[arg(long, value_delimiter = ',', default_value = "list,product,styles,related,movement")]
     routes: Vec<String>,
+    /// Exit 1 if any request of any step failed (no answer, or a status
+    /// that is not a correct answer for its route).
+    #[arg(long)]
+    fail_on_error: bool,
 }
 
 #[derive(clap::Args)]
@@ -94,7 +98,7 @@ pub async fn write_load(args: WriteLoadArgs) -> ToolResult<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = (args.lag_interval_ms > 0).then(|| {
         let interval = Duration::from_millis(args.lag_interval_ms);
-        let (primary, replicas) = (args.databases.primary_url.clone(), args.databases.replica_urls.clone());
+        let (primary, replicas) = (args.databases.primary_url.clone(), args.databases.replica_urls.to_vec());
         tokio::spawn(lag::sample(primary, replicas, interval, stop.clone()))
     });
     let report = write_load::write_load(args.server, Arc::new(rows), args.events, args.concurrency).await;
@@ -132,6 +136,9 @@ pub async fn stress(args: StressArgs) -> ToolResult<()> {
     std::fs::write(args.out_dir.join("stress.md"), &table)?;
     std::fs::write(args.out_dir.join("stress.svg"), stress::step_plot_svg(&results))?;
     println!("\n{table}\nwrote {0}/stress.md and {0}/stress.svg", args.out_dir.display());
+    if args.fail_on_error && results.iter().any(|r| r.error_rate > 0.0) {
+        return Err(ToolError::msg("some requests failed"));
+    }
     Ok(())
 }
 

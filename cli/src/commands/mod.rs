@@ -19,8 +19,48 @@ pub struct AdminUrls {
     #[arg(long, env = "ATELIER_ADMIN_PRIMARY_URL", default_value_t = local::primary_url(local::DATABASE))]
     pub primary_url: String,
 
-    /// Comma-separated connection strings, one per read replica, for tools.
-    #[arg(long, env = "ATELIER_ADMIN_REPLICA_URLS", value_delimiter = ',',
-          default_values_t = local::replica_urls(local::DATABASE))]
-    pub replica_urls: Vec<String>,
+    /// Comma-separated connection strings, one per read replica, for
+    /// tools; empty for none.
+    #[arg(long, env = "ATELIER_ADMIN_REPLICA_URLS",
+          default_value_t = UrlList(local::replica_urls(local::DATABASE)))]
+    pub replica_urls: UrlList,
+}
+
+/// A comma-separated list of connection strings. Empty pieces are dropped,
+/// so an empty value is no replicas at all (a primary loaded before any
+/// replica subscribes), not one empty connection string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlList(pub Vec<String>);
+
+impl std::str::FromStr for UrlList {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<UrlList, Self::Err> {
+        Ok(UrlList(s.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect()))
+    }
+}
+
+impl std::fmt::Display for UrlList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+impl std::ops::Deref for UrlList {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UrlList;
+
+    #[test]
+    fn an_empty_url_list_is_no_urls() {
+        assert_eq!("".parse::<UrlList>().unwrap().len(), 0);
+        assert_eq!("a=1, ,b=2,".parse::<UrlList>().unwrap(), UrlList(vec!["a=1".into(), "b=2".into()]));
+    }
 }

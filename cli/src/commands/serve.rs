@@ -5,7 +5,7 @@ use atelier_server::{App, Config};
 use atelier_tools::cluster::{self, LocalCluster};
 use atelier_tools::generate::{Catalog, DEFAULT_SEED, DEMO_PRODUCTS};
 use atelier_tools::load::{LoadOptions, Source};
-use atelier_tools::secrets::Secrets;
+use atelier_tools::secrets::{has_password, Secrets};
 use atelier_tools::{connect, ToolError, ToolResult};
 
 use crate::commands::cluster::ClusterArgs;
@@ -30,9 +30,14 @@ const DEMO_LOAD_CONNECTIONS: usize = 2;
 
 pub async fn serve(args: ServeArgs) -> ToolResult<()> {
     let mut config = args.config;
-    let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
-    if let Some(secrets) = LocalCluster::existing_secrets(&std::env::current_dir()?, dir)? {
-        fill_passwords(&mut config, &secrets);
+    // Only a URL without a password sends us looking for the local
+    // cluster's; a deployed server is given all of them and never looks.
+    let urls = &config.databases;
+    if std::iter::once(&urls.primary_url).chain(&urls.replica_urls).any(|url| !has_password(url)) {
+        let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
+        if let Some(secrets) = LocalCluster::existing_secrets(&std::env::current_dir()?, dir)? {
+            fill_passwords(&mut config, &secrets);
+        }
     }
     run(config).await
 }

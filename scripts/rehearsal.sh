@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# The multi-host rehearsal: the deployment of deploy/ on one machine, with a
+# network namespace standing in for each host.
+#
+#   scripts/rehearsal.sh
+#
+# Builds a private network (a bridge inside its own namespace, so the host's
+# firewall never sees the traffic) and seven hosts on it:
+#
+#   primary 10.77.0.10   replica1 .11   replica2 .12
+#   app1    10.77.0.21   app2     .22   lb       .30   client .40
+#
+# runs each host's role script in its namespace (--no-systemd, a data
+# directory per host under ATELIER_REHEARSAL_DIR), runs every script a second
+# time to show it changes nothing, loads a small catalog, and then proves,
+# from the client host through the balancer's address only:
+#
+#   1. the four reads and two writes (read back with X-Read-After) work, both
+#      apps serve, and the writes reach both replicas over the network;
+#   2. the service's connections are its roles', never a superuser's;
+#   3. the JMeter plan at a small size runs with zero errors;
+#   4. an app server killed mid-run (every process of its host) loses no GET,
+#      the balancer stops sending to it, and it comes back when restarted;
+#   5. a replica stopped under reads and writes, then restarted, catches up,
+#      and `atelier check` finds no difference on any node.
+#
+# Everything is torn down at the end, on failure too (logs are copied to
+# out/rehearsal/ first). Needs root; without it (or without network
+# namespaces) it says why and exits 0, so the rest of the suite still runs.
+# ATELIER_REHEARSAL_NET (default 10.77.0) picks another /24 if that one is
+# in use; ATELIER_REHEARSAL_KEEP=1 leaves everything running for a look.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+started=$SECONDS
+say() { echo "[rehearsal $((SECONDS - started))s] $*"; }
+skip() { echo "rehearsal: skipped: $*"; exit 0; }
+
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces; PostgreSQL runs as the postgres user)"
+command -v ip >/dev/null || skip "no ip command (Debian package iproute2)"
+ip netns add atl-probe 2>/dev/null || skip "this machine does not allow network namespaces"
+ip netns del atl-probe
+
+net=${ATELIER_REHEARSAL_NET:-10.77.0}
+dir=${ATELIER_REHEARSAL_DIR:-/var/tmp/atelier-rehearsal}
+declare -A addr=([primary]=$net.10 [replica1]=$net.11 [replica2]=$net.12
+                 [app1]=$net.21 [app2]=$net.22 [lb]=$net.30 [client]=$net.40)
+hosts=(primary replica1 replica2 app1 app2 lb client)
+pg_hosts=(primary replica1 replica2)
+lb_url=http://${addr[lb]}:80
+bin=$dir/bin/atelier
+
+# --- teardown: every namespace, process and file this script made ---------
+
+stop_host() {
+    local h=$1 pids
+    ip netns list | grep -qw "atl-$h" || return 0
+    if [ -f "$dir/$h/postgres/postmaster.pid" ]; then
+        runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
+            -D "$dir/$h/postgres" stop -m fast -t 20 >/dev/null 2>&1 || true
+    fi
+    pids=$(ip netns pids "atl-$h")
+    [ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
+    for _ in $(seq 50); do
+        [ -z "$(ip netns pids "atl-$h")" ] && return 0
+        sleep 0.1
+    done
+    pids=$(ip netns pids "atl-$h")
+    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+}
+
+teardown() {
+    local status=$?
+    set +e
+    if [ "$status" != 0 ] && [ -d "$dir" ]; then
+        rm -rf out/rehearsal && mkdir -p out/rehearsal
+        for h in "${hosts[@]}"; do
+            [ -d "$dir/$h" ] || continue
+            find "$dir/$h" -maxdepth 3 -name '*.log' | while read -r log; do
+                cp "$log" "out/rehearsal/$h-$(basename "$log")"
+            done
+        done
+        echo "rehearsal: FAILED after $((SECONDS - started)) s; logs in out/rehearsal/" >&2
+        for log in out/rehearsal/*.log; do
+            [ -f "$log" ] || continue
+            echo "--- $log (last 15 lines)" >&2
+            tail -n 15 "$log" >&2
+        done
+    fi
+    if [ "${ATELIER_REHEARSAL_KEEP:-0}" = 1 ]; then
+        echo "rehearsal: left running (ATELIER_REHEARSAL_KEEP=1); run this script again to clean up" >&2
+        exit "$status"
+    fi
+    for h in "${hosts[@]}"; do stop_host "$h"; done
+    for h in "${hosts[@]}" net; do
+        ip netns list | grep -qw "atl-$h" && ip netns del "atl-$h"
+    done
+    rm -rf "$dir"
+    exit "$status"
+}
+
+# --- what every host needs, installed while the network is still there ----
+# (a namespace has no route out; Debian's packages are the only download)
+
+scripts/ensure-postgres.sh
+scripts/ensure-jmeter.sh
+missing=()
+for p in nginx curl ca-certificates; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    # Debian's nginx starts itself on port 80 when installed; the lb host
+    # runs its own, so keep the package's from starting (policy-rc.d).
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$policy" ] || rm -f "$policy"
+fi
+cargo build --locked --quiet --bin atelier
+built="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/atelier"
+
+# A previous run that was killed may have left hosts behind.
+for h in "${hosts[@]}"; do stop_host "$h"; done
+for h in "${hosts[@]}" net; do ip netns list | grep -qw "atl-$h" && ip netns del "atl-$h"; done
+rm -rf "$dir"
+trap teardown EXIT
+
+# The binary and the hosts' data: readable by the unprivileged users that
+# run PostgreSQL and the service.
+install -d -m 0755 "$dir" "$dir/bin"
+install -m 0755 "$built" "$bin"
+
+# --- the network ------------------------------------------------------------
+
+say "network $net.0/24: ${hosts[*]}"
+ip netns add atl-net
+ip -n atl-net link add br0 type bridge
+ip -n atl-net link set br0 up
+ip -n atl-net link set lo up
+for h in "${hosts[@]}"; do
+    ip netns add "atl-$h"
+    ip link add "atl-$h" netns atl-net type veth peer name eth0 netns "atl-$h"
+    ip -n atl-net link set "atl-$h" master br0 up
+    ip -n "atl-$h" addr add "${addr[$h]}/24" dev eth0
+    ip -n "atl-$h" link set eth0 up
+    ip -n "atl-$h" link set lo up
+done
+on() { local h=$1; shift; ip netns exec "atl-$h" env ATELIER_DATA_DIR="$dir/$h" "$@"; }
+
+# --- secrets: generated here, passed to each host in its environment -------
+
+secret() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
+owner_pw=$(secret) writer_pw=$(secret) reader_pw=$(secret) replicator_pw=$(secret)
+(umask 077; printf 'ATELIER_%s_PASSWORD=%s\n' OWNER "$owner_pw" WRITER "$writer_pw" \
+    READER "$reader_pw" REPLICATOR "$replicator_pw" >"$dir/secrets.env")
+
+# --- the hosts, each by its own role script ---------------------------------
+
+apps="${addr[app1]},${addr[app2]}"
+replicas="${addr[replica1]},${addr[replica2]}"
+common=(ATELIER_SOURCE="$repo" ATELIER_BIN="$bin")
+provision() {
+    case $1 in
+        primary) on primary env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[primary]}" \
+                    ATELIER_APP_ADDRESSES="$apps" ATELIER_REPLICA_ADDRESSES="$replicas" \
+                    ATELIER_OWNER_PASSWORD="$owner_pw" ATELIER_WRITER_PASSWORD="$writer_pw" \
+                    ATELIER_REPLICATOR_PASSWORD="$replicator_pw" deploy/primary.sh --no-systemd ;;
+        replica*) on "$1" env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[$1]}" \
+                    ATELIER_APP_ADDRESSES="$apps" ATELIER_PRIMARY_ADDRESS="${addr[primary]}" \
+                    ATELIER_SUBSCRIPTION="atelier_$1" ATELIER_OWNER_PASSWORD="$owner_pw" \
+                    ATELIER_READER_PASSWORD="$reader_pw" ATELIER_REPLICATOR_PASSWORD="$replicator_pw" \
+                    deploy/replica.sh --no-systemd ;;
+        app*) on "$1" env "${common[@]}" ATELIER_LISTEN="${addr[$1]}:3000" \
+                    ATELIER_PRIMARY_ADDRESS="${addr[primary]}" ATELIER_REPLICA_ADDRESSES="$replicas" \
+                    ATELIER_WRITER_PASSWORD="$writer_pw" ATELIER_READER_PASSWORD="$reader_pw" \
+                    deploy/app.sh --no-systemd ;;
+        lb) on lb env "${common[@]}" ATELIER_LB_LISTEN="${addr[lb]}:80" \
+                    ATELIER_APP_SERVERS="${addr[app1]}:3000,${addr[app2]}:3000" \
+                    deploy/lb.sh --no-systemd ;;
+    esac
+}
+for h in primary replica1 replica2; do provision "$h"; done
+
+# The tools reach the databases over their unix sockets (one file system).
+# The catalog is loaded as a fleet's first boot does it (terraform/): on the
+# primary, as the superuser, with no replica URLs, so the replicas receive
+# it through their subscriptions. Every other tool runs as the owner.
+socket_url() { echo "host=$dir/$1/run port=5432 user=$2 dbname=atelier${3:+ password=$3}"; }
+say "loading 2,000 products on the primary; the replicas follow by replication"
+runuser -u postgres -- env ATELIER_ADMIN_PRIMARY_URL="$(socket_url primary postgres)" ATELIER_ADMIN_REPLICA_URLS= \
+    "$bin" load --products 2000 >"$dir/load.log"
+export ATELIER_ADMIN_PRIMARY_URL ATELIER_ADMIN_REPLICA_URLS
+ATELIER_ADMIN_PRIMARY_URL=$(socket_url primary atelier_owner "$owner_pw")
+ATELIER_ADMIN_REPLICA_URLS="$(socket_url replica1 atelier_owner "$owner_pw"),$(socket_url replica2 atelier_owner "$owner_pw")"
+"$bin" check >"$dir/check-after-load.log" || { cat "$dir/check-after-load.log" >&2; exit 1; }
+
+for h in app1 app2 lb; do provision "$h"; done
+
+# --- running every script again changes nothing -----------------------------
+
+state() {
+    for h in primary replica1 replica2; do head -1 "$dir/$h/postgres/postmaster.pid"; done
+    cat "$dir/app1/atelier.pid" "$dir/app2/atelier.pid" "$dir/lb/nginx/nginx.pid" "$dir/lb/lb-readyz.pid"
+    find "$dir" -path "$dir/lb/nginx/logs" -prune -o \
+        \( -name '*.conf' -o -name '*.env' -o -name '*.stamp' \) -type f -print0 | sort -z | xargs -0 md5sum
+    ip netns exec atl-primary runuser -u postgres -- psql -X -Atq -h "$dir/primary/run" -d atelier \
+        -c "select count(*) from pg_subscription" -c "select string_agg(version::text, ',' order by version) from refinery_schema_history"
+}
+before=$(state)
+for h in primary replica1 replica2 app1 app2 lb; do provision "$h" >"$dir/second-run-$h.log"; done
+after=$(state)
+if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    echo "rehearsal: a second run of the role scripts changed something (above)" >&2
+    exit 1
+fi
+say "second run of every role script: nothing changed (same processes, same files)"
+
+# --- 1. reads and writes through the balancer --------------------------------
+
+client() { on client "$@"; }
+fetch() { client curl -s -o "$dir/body" -w '%{http_code}' "$@"; }
+expect() {
+    local want=$1 what=$2; shift 2
+    local got
+    got=$(fetch "$@")
+    [ "$got" = "$want" ] || { echo "rehearsal: $what: HTTP $got, want $want: $(head -c 300 "$dir/body")" >&2; exit 1; }
+}
+owner_psql() {
+    runuser -u postgres -- psql -X -Atq -v ON_ERROR_STOP=1 "$(socket_url "$1" atelier_owner "$owner_pw")" -c "$2"
+}
+read -r product sku < <(owner_psql primary \
+    "select s.product_id, k.id from sku k join style s on s.id = k.style_id order by k.id desc limit 1" | tr '|' ' ')
+expect 200 "GET /products" "$lb_url/products?page=2&count=3"
+expect 200 "GET /products/$product" "$lb_url/products/$product"
+grep -q "\"id\":$product," "$dir/body" || { echo "rehearsal: product $product's document is not its own" >&2; exit 1; }
+expect 200 "GET /products/$product/styles" "$lb_url/products/$product/styles"
+expect 200 "GET /products/$product/related" "$lb_url/products/$product/related"
+for _ in $(seq 20); do expect 200 "GET /products/$product" "$lb_url/products/$product"; done
+sleep 1.5 # the access log is flushed every second
+access_log=$dir/lb/nginx/logs/atelier-access.log
+for h in app1 app2; do
+    grep -q "upstream=${addr[$h]}:3000" "$access_log" || { echo "rehearsal: the balancer never sent to $h" >&2; exit 1; }
+done
+
+quantity_before=$(owner_psql primary "select sum(delta) from stock_movement where sku_id = $sku")
+client curl -sf -D "$dir/headers" -o /dev/null -X POST "$lb_url/skus/$sku/movements" \
+    -H 'Content-Type: application/json' -d '{"delta":7,"reason":"rehearsal"}'
+read_after=$(tr -d '\r' <"$dir/headers" | awk -F': ' 'tolower($1) == "x-read-after" { print $2 }')
+[ -n "$read_after" ] || { echo "rehearsal: the write's answer has no X-Read-After" >&2; exit 1; }
+expect 200 "GET styles after the write" -H "X-Read-After: $read_after" "$lb_url/products/$product/styles"
+want=$((quantity_before + 7))
+python3 - "$dir/body" "$sku" "$want" <<'PY' || exit 1
+import json, sys
+doc = json.load(open(sys.argv[1]))
+got = [s["skus"][sys.argv[2]]["quantity"] for s in doc["results"] if sys.argv[2] in s["skus"]]
+if got != [int(sys.argv[3])]:
+    sys.exit(f"rehearsal: read after the write shows quantity {got}, want {sys.argv[3]}")
+PY
+client curl -sf -D "$dir/headers" -o "$dir/body" -X POST "$lb_url/products" -H 'Content-Type: application/json' \
+    -d '{"name":"Rehearsal Jacket","slogan":"Made on a bridge","description":"Seven hosts.","category":"Jackets","default_price":"99.00"}'
+new_product=$(tr -d '\r' <"$dir/headers" | awk -F': ' 'tolower($1) == "location" { sub(".*/", "", $2); print $2 }')
+read_after=$(tr -d '\r' <"$dir/headers" | awk -F': ' 'tolower($1) == "x-read-after" { print $2 }')
+expect 200 "GET the new product with X-Read-After" -H "X-Read-After: $read_after" "$lb_url/products/$new_product"
+grep -q '"name":"Rehearsal Jacket"' "$dir/body" || { echo "rehearsal: the new product reads back wrong" >&2; exit 1; }
+primary_doc=$(owner_psql primary "select md5(doc) from api_product_styles where product_id = $product")
+for r in replica1 replica2; do
+    for _ in $(seq 100); do
+        [ "$(owner_psql "$r" "select md5(doc) from api_product_styles where product_id = $product")" = "$primary_doc" ] &&
+            [ "$(owner_psql "$r" "select count(*) from api_product_detail where product_id = $new_product")" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$(owner_psql "$r" "select md5(doc) from api_product_styles where product_id = $product")" = "$primary_doc" ] ||
+        { echo "rehearsal: the write did not reach $r" >&2; exit 1; }
+done
+say "1. four reads, two writes read back with X-Read-After, both apps serving, both replicas have the writes"
+
+# --- 2. the service logs in as its roles only ----------------------------------
+
+for h in "${pg_hosts[@]}"; do
+    logins=$(runuser -u postgres -- psql -X -Atq -h "$dir/$h/run" -d atelier -c \
+        "select coalesce(string_agg(distinct a.usename || case when r.rolsuper then '(superuser)' else '' end, ','), '')
+         from pg_stat_activity a join pg_roles r on r.oid = a.usesysid
+         where host(a.client_addr) in ('${addr[app1]}', '${addr[app2]}')")
+    case $h in primary) want=atelier_writer ;; *) want=atelier_reader ;; esac
+    [ "$logins" = "$want" ] || { echo "rehearsal: the apps log in to $h as '$logins', want '$want'" >&2; exit 1; }
+done
+say "2. the apps log in as atelier_writer on the primary and atelier_reader on the replicas, nothing else"
+
+# --- 3. the JMeter plan through the balancer ------------------------------------
+
+say "3. JMeter through the balancer"
+client env ATELIER_BIN="$bin" ATELIER_JMETER_IDS=2000 scripts/jmeter.sh -Jhost="${addr[lb]}" -Jport=80 \
+    -Jget_threads=8 -Jget_iterations=25 -Jpost_threads=4 -Jpost_iterations=25 -Jrampup=1
+
+# --- 4. an app server dies mid-run ------------------------------------------------
+
+app1_lines() { grep -c "upstream=[^ ]*${addr[app1]}:3000" "$access_log" || true; }
+upstreams=$dir/lb/nginx/atelier-upstreams.conf
+wait_upstream() { # $1 app, $2 "down" or "up"
+    for _ in $(seq 100); do
+        if [ "$2" = down ]; then grep -q "server $1:3000 down" "$upstreams" && return 0
+        else grep -q "server $1:3000 max_fails" "$upstreams" && return 0; fi
+        sleep 0.1
+    done
+    echo "rehearsal: the balancer did not mark $1 $2 within 10 s" >&2
+    exit 1
+}
+mkdir -p "$dir/out"
+say "4. GETs at 200/s for 24 s through the balancer; app1 is killed at 4 s and restarted at 12 s"
+client "$bin" stress --server "${addr[lb]}:80" --routes product --rates 200 --step-seconds 24 \
+    --out-dir "$dir/out" --fail-on-error >"$dir/stress-app.log" 2>&1 &
+load=$!
+sleep 4
+pids=$(ip netns pids atl-app1)
+kill -KILL $pids
+wait_upstream "${addr[app1]}" down
+sleep 1.5
+lines_down=$(app1_lines)
+sleep 4
+[ "$(app1_lines)" = "$lines_down" ] || { echo "rehearsal: the balancer still sends to app1 after marking it down" >&2; exit 1; }
+provision app1 >"$dir/restart-app1.log"
+wait_upstream "${addr[app1]}" up
+wait "$load" || { cat "$dir/stress-app.log" >&2; echo "rehearsal: GETs failed while app1 was down" >&2; exit 1; }
+sleep 1.5
+[ "$(app1_lines)" -gt "$lines_down" ] || { echo "rehearsal: app1 got no traffic after its restart" >&2; exit 1; }
+grep "GET" "$dir/stress-app.log" | head -1
+say "4. app1 killed: no GET lost, no request sent to it while down, traffic again after restart"
+
+# --- 5. a replica stops and comes back --------------------------------------------
+
+say "5. replica1 stopped; reads and writes go on through the balancer"
+ip netns exec atl-replica1 runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
+    -D "$dir/replica1/postgres" stop -m fast >/dev/null
+client "$bin" stress --server "${addr[lb]}:80" --routes movement,product,styles --rates 50 --step-seconds 4 \
+    --out-dir "$dir/out" --fail-on-error >"$dir/stress-replica.log" 2>&1 ||
+    { cat "$dir/stress-replica.log" >&2; echo "rehearsal: requests failed while replica1 was down" >&2; exit 1; }
+grep -E "^(GET|POST)" "$dir/stress-replica.log"
+provision replica1 >"$dir/restart-replica1.log"
+"$bin" check
+say "5. replica1 restarted, caught up, and check is clean"
+
+say "passed"
