@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs PostgreSQL and Chromium
 # (for the real-browser test) if missing,
-# checks formatting and lints, starts the local cluster (a primary and two
+# checks formatting and lints, checks terraform/ (parse, variables,
+# templates, checkov), starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
 # then the OpenAPI document against the live server (schemathesis), the
 # JMeter plan at a tiny size, and finally the multi-host rehearsal of the
@@ -12,6 +13,7 @@ scripts/ensure-postgres.sh
 scripts/ensure-chromium.sh
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+scripts/terraform-check.sh
 cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace
 mkdir -p out

@@ -1,0 +1,109 @@
+# A private, encrypted bucket holding what the hosts run: the release binary
+# (bin/atelier) and the role scripts with the SQL and settings they apply
+# (source/deploy, source/sql, source/replication). Nothing is built on an
+# instance. Only the instance roles can read it (iam.tf), and only over TLS.
+
+resource "aws_s3_bucket" "release" {
+  #checkov:skip=CKV_AWS_144:Holds a copy of build output that terraform re-uploads; cross-region replication adds cost and nothing to recover.
+  #checkov:skip=CKV_AWS_18:Read only by this deployment's instance roles; CloudTrail data events are the place to audit that if needed.
+  #checkov:skip=CKV2_AWS_62:Nothing reacts to uploads; the instances read the objects at boot.
+  bucket_prefix = "${var.name}-release-"
+  force_destroy = true
+}
+
+resource "aws_s3_bucket_public_access_block" "release" {
+  bucket                  = aws_s3_bucket.release.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "release" {
+  bucket = aws_s3_bucket.release.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_versioning" "release" {
+  bucket = aws_s3_bucket.release.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "release" {
+  bucket = aws_s3_bucket.release.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.main.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "release" {
+  bucket = aws_s3_bucket.release.id
+  rule {
+    id     = "old-releases"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+data "aws_iam_policy_document" "release_bucket" {
+  statement {
+    sid       = "TlsOnly"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.release.arn, "${aws_s3_bucket.release.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "release" {
+  bucket = aws_s3_bucket.release.id
+  policy = data.aws_iam_policy_document.release_bucket.json
+}
+
+resource "aws_s3_object" "binary" {
+  bucket      = aws_s3_bucket.release.id
+  key         = "bin/atelier"
+  source      = var.binary_path
+  source_hash = filemd5(var.binary_path)
+  kms_key_id  = aws_kms_key.main.arn
+}
+
+locals {
+  repo = "${path.module}/.."
+  source_files = toset(concat(
+    [for f in fileset(local.repo, "deploy/*.sh") : f],
+    [for f in fileset(local.repo, "sql/*.sql") : f],
+    [for f in fileset(local.repo, "replication/*") : f],
+  ))
+}
+
+resource "aws_s3_object" "source" {
+  for_each    = local.source_files
+  bucket      = aws_s3_bucket.release.id
+  key         = "source/${each.value}"
+  source      = "${local.repo}/${each.value}"
+  source_hash = filemd5("${local.repo}/${each.value}")
+  kms_key_id  = aws_kms_key.main.arn
+}

@@ -1,0 +1,93 @@
+# One instance role per host role, each allowed only what its boot needs:
+# the scripts (every host), the binary (the database hosts run the
+# migrations and the load with it; the apps serve with it), and the
+# passwords of the database roles it uses. All may register with SSM
+# Session Manager, the way in for operators (no inbound port needed).
+
+locals {
+  host_roles = {
+    primary = { binary = true, passwords = ["owner", "writer", "replicator"] }
+    replica = { binary = true, passwords = ["owner", "reader", "replicator"] }
+    app     = { binary = true, passwords = ["writer", "reader"] }
+    lb      = { binary = false, passwords = [] }
+  }
+}
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "host" {
+  for_each           = local.host_roles
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+data "aws_iam_policy_document" "host" {
+  for_each = local.host_roles
+
+  statement {
+    sid     = "ReleaseObjects"
+    actions = ["s3:GetObject"]
+    resources = concat(
+      ["${aws_s3_bucket.release.arn}/source/*"],
+      each.value.binary ? ["${aws_s3_bucket.release.arn}/bin/*"] : [],
+    )
+  }
+
+  statement {
+    sid       = "ListSource"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.release.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["source/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.passwords) > 0 ? [1] : []
+    content {
+      sid       = "RolePasswords"
+      actions   = ["ssm:GetParameter"]
+      resources = [for p in each.value.passwords : aws_ssm_parameter.role_password[p].arn]
+    }
+  }
+
+  statement {
+    sid       = "DecryptViaS3AndSsm"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com", "ssm.${var.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "host" {
+  for_each = local.host_roles
+  name     = "boot"
+  role     = aws_iam_role.host[each.key].id
+  policy   = data.aws_iam_policy_document.host[each.key].json
+}
+
+resource "aws_iam_role_policy_attachment" "ssm_core" {
+  for_each   = local.host_roles
+  role       = aws_iam_role.host[each.key].name
+  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "host" {
+  for_each = local.host_roles
+  name     = "${var.name}-${each.key}"
+  role     = aws_iam_role.host[each.key].name
+}

@@ -1,0 +1,264 @@
+# The hosts, from Debian's own Debian 12 AMI, each handed its role script
+# (through user-data/*.tftpl) as user data. Fixed private addresses (see
+# network.tf) mirror the multi-host rehearsal (scripts/rehearsal.sh).
+#
+# The AMI and the user data are read at creation only (ignore_changes): a
+# newer Debian image or an edited template never replaces a database host
+# behind your back. App servers and the balancer are stateless; their user
+# data names their peers, so changing replica_count or app_count replaces
+# them (see the README).
+
+data "aws_ami" "debian12" {
+  most_recent = true
+  owners      = ["136693071363"] # Debian's own AWS account
+  filter {
+    name   = "name"
+    values = ["debian-12-amd64-*"]
+  }
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+locals {
+  parameter = { for role in local.roles : role => aws_ssm_parameter.role_password[role].name }
+  common = {
+    for role, host in local.host_roles : role => templatefile("${path.module}/user-data/common.sh.tftpl", {
+      region      = var.region
+      bucket      = aws_s3_bucket.release.id
+      with_binary = host.binary
+    })
+  }
+}
+
+resource "aws_instance" "primary" {
+  ami                    = data.aws_ami.debian12.id
+  instance_type          = var.db_instance_type
+  subnet_id              = aws_subnet.db.id
+  private_ip             = local.primary_addr
+  vpc_security_group_ids = [aws_security_group.primary.id]
+  iam_instance_profile   = aws_iam_instance_profile.host["primary"].name
+  key_name               = var.admin_cidr == null ? null : var.ssh_key_name
+  monitoring             = true
+  ebs_optimized          = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 16
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  ebs_block_device {
+    device_name = "/dev/sdf"
+    volume_type = "gp3"
+    volume_size = var.db_volume_gb
+    iops        = var.db_volume_iops
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  user_data = templatefile("${path.module}/user-data/primary.sh.tftpl", {
+    common               = local.common["primary"]
+    address              = local.primary_addr
+    app_cidr             = local.app_cidr
+    db_cidr              = local.db_cidr
+    shared_buffers       = var.db_shared_buffers
+    owner_parameter      = local.parameter["owner"]
+    writer_parameter     = local.parameter["writer"]
+    replicator_parameter = local.parameter["replicator"]
+    products             = var.products
+  })
+
+  tags       = { Name = "${var.name}-primary", Role = "primary" }
+  depends_on = [
+    # What a host needs in place before its first boot.
+    aws_route.private_nat,
+    aws_vpc_endpoint.s3,
+    aws_s3_object.binary,
+    aws_s3_object.source,
+    aws_iam_role_policy.host,
+  ]
+
+  lifecycle {
+    ignore_changes = [ami, user_data]
+  }
+}
+
+resource "aws_instance" "replica" {
+  count                  = var.replica_count
+  ami                    = data.aws_ami.debian12.id
+  instance_type          = var.db_instance_type
+  subnet_id              = aws_subnet.db.id
+  private_ip             = local.replica_addrs[count.index]
+  vpc_security_group_ids = [aws_security_group.replica.id]
+  iam_instance_profile   = aws_iam_instance_profile.host["replica"].name
+  key_name               = var.admin_cidr == null ? null : var.ssh_key_name
+  monitoring             = true
+  ebs_optimized          = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 16
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  ebs_block_device {
+    device_name = "/dev/sdf"
+    volume_type = "gp3"
+    volume_size = var.db_volume_gb
+    iops        = var.db_volume_iops
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  user_data = templatefile("${path.module}/user-data/replica.sh.tftpl", {
+    common               = local.common["replica"]
+    address              = local.replica_addrs[count.index]
+    app_cidr             = local.app_cidr
+    primary_address      = local.primary_addr
+    subscription         = "atelier_replica${count.index + 1}"
+    shared_buffers       = var.db_shared_buffers
+    owner_parameter      = local.parameter["owner"]
+    reader_parameter     = local.parameter["reader"]
+    replicator_parameter = local.parameter["replicator"]
+  })
+
+  tags       = { Name = "${var.name}-replica${count.index + 1}", Role = "replica" }
+  depends_on = [
+    # What a host needs in place before its first boot.
+    aws_route.private_nat,
+    aws_vpc_endpoint.s3,
+    aws_s3_object.binary,
+    aws_s3_object.source,
+    aws_iam_role_policy.host,
+  ]
+
+  lifecycle {
+    ignore_changes = [ami, user_data]
+  }
+}
+
+resource "aws_instance" "app" {
+  count                  = var.app_count
+  ami                    = data.aws_ami.debian12.id
+  instance_type          = var.app_instance_type
+  subnet_id              = aws_subnet.app.id
+  private_ip             = local.app_addrs[count.index]
+  vpc_security_group_ids = [aws_security_group.app.id]
+  iam_instance_profile   = aws_iam_instance_profile.host["app"].name
+  key_name               = var.admin_cidr == null ? null : var.ssh_key_name
+  monitoring             = true
+  ebs_optimized          = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 16
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  user_data = templatefile("${path.module}/user-data/app.sh.tftpl", {
+    common            = local.common["app"]
+    address           = local.app_addrs[count.index]
+    app_port          = var.app_port
+    primary_address   = local.primary_addr
+    replica_addresses = join(",", local.replica_addrs)
+    writer_parameter  = local.parameter["writer"]
+    reader_parameter  = local.parameter["reader"]
+    app_settings      = var.app_settings
+  })
+  user_data_replace_on_change = true
+
+  tags       = { Name = "${var.name}-app${count.index + 1}", Role = "app" }
+  depends_on = [
+    # What a host needs in place before its first boot.
+    aws_route.private_nat,
+    aws_vpc_endpoint.s3,
+    aws_s3_object.binary,
+    aws_s3_object.source,
+    aws_iam_role_policy.host,
+  ]
+
+  lifecycle {
+    ignore_changes = [ami]
+  }
+}
+
+resource "aws_instance" "lb" {
+  ami                    = data.aws_ami.debian12.id
+  instance_type          = var.lb_instance_type
+  subnet_id              = aws_subnet.public.id
+  private_ip             = local.lb_address
+  vpc_security_group_ids = [aws_security_group.lb.id]
+  iam_instance_profile   = aws_iam_instance_profile.host["lb"].name
+  key_name               = var.admin_cidr == null ? null : var.ssh_key_name
+  monitoring             = true
+  ebs_optimized          = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 16
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  user_data = templatefile("${path.module}/user-data/lb.sh.tftpl", {
+    common         = local.common["lb"]
+    app_servers    = join(",", [for a in local.app_addrs : "${a}:${var.app_port}"])
+    body_bytes_max = lookup(var.app_settings, "ATELIER_BODY_BYTES_MAX", "65536")
+  })
+  user_data_replace_on_change = true
+
+  tags = { Name = "${var.name}-lb", Role = "lb" }
+  # The balancer boots through the internet gateway (public subnet) and
+  # reads its script from the bucket.
+  depends_on = [
+    aws_route.public_internet,
+    aws_vpc_endpoint.s3,
+    aws_s3_object.source,
+    aws_iam_role_policy.host,
+  ]
+
+  lifecycle {
+    ignore_changes = [ami]
+  }
+}
+
+# The balancer's public address: the URL of the API. It is the only public
+# address of the deployment besides the NAT gateway's.
+resource "aws_eip" "lb" {
+  domain   = "vpc"
+  instance = aws_instance.lb.id
+  tags     = { Name = "${var.name}-lb" }
+}

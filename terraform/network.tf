@@ -1,0 +1,153 @@
+# One VPC in one availability zone: a public subnet (the balancer and the
+# NAT gateway), a private subnet for the app servers and one for the
+# databases. Private hosts reach Debian's mirrors and AWS's APIs through the
+# NAT gateway, and S3 through a gateway endpoint.
+
+locals {
+  az            = coalesce(var.availability_zone, "${var.region}a")
+  public_cidr   = cidrsubnet(var.vpc_cidr, 8, 0)
+  app_cidr      = cidrsubnet(var.vpc_cidr, 8, 1)
+  db_cidr       = cidrsubnet(var.vpc_cidr, 8, 2)
+  lb_address    = cidrhost(local.public_cidr, 30)
+  primary_addr  = cidrhost(local.db_cidr, 10)
+  replica_addrs = [for i in range(var.replica_count) : cidrhost(local.db_cidr, 11 + i)]
+  app_addrs     = [for i in range(var.app_count) : cidrhost(local.app_cidr, 41 + i)]
+}
+
+resource "aws_vpc" "main" {
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags                 = { Name = var.name }
+}
+
+# The VPC's default group: no rules, so nothing can use it by accident.
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
+}
+
+resource "aws_subnet" "public" {
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = local.public_cidr
+  availability_zone = local.az
+  tags              = { Name = "${var.name}-public" }
+}
+
+resource "aws_subnet" "app" {
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = local.app_cidr
+  availability_zone = local.az
+  tags              = { Name = "${var.name}-app" }
+}
+
+resource "aws_subnet" "db" {
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = local.db_cidr
+  availability_zone = local.az
+  tags              = { Name = "${var.name}-db" }
+}
+
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+  tags   = { Name = var.name }
+}
+
+resource "aws_eip" "nat" {
+  #checkov:skip=CKV2_AWS_19:This address belongs to the NAT gateway, not to an instance.
+  domain = "vpc"
+  tags   = { Name = "${var.name}-nat" }
+}
+
+resource "aws_nat_gateway" "main" {
+  allocation_id = aws_eip.nat.id
+  subnet_id     = aws_subnet.public.id
+  tags          = { Name = var.name }
+  depends_on    = [aws_internet_gateway.main]
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  tags   = { Name = "${var.name}-public" }
+}
+
+resource "aws_route" "public_internet" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.main.id
+}
+
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.main.id
+  tags   = { Name = "${var.name}-private" }
+}
+
+resource "aws_route" "private_nat" {
+  route_table_id         = aws_route_table.private.id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.main.id
+}
+
+resource "aws_route_table_association" "app" {
+  subnet_id      = aws_subnet.app.id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_route_table_association" "db" {
+  subnet_id      = aws_subnet.db.id
+  route_table_id = aws_route_table.private.id
+}
+
+# S3 without the NAT gateway (the binary and the scripts come from there).
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${var.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id, aws_route_table.public.id]
+}
+
+# Flow logs of the whole VPC, kept a year, encrypted with the deployment's key.
+resource "aws_cloudwatch_log_group" "flow" {
+  name              = "/${var.name}/vpc-flow"
+  retention_in_days = 365
+  kms_key_id        = aws_kms_key.main.arn
+}
+
+data "aws_iam_policy_document" "flow_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "flow" {
+  name               = "${var.name}-vpc-flow"
+  assume_role_policy = data.aws_iam_policy_document.flow_assume.json
+}
+
+data "aws_iam_policy_document" "flow" {
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.flow.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "flow" {
+  name   = "write-flow-logs"
+  role   = aws_iam_role.flow.id
+  policy = data.aws_iam_policy_document.flow.json
+}
+
+resource "aws_flow_log" "main" {
+  vpc_id          = aws_vpc.main.id
+  traffic_type    = "ALL"
+  log_destination = aws_cloudwatch_log_group.flow.arn
+  iam_role_arn    = aws_iam_role.flow.arn
+}

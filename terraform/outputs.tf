@@ -1,0 +1,55 @@
+output "url" {
+  description = "The API, through the balancer."
+  value       = "http://${aws_eip.lb.public_ip}"
+}
+
+output "private_addresses" {
+  description = "Private addresses of every host."
+  value = {
+    lb       = local.lb_address
+    primary  = local.primary_addr
+    replicas = local.replica_addrs
+    apps     = local.app_addrs
+  }
+}
+
+output "instance_ids" {
+  description = "Instance ids, for aws ssm start-session --target."
+  value = {
+    lb       = aws_instance.lb.id
+    primary  = aws_instance.primary.id
+    replicas = aws_instance.replica[*].id
+    apps     = aws_instance.app[*].id
+  }
+}
+
+output "psql" {
+  description = "How to read query plans with psql on the primary and on a replica (Session Manager; no inbound port)."
+  value       = <<-EOT
+    primary:  aws ssm start-session --region ${var.region} --target ${aws_instance.primary.id}
+              sudo -u postgres psql -h /var/lib/atelier/run atelier
+    replica1: aws ssm start-session --region ${var.region} --target ${aws_instance.replica[0].id}
+              sudo -u postgres psql -h /var/lib/atelier/run atelier   (then \i /opt/atelier/sql/explain.sql)
+    boot log: sudo cat /var/log/atelier-boot.log
+  EOT
+}
+
+output "jmeter" {
+  description = "The JMeter plan and the stepped stress test against this deployment, from a checkout (the ids come from the primary through a Session Manager tunnel)."
+  value       = <<-EOT
+    # 1. a tunnel to the primary (keep it open in its own terminal)
+    aws ssm start-session --region ${var.region} --target ${aws_instance.primary.id} \
+      --document-name AWS-StartPortForwardingSessionToRemoteHost \
+      --parameters host=${local.primary_addr},portNumber=5432,localPortNumber=15432
+    # 2. the owner's password, for the tools
+    export ATELIER_ADMIN_PRIMARY_URL="host=127.0.0.1 port=15432 user=atelier_owner dbname=atelier password=$(aws ssm get-parameter --region ${var.region} --with-decryption --name ${local.parameter["owner"]} --query Parameter.Value --output text)"
+    # 3. JMeter (the plan's defaults: 128 GET threads per GET group, 64 POST threads) and the stepped stress test
+    scripts/jmeter.sh -Jhost=${aws_eip.lb.public_ip} -Jport=80
+    atelier stress --server ${aws_eip.lb.public_ip}:80 --rates 100,500,1000,2000,4000 --step-seconds 30
+  EOT
+}
+
+output "ssh" {
+  description = "SSH through the balancer as a jump host, when admin_cidr and ssh_key_name are set."
+  value       = var.admin_cidr == null ? "SSH is off (admin_cidr unset): use Session Manager (see the psql output)." : "ssh -J admin@${aws_eip.lb.public_ip} admin@${local.primary_addr}"
+}

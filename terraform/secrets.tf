@@ -1,0 +1,67 @@
+# One customer-managed key encrypts the bucket, the SSM parameters, the
+# database volumes and the flow logs. The database roles' passwords are
+# generated here and stored only as SecureString parameters; each instance
+# role may read exactly the ones its host needs (iam.tf), and the user data
+# fetches them at boot: none appears in user data or in plain outputs.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "key" {
+  #checkov:skip=CKV_AWS_111:A key policy's resource "*" is the key itself; the account's own IAM policies then decide (the AWS default key policy).
+  #checkov:skip=CKV_AWS_356:A key policy's resource "*" is the key itself, not every resource.
+  #checkov:skip=CKV_AWS_109:Only the account root administers the key, as in AWS's default key policy.
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"] # in a key policy, "*" is this key
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+  statement {
+    sid       = "FlowLogsEncrypt"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:aws:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:/${var.name}/*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "main" {
+  description             = "${var.name}: bucket, parameters, database volumes, flow logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.key.json
+}
+
+resource "aws_kms_alias" "main" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.main.key_id
+}
+
+locals {
+  roles = ["owner", "writer", "reader", "replicator"]
+}
+
+resource "random_password" "role" {
+  for_each = toset(local.roles)
+  length   = 32
+  special  = false # they travel in libpq connection strings and env files
+}
+
+resource "aws_ssm_parameter" "role_password" {
+  for_each    = toset(local.roles)
+  name        = "/${var.name}/atelier_${each.key}_password"
+  description = "Password of the database role atelier_${each.key}"
+  type        = "SecureString"
+  key_id      = aws_kms_key.main.arn
+  value       = random_password.role[each.key].result
+}

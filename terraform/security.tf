@@ -1,0 +1,185 @@
+# One security group per host role, as tight as the roles: HTTP to the
+# balancer from var.http_cidrs; the app port only from the balancer;
+# PostgreSQL on the primary only from the apps and the replicas, on the
+# replicas only from the apps; SSH only when var.admin_cidr is set (to the
+# balancer from there, and from the balancer to the rest). Outbound: HTTP(S)
+# for Debian's mirrors and AWS's APIs, and each role's own peers.
+# pg_hba.conf on the database hosts admits each database role from its
+# subnet as a second fence (deploy/primary.sh, deploy/replica.sh).
+
+locals {
+  ssh = var.admin_cidr == null ? {} : { on = true }
+}
+
+resource "aws_security_group" "lb" {
+  name        = "${var.name}-lb"
+  description = "atelier balancer: HTTP in, app servers out"
+  vpc_id      = aws_vpc.main.id
+}
+
+resource "aws_security_group" "app" {
+  name        = "${var.name}-app"
+  description = "atelier app servers: the app port from the balancer only"
+  vpc_id      = aws_vpc.main.id
+}
+
+resource "aws_security_group" "primary" {
+  name        = "${var.name}-primary"
+  description = "atelier primary: PostgreSQL from the app servers and the replicas only"
+  vpc_id      = aws_vpc.main.id
+}
+
+resource "aws_security_group" "replica" {
+  name        = "${var.name}-replica"
+  description = "atelier replicas: PostgreSQL from the app servers only"
+  vpc_id      = aws_vpc.main.id
+}
+
+# --- balancer -----------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "lb_http" {
+  #checkov:skip=CKV_AWS_260:The balancer is the public storefront API; HTTP from anywhere is its job (narrow var.http_cidrs to restrict it).
+  for_each          = toset(var.http_cidrs)
+  security_group_id = aws_security_group.lb.id
+  description       = "HTTP from the storefront's clients"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "lb_ssh" {
+  for_each          = local.ssh
+  security_group_id = aws_security_group.lb.id
+  description       = "SSH from the administrators"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = var.admin_cidr
+}
+
+resource "aws_vpc_security_group_egress_rule" "lb_apps" {
+  security_group_id            = aws_security_group.lb.id
+  description                  = "to the app servers"
+  ip_protocol                  = "tcp"
+  from_port                    = var.app_port
+  to_port                      = var.app_port
+  referenced_security_group_id = aws_security_group.app.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "lb_ssh_jump" {
+  for_each          = local.ssh
+  security_group_id = aws_security_group.lb.id
+  description       = "SSH onwards to the private hosts (jump host)"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = var.vpc_cidr
+}
+
+# --- app servers ----------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "app_from_lb" {
+  security_group_id            = aws_security_group.app.id
+  description                  = "the app port from the balancer"
+  ip_protocol                  = "tcp"
+  from_port                    = var.app_port
+  to_port                      = var.app_port
+  referenced_security_group_id = aws_security_group.lb.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "app_primary" {
+  security_group_id            = aws_security_group.app.id
+  description                  = "PostgreSQL on the primary (writes)"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.primary.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "app_replicas" {
+  security_group_id            = aws_security_group.app.id
+  description                  = "PostgreSQL on the replicas (reads)"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.replica.id
+}
+
+# --- primary --------------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "primary_from_apps" {
+  security_group_id            = aws_security_group.primary.id
+  description                  = "PostgreSQL from the app servers (atelier_writer)"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.app.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "primary_from_replicas" {
+  security_group_id            = aws_security_group.primary.id
+  description                  = "PostgreSQL from the replicas (atelier_replicator: subscriptions)"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.replica.id
+}
+
+# --- replicas ---------------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "replica_from_apps" {
+  security_group_id            = aws_security_group.replica.id
+  description                  = "PostgreSQL from the app servers (atelier_reader)"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.app.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "replica_primary" {
+  security_group_id            = aws_security_group.replica.id
+  description                  = "the subscription to the primary"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.primary.id
+}
+
+# --- every host -------------------------------------------------------------------
+
+locals {
+  private_groups = {
+    app     = aws_security_group.app.id
+    primary = aws_security_group.primary.id
+    replica = aws_security_group.replica.id
+  }
+  all_groups = merge(local.private_groups, { lb = aws_security_group.lb.id })
+  # Debian's mirrors (HTTP), and AWS's APIs, the SSM agent and S3 (HTTPS).
+  outbound_web = merge([
+    for role, group in local.all_groups : {
+      for port in [80, 443] : "${role}-${port}" => { group = group, port = port }
+    }
+  ]...)
+}
+
+resource "aws_vpc_security_group_egress_rule" "web" {
+  for_each          = local.outbound_web
+  security_group_id = each.value.group
+  description       = "packages and AWS APIs"
+  ip_protocol       = "tcp"
+  from_port         = each.value.port
+  to_port           = each.value.port
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh_from_lb" {
+  #checkov:skip=CKV_AWS_24:False positive: the source is the balancer's security group (referenced_security_group_id), not 0.0.0.0/0.
+  for_each                     = var.admin_cidr == null ? {} : local.private_groups
+  security_group_id            = each.value
+  description                  = "SSH through the balancer (jump host)"
+  ip_protocol                  = "tcp"
+  from_port                    = 22
+  to_port                      = 22
+  referenced_security_group_id = aws_security_group.lb.id
+}

@@ -1,0 +1,133 @@
+variable "region" {
+  description = "AWS region to deploy in."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "availability_zone" {
+  description = "Availability zone of every subnet (null: the region's zone a)."
+  type        = string
+  default     = null
+}
+
+variable "name" {
+  description = "Name of this deployment: prefixes every resource and the SSM parameters (/<name>/...)."
+  type        = string
+  default     = "atelier"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
+    error_message = "name: 2-31 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "Address range of the VPC; a /16 is split into /24 subnets (public, app, database)."
+  type        = string
+  default     = "10.20.0.0/16"
+}
+
+variable "http_cidrs" {
+  description = "Who may reach the balancer on port 80 (the storefront's clients)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "admin_cidr" {
+  description = "Address range allowed to SSH to the balancer (and through it, as a jump host, to the others). null: no SSH at all; use SSM Session Manager."
+  type        = string
+  default     = null
+}
+
+variable "ssh_key_name" {
+  description = "Name of an existing EC2 key pair for SSH (only used when admin_cidr is set)."
+  type        = string
+  default     = null
+}
+
+variable "replica_count" {
+  description = "Number of read replicas; every app server reads from all of them."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.replica_count >= 1 && var.replica_count <= 20
+    error_message = "replica_count: 1 to 20."
+  }
+}
+
+variable "app_count" {
+  description = "Number of app servers behind the balancer."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.app_count >= 1 && var.app_count <= 20
+    error_message = "app_count: 1 to 20."
+  }
+}
+
+variable "db_instance_type" {
+  description = "Instance type of the primary and the replicas (memory-optimised: the catalog's hot set stays in RAM)."
+  type        = string
+  default     = "r6i.large"
+}
+
+variable "app_instance_type" {
+  description = "Instance type of the app servers."
+  type        = string
+  default     = "t3.small"
+}
+
+variable "lb_instance_type" {
+  description = "Instance type of the nginx balancer."
+  type        = string
+  default     = "t3.small"
+}
+
+variable "db_volume_gb" {
+  description = "Size in GiB of each database host's gp3 data volume (PostgreSQL lives there)."
+  type        = number
+  default     = 100
+}
+
+variable "db_volume_iops" {
+  description = "Provisioned IOPS of each gp3 data volume (3000 is gp3's included baseline)."
+  type        = number
+  default     = 3000
+}
+
+variable "products" {
+  description = "Products of the generated catalog loaded once on the primary at first boot; 0 for an empty catalog."
+  type        = number
+  default     = 1000000
+}
+
+variable "binary_path" {
+  description = "The atelier release binary (x86_64 Linux, glibc of Debian 12) to upload: cargo build --release --bin atelier."
+  type        = string
+  default     = "../target/release/atelier"
+}
+
+variable "app_port" {
+  description = "Port the app servers listen on (reachable only from the balancer)."
+  type        = number
+  default     = 3000
+}
+
+variable "app_settings" {
+  description = "Extra ATELIER_* settings for the service (the README's limits table), e.g. { ATELIER_READ_POOL_SIZE = \"16\" }."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.app_settings : can(regex("^ATELIER_[A-Z_]+$", k)) && !can(regex("['\n]", v))])
+    error_message = "app_settings: keys ATELIER_*, values without single quotes or newlines."
+  }
+}
+
+variable "db_shared_buffers" {
+  description = "PostgreSQL shared_buffers on the database hosts (about a quarter of the instance's memory)."
+  type        = string
+  default     = "4GB"
+}
