@@ -71,7 +71,9 @@ pub fn app() -> &'static TestApp {
                 app.run_until_stopped(std::future::pending()).await;
             });
         });
-        receiver.recv_timeout(Duration::from_secs(180)).expect("test app started")
+        let app = receiver.recv_timeout(Duration::from_secs(180)).expect("test app started");
+        wait_ready(app.addr);
+        app
     })
 }
 
@@ -105,8 +107,33 @@ pub fn test_config() -> Config {
     config
 }
 
-/// Starts another server with `config` on its own thread; returns its address.
+/// How long a fresh server may take to become ready: its first connections
+/// to a freshly started cluster, on a loaded 2-core machine, take a while.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until the server at `addr` answers /readyz with 200, as a balancer
+/// would before sending it traffic: a server whose pools are still cold
+/// answers its first reads 503 within its deadlines, which is right for it
+/// and wrong for a test that means to test something else.
+pub fn wait_ready(addr: SocketAddr) {
+    let started = std::time::Instant::now();
+    while request_to(addr, "GET", "/readyz", &[], None).status != 200 {
+        assert!(started.elapsed() < READY_WITHIN, "the server on {addr} is not ready after {READY_WITHIN:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts another server with `config` on its own thread and waits until it
+/// is ready; returns its address.
 pub fn spawn_server(config: Config) -> SocketAddr {
+    let addr = spawn_unready_server(config);
+    wait_ready(addr);
+    addr
+}
+
+/// Starts another server with `config` on its own thread; returns its
+/// address at once (for servers whose databases are meant to be gone).
+pub fn spawn_unready_server(config: Config) -> SocketAddr {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -142,6 +169,7 @@ pub fn spawn_stoppable_server(config: Config) -> StoppableServer {
         });
     });
     let addr = receiver.recv_timeout(Duration::from_secs(10)).expect("server started");
+    wait_ready(addr);
     StoppableServer { addr, stop, thread }
 }
 

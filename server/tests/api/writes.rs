@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    app, catalog_lock, get, query, request, request_to, spawn_server, sync_replicas, test_config, Response,
+    app, catalog_lock, get, query, request, request_to, spawn_unready_server, sync_replicas, test_config, Response,
 };
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -49,6 +49,44 @@ fn assert_422(response: &Response, field: &str) {
     let body = response.json();
     assert_eq!(body["error"], "validation_failed");
     assert!(body["fields"][field].is_string(), "fields names {field}: {body}");
+}
+
+/// A list page's ETag follows that page's content: a write that changes a
+/// card on the page gives it a new ETag, and the old one never earns a 304.
+/// (A constant ETag on every list page would pass every other test.)
+#[test]
+fn a_list_page_etag_changes_with_its_content_and_a_changed_page_is_never_304() {
+    let _catalog = catalog_lock();
+    let page1 = get("/products?page=1&count=3");
+    for other in ["/products?page=2&count=3", "/products?page=1&count=2"] {
+        assert_ne!(get(other).header("etag"), page1.header("etag"), "{other} has an ETag of its own");
+    }
+    let created = send("POST", "/products", &product_body("Etag Parka"));
+    let id = created.json()["id"].as_i64().unwrap();
+    // The page of one card that holds it.
+    let position: i64 = query(&app().primary, &format!("select count(*) from product where id <= {id}"))[0].get(0);
+    let path = format!("/products?page={position}&count=1");
+    let before = get_after(&path, &created);
+    assert_eq!(before.json()[0]["id"], id);
+    let etag = before.header("etag").expect("list pages have an ETag").to_string();
+
+    let patched = send("PATCH", &format!("/products/{id}"), &json!({"slogan": "A new slogan"}));
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    let token = patched.header("x-read-after").unwrap().to_string();
+    let after = request("GET", &path, &[("X-Read-After", &token), ("If-None-Match", &etag)], None);
+    assert_eq!(after.status, 200, "the page changed: no 304 for its old ETag");
+    assert_eq!(after.json()[0]["slogan"], "A new slogan");
+    let new_etag = after.header("etag").unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    let again = request("GET", &path, &[("X-Read-After", &token), ("If-None-Match", &new_etag)], None);
+    assert_eq!(again.status, 304, "the new ETag revalidates");
+
+    let deleted = request("DELETE", &format!("/products/{id}"), &[], None);
+    assert_eq!(deleted.status, 204);
+    let token = deleted.header("x-read-after").unwrap().to_string();
+    let gone = request("GET", &path, &[("X-Read-After", &token), ("If-None-Match", &new_etag)], None);
+    assert_eq!(gone.status, 200, "the card left the page: no 304");
+    assert_ne!(gone.header("etag"), Some(new_etag.as_str()));
 }
 
 #[test]
@@ -418,7 +456,7 @@ fn unreachable_databases_are_503_with_retry_after() {
     config.databases.primary_url = "host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into();
     config.databases.replica_urls = vec!["host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into()];
     config.pool_wait_ms = 500;
-    let addr = spawn_server(config);
+    let addr = spawn_unready_server(config);
     for (method, path, body) in [
         ("POST", "/products", Some(product_body("Nowhere").to_string())),
         ("GET", "/products/1", None),
