@@ -8,7 +8,7 @@
 # subnet as a second fence (deploy/primary.sh, deploy/replica.sh).
 
 locals {
-  ssh = var.admin_cidr == null ? {} : { on = true }
+  ssh = toset(var.admin_cidr == null ? [] : ["on"])
 }
 
 resource "aws_security_group" "lb" {
@@ -175,7 +175,7 @@ resource "aws_vpc_security_group_egress_rule" "web" {
 
 resource "aws_vpc_security_group_ingress_rule" "ssh_from_lb" {
   #checkov:skip=CKV_AWS_24:False positive: the source is the balancer's security group (referenced_security_group_id), not 0.0.0.0/0.
-  for_each                     = var.admin_cidr == null ? {} : local.private_groups
+  for_each                     = { for role, group in local.private_groups : role => group if var.admin_cidr != null }
   security_group_id            = each.value
   description                  = "SSH through the balancer (jump host)"
   ip_protocol                  = "tcp"

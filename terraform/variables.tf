@@ -16,8 +16,8 @@ variable "name" {
   default     = "atelier"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
-    error_message = "name: 2-31 lowercase letters, digits or dashes, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.name))
+    error_message = "name: 2-20 lowercase letters, digits or dashes, starting with a letter (it prefixes the bucket's name)."
   }
 }
 
