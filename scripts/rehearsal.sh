@@ -35,6 +35,7 @@ repo=$PWD
 started=$SECONDS
 say() { echo "[rehearsal $((SECONDS - started))s] $*"; }
 skip() { echo "rehearsal: skipped: $*"; exit 0; }
+fail() { echo "rehearsal: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces; PostgreSQL runs as the postgres user)"
 command -v ip >/dev/null || skip "no ip command (Debian package iproute2)"
@@ -52,13 +53,16 @@ bin=$dir/bin/atelier
 
 # --- teardown: every namespace, process and file this script made ---------
 
+# Stops host $1's PostgreSQL (fast shutdown: sessions cut, data safe).
+stop_postgres() {
+    runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
+        -D "$dir/$1/postgres" stop -m fast -t 20 >/dev/null
+}
+
 stop_host() {
     local h=$1 pids
     ip netns list | grep -qw "atl-$h" || return 0
-    if [ -f "$dir/$h/postgres/postmaster.pid" ]; then
-        runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
-            -D "$dir/$h/postgres" stop -m fast -t 20 >/dev/null 2>&1 || true
-    fi
+    [ ! -f "$dir/$h/postgres/postmaster.pid" ] || stop_postgres "$h" 2>/dev/null || true
     pids=$(ip netns pids "atl-$h")
     [ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
     for _ in $(seq 50); do
@@ -91,12 +95,16 @@ teardown() {
         echo "rehearsal: left running (ATELIER_REHEARSAL_KEEP=1); run this script again to clean up" >&2
         exit "$status"
     fi
+    remove_everything
+    exit "$status"
+}
+
+remove_everything() {
     for h in "${hosts[@]}"; do stop_host "$h"; done
     for h in "${hosts[@]}" net; do
-        ip netns list | grep -qw "atl-$h" && ip netns del "atl-$h"
+        if ip netns list | grep -qw "atl-$h"; then ip netns del "atl-$h"; fi
     done
     rm -rf "$dir"
-    exit "$status"
 }
 
 # --- what every host needs, installed while the network is still there ----
@@ -121,13 +129,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ -z "$policy" ] || rm -f "$policy"
 fi
-cargo build --locked --quiet --bin atelier
-built="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/atelier"
+built=$(scripts/debug-bin.sh)
 
 # A previous run that was killed may have left hosts behind.
-for h in "${hosts[@]}"; do stop_host "$h"; done
-for h in "${hosts[@]}" net; do ip netns list | grep -qw "atl-$h" && ip netns del "atl-$h"; done
-rm -rf "$dir"
+remove_everything
 trap teardown EXIT
 
 # The binary and the hosts' data: readable by the unprivileged users that
@@ -197,7 +202,7 @@ runuser -u postgres -- env ATELIER_ADMIN_PRIMARY_URL="$(socket_url primary postg
 export ATELIER_ADMIN_PRIMARY_URL ATELIER_ADMIN_REPLICA_URLS
 ATELIER_ADMIN_PRIMARY_URL=$(socket_url primary atelier_owner "$owner_pw")
 ATELIER_ADMIN_REPLICA_URLS="$(socket_url replica1 atelier_owner "$owner_pw"),$(socket_url replica2 atelier_owner "$owner_pw")"
-"$bin" check >"$dir/check-after-load.log" || { cat "$dir/check-after-load.log" >&2; exit 1; }
+"$bin" check >"$dir/check-after-load.log" || { cat "$dir/check-after-load.log" >&2; fail "the replicas differ from the primary after the load"; }
 
 for h in app1 app2 lb; do provision "$h"; done
 
@@ -216,8 +221,7 @@ for h in primary replica1 replica2 app1 app2 lb; do provision "$h" >"$dir/second
 after=$(state)
 if [ "$before" != "$after" ]; then
     diff <(echo "$before") <(echo "$after") >&2 || true
-    echo "rehearsal: a second run of the role scripts changed something (above)" >&2
-    exit 1
+    fail "a second run of the role scripts changed something (above)"
 fi
 say "second run of every role script: nothing changed (same processes, same files)"
 
@@ -229,8 +233,10 @@ expect() {
     local want=$1 what=$2; shift 2
     local got
     got=$(fetch "$@")
-    [ "$got" = "$want" ] || { echo "rehearsal: $what: HTTP $got, want $want: $(head -c 300 "$dir/body")" >&2; exit 1; }
+    [ "$got" = "$want" ] || fail "$what: HTTP $got, want $want: $(head -c 300 "$dir/body")"
 }
+# A header of the last answer whose headers went to $dir/headers.
+header() { tr -d '\r' <"$dir/headers" | awk -F': ' -v name="$1" 'tolower($1) == name { print $2 }'; }
 owner_psql() {
     runuser -u postgres -- psql -X -Atq -v ON_ERROR_STOP=1 "$(socket_url "$1" atelier_owner "$owner_pw")" -c "$2"
 }
@@ -238,21 +244,21 @@ read -r product sku < <(owner_psql primary \
     "select s.product_id, k.id from sku k join style s on s.id = k.style_id order by k.id desc limit 1" | tr '|' ' ')
 expect 200 "GET /products" "$lb_url/products?page=2&count=3"
 expect 200 "GET /products/$product" "$lb_url/products/$product"
-grep -q "\"id\":$product," "$dir/body" || { echo "rehearsal: product $product's document is not its own" >&2; exit 1; }
+grep -q "\"id\":$product," "$dir/body" || fail "product $product's document is not its own"
 expect 200 "GET /products/$product/styles" "$lb_url/products/$product/styles"
 expect 200 "GET /products/$product/related" "$lb_url/products/$product/related"
 for _ in $(seq 20); do expect 200 "GET /products/$product" "$lb_url/products/$product"; done
 sleep 1.5 # the access log is flushed every second
 access_log=$dir/lb/nginx/logs/atelier-access.log
 for h in app1 app2; do
-    grep -q "upstream=${addr[$h]}:3000" "$access_log" || { echo "rehearsal: the balancer never sent to $h" >&2; exit 1; }
+    grep -q "upstream=${addr[$h]}:3000" "$access_log" || fail "the balancer never sent to $h"
 done
 
 quantity_before=$(owner_psql primary "select sum(delta) from stock_movement where sku_id = $sku")
 client curl -sf -D "$dir/headers" -o /dev/null -X POST "$lb_url/skus/$sku/movements" \
     -H 'Content-Type: application/json' -d '{"delta":7,"reason":"rehearsal"}'
-read_after=$(tr -d '\r' <"$dir/headers" | awk -F': ' 'tolower($1) == "x-read-after" { print $2 }')
-[ -n "$read_after" ] || { echo "rehearsal: the write's answer has no X-Read-After" >&2; exit 1; }
+read_after=$(header x-read-after)
+[ -n "$read_after" ] || fail "the write's answer has no X-Read-After"
 expect 200 "GET styles after the write" -H "X-Read-After: $read_after" "$lb_url/products/$product/styles"
 want=$((quantity_before + 7))
 python3 - "$dir/body" "$sku" "$want" <<'PY' || exit 1
@@ -264,19 +270,21 @@ if got != [int(sys.argv[3])]:
 PY
 client curl -sf -D "$dir/headers" -o "$dir/body" -X POST "$lb_url/products" -H 'Content-Type: application/json' \
     -d '{"name":"Rehearsal Jacket","slogan":"Made on a bridge","description":"Seven hosts.","category":"Jackets","default_price":"99.00"}'
-new_product=$(tr -d '\r' <"$dir/headers" | awk -F': ' 'tolower($1) == "location" { sub(".*/", "", $2); print $2 }')
-read_after=$(tr -d '\r' <"$dir/headers" | awk -F': ' 'tolower($1) == "x-read-after" { print $2 }')
+new_product=$(header location | sed 's#.*/##')
+read_after=$(header x-read-after)
 expect 200 "GET the new product with X-Read-After" -H "X-Read-After: $read_after" "$lb_url/products/$new_product"
-grep -q '"name":"Rehearsal Jacket"' "$dir/body" || { echo "rehearsal: the new product reads back wrong" >&2; exit 1; }
+grep -q '"name":"Rehearsal Jacket"' "$dir/body" || fail "the new product reads back wrong"
 primary_doc=$(owner_psql primary "select md5(doc) from api_product_styles where product_id = $product")
+has_both_writes() {
+    [ "$(owner_psql "$1" "select md5(doc) from api_product_styles where product_id = $product")" = "$primary_doc" ] &&
+        [ "$(owner_psql "$1" "select count(*) from api_product_detail where product_id = $new_product")" = 1 ]
+}
 for r in replica1 replica2; do
     for _ in $(seq 100); do
-        [ "$(owner_psql "$r" "select md5(doc) from api_product_styles where product_id = $product")" = "$primary_doc" ] &&
-            [ "$(owner_psql "$r" "select count(*) from api_product_detail where product_id = $new_product")" = 1 ] && break
+        has_both_writes "$r" && continue 2
         sleep 0.1
     done
-    [ "$(owner_psql "$r" "select md5(doc) from api_product_styles where product_id = $product")" = "$primary_doc" ] ||
-        { echo "rehearsal: the write did not reach $r" >&2; exit 1; }
+    fail "the writes did not reach $r within 10 s"
 done
 say "1. four reads, two writes read back with X-Read-After, both apps serving, both replicas have the writes"
 
@@ -288,7 +296,7 @@ for h in "${pg_hosts[@]}"; do
          from pg_stat_activity a join pg_roles r on r.oid = a.usesysid
          where host(a.client_addr) in ('${addr[app1]}', '${addr[app2]}')")
     case $h in primary) want=atelier_writer ;; *) want=atelier_reader ;; esac
-    [ "$logins" = "$want" ] || { echo "rehearsal: the apps log in to $h as '$logins', want '$want'" >&2; exit 1; }
+    [ "$logins" = "$want" ] || fail "the apps log in to $h as '$logins', want '$want'"
 done
 say "2. the apps log in as atelier_writer on the primary and atelier_reader on the replicas, nothing else"
 
@@ -308,8 +316,7 @@ wait_upstream() { # $1 app, $2 "down" or "up"
         else grep -q "server $1:3000 max_fails" "$upstreams" && return 0; fi
         sleep 0.1
     done
-    echo "rehearsal: the balancer did not mark $1 $2 within 10 s" >&2
-    exit 1
+    fail "the balancer did not mark $1 $2 within 10 s"
 }
 mkdir -p "$dir/out"
 say "4. GETs at 200/s for 24 s through the balancer; app1 is killed at 4 s and restarted at 12 s"
@@ -323,23 +330,22 @@ wait_upstream "${addr[app1]}" down
 sleep 1.5
 lines_down=$(app1_lines)
 sleep 4
-[ "$(app1_lines)" = "$lines_down" ] || { echo "rehearsal: the balancer still sends to app1 after marking it down" >&2; exit 1; }
+[ "$(app1_lines)" = "$lines_down" ] || fail "the balancer still sends to app1 after marking it down"
 provision app1 >"$dir/restart-app1.log"
 wait_upstream "${addr[app1]}" up
-wait "$load" || { cat "$dir/stress-app.log" >&2; echo "rehearsal: GETs failed while app1 was down" >&2; exit 1; }
+wait "$load" || { cat "$dir/stress-app.log" >&2; fail "GETs failed while app1 was down"; }
 sleep 1.5
-[ "$(app1_lines)" -gt "$lines_down" ] || { echo "rehearsal: app1 got no traffic after its restart" >&2; exit 1; }
+[ "$(app1_lines)" -gt "$lines_down" ] || fail "app1 got no traffic after its restart"
 grep "GET" "$dir/stress-app.log" | head -1
 say "4. app1 killed: no GET lost, no request sent to it while down, traffic again after restart"
 
 # --- 5. a replica stops and comes back --------------------------------------------
 
 say "5. replica1 stopped; reads and writes go on through the balancer"
-ip netns exec atl-replica1 runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
-    -D "$dir/replica1/postgres" stop -m fast >/dev/null
+stop_postgres replica1 # its sockets live in replica1's namespace; pg_ctl only signals
 client "$bin" stress --server "${addr[lb]}:80" --routes movement,product,styles --rates 50 --step-seconds 4 \
     --out-dir "$dir/out" --fail-on-error >"$dir/stress-replica.log" 2>&1 ||
-    { cat "$dir/stress-replica.log" >&2; echo "rehearsal: requests failed while replica1 was down" >&2; exit 1; }
+    { cat "$dir/stress-replica.log" >&2; fail "requests failed while replica1 was down"; }
 grep -E "^(GET|POST)" "$dir/stress-replica.log"
 provision replica1 >"$dir/restart-replica1.log"
 "$bin" check

@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 hcl2_version=8.1.4
 checkov_version=3.3.30
 venv=out/terraform-venv
-if ! "$venv/bin/pip" show checkov python-hcl2 2>/dev/null | grep -qx "Version: $checkov_version" ||
-   ! "$venv/bin/pip" show python-hcl2 2>/dev/null | grep -qx "Version: $hcl2_version"; then
+installed() { "$venv/bin/pip" show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+if ! installed checkov "$checkov_version" || ! installed python-hcl2 "$hcl2_version"; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "python-hcl2==$hcl2_version" "checkov==$checkov_version"
 fi

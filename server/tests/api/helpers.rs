@@ -134,16 +134,7 @@ pub fn spawn_server(config: Config) -> SocketAddr {
 /// Starts another server with `config` on its own thread; returns its
 /// address at once (for servers whose databases are meant to be gone).
 pub fn spawn_unready_server(config: Config) -> SocketAddr {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let app = App::build(config).await.unwrap();
-            sender.send(app.address()).unwrap();
-            app.run_until_stopped(std::future::pending()).await;
-        });
-    });
-    receiver.recv_timeout(Duration::from_secs(10)).expect("server started")
+    start_server(config, std::future::pending()).0
 }
 
 /// A server on its own thread that runs until `stop` is sent; `thread`
@@ -155,22 +146,30 @@ pub struct StoppableServer {
 }
 
 pub fn spawn_stoppable_server(config: Config) -> StoppableServer {
-    let (sender, receiver) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, thread) = start_server(config, async {
+        let _ = stopped.await;
+    });
+    wait_ready(addr);
+    StoppableServer { addr, stop, thread }
+}
+
+/// Builds a server from `config` on a thread of its own (one worker) that
+/// runs it until `until` completes; returns its address once it listens.
+fn start_server(
+    config: Config,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let (sender, receiver) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async move {
             let app = App::build(config).await.unwrap();
             sender.send(app.address()).unwrap();
-            app.run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await;
+            app.run_until_stopped(until).await;
         });
     });
-    let addr = receiver.recv_timeout(Duration::from_secs(10)).expect("server started");
-    wait_ready(addr);
-    StoppableServer { addr, stop, thread }
+    (receiver.recv_timeout(Duration::from_secs(10)).expect("server started"), thread)
 }
 
 /// Sends one request to the shared test app.
