@@ -1,7 +1,7 @@
 //! The schema as versioned migrations. Version numbers are shared by every
-//! node, so a replica's history is the primary's with the primary-only
+//! node, so a node's history is the full list with the other role's
 //! versions left out: replicas get the read model and nothing that needs
-//! the write model.
+//! the write model; only replicas announce the changes they apply.
 
 use std::fmt;
 
@@ -24,14 +24,21 @@ impl fmt::Display for Role {
     }
 }
 
+/// Which nodes a migration is applied on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nodes {
+    Every,
+    PrimaryOnly,
+    ReplicasOnly,
+}
+
 /// One migration: refinery's `V<version>__<name>`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
     pub sql: &'static str,
-    /// Applied on the primary only.
-    pub primary_only: bool,
+    pub nodes: Nodes,
 }
 
 impl Migration {
@@ -42,13 +49,40 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 6] = [
-    Migration { version: 1, name: "write_schema", sql: include_str!("../../sql/write_schema.sql"), primary_only: true },
-    Migration { version: 2, name: "read_views", sql: include_str!("../../sql/read_views.sql"), primary_only: false },
-    Migration { version: 3, name: "triggers", sql: include_str!("../../sql/triggers.sql"), primary_only: true },
-    Migration { version: 4, name: "write_api", sql: include_str!("../../sql/write_api.sql"), primary_only: true },
-    Migration { version: 5, name: "read_access", sql: include_str!("../../sql/read_access.sql"), primary_only: false },
-    Migration { version: 6, name: "write_access", sql: include_str!("../../sql/write_access.sql"), primary_only: true },
+pub const MIGRATIONS: [Migration; 8] = [
+    Migration {
+        version: 1,
+        name: "write_schema",
+        sql: include_str!("../../sql/write_schema.sql"),
+        nodes: Nodes::PrimaryOnly,
+    },
+    Migration { version: 2, name: "read_views", sql: include_str!("../../sql/read_views.sql"), nodes: Nodes::Every },
+    Migration { version: 3, name: "triggers", sql: include_str!("../../sql/triggers.sql"), nodes: Nodes::PrimaryOnly },
+    Migration {
+        version: 4,
+        name: "write_api",
+        sql: include_str!("../../sql/write_api.sql"),
+        nodes: Nodes::PrimaryOnly,
+    },
+    Migration { version: 5, name: "read_access", sql: include_str!("../../sql/read_access.sql"), nodes: Nodes::Every },
+    Migration {
+        version: 6,
+        name: "write_access",
+        sql: include_str!("../../sql/write_access.sql"),
+        nodes: Nodes::PrimaryOnly,
+    },
+    Migration {
+        version: 7,
+        name: "read_freshness",
+        sql: include_str!("../../sql/read_freshness.sql"),
+        nodes: Nodes::Every,
+    },
+    Migration {
+        version: 8,
+        name: "read_notices",
+        sql: include_str!("../../sql/read_notices.sql"),
+        nodes: Nodes::ReplicasOnly,
+    },
 ];
 
 /// Creates or updates the login roles (a superuser runs it before the
@@ -62,7 +96,11 @@ pub const CATALOG_GRANTS_SQL: &str = include_str!("../../sql/catalog_grants.sql"
 
 /// The migrations a node of `role` gets, in order.
 pub fn for_role(role: Role) -> impl Iterator<Item = &'static Migration> {
-    MIGRATIONS.iter().filter(move |m| role == Role::Primary || !m.primary_only)
+    MIGRATIONS.iter().filter(move |m| match m.nodes {
+        Nodes::Every => true,
+        Nodes::PrimaryOnly => role == Role::Primary,
+        Nodes::ReplicasOnly => role == Role::Replica,
+    })
 }
 
 /// The publication every replica subscribes to, and the SQL that creates it.
@@ -77,8 +115,10 @@ mod tests {
     #[test]
     fn replicas_get_only_the_read_model() {
         let replica: Vec<String> = for_role(Role::Replica).map(Migration::refinery_name).collect();
-        assert_eq!(replica, ["V2__read_views", "V5__read_access"]);
-        assert_eq!(for_role(Role::Primary).count(), MIGRATIONS.len());
+        assert_eq!(replica, ["V2__read_views", "V5__read_access", "V7__read_freshness", "V8__read_notices"]);
+        let primary: Vec<String> = for_role(Role::Primary).map(Migration::refinery_name).collect();
+        assert!(!primary.contains(&"V8__read_notices".to_string()), "the primary announces nothing");
+        assert_eq!(primary.len(), MIGRATIONS.len() - 1);
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub fn product_document(kind: DocumentKind) -> Option<&'static str> {
     }
 }
 
-/// On a replica: has it applied the primary's commits up to WAL position $1?
-pub const REPLICA_HAS_APPLIED: &str = "select coalesce(read_model_applied_lsn() >= $1, false)";
+/// On a replica: will every read from now on see the primary's commits up to
+/// WAL position $1? (sql/read_freshness.sql)
+pub const REPLICA_HAS_APPLIED: &str = "select read_model_has_applied($1)";
 /// On a replica: the primary WAL position it has applied, as text (health).
 pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()::text";
 /// On the primary: its current WAL position, as text (health).

@@ -117,3 +117,87 @@ fn replicas_hold_no_write_model() {
         assert!(!published.iter().any(|t| t == table), "{table} is published");
     }
 }
+
+/// Tight readers on a replica: after `statements::REPLICA_HAS_APPLIED`
+/// says a write's position is applied, the very next read must see the
+/// write. Readers spin on the check with no pause, to land in the moment
+/// between the apply worker advancing its position and its transaction
+/// becoming visible, while a second writer keeps the worker busy. Returns
+/// how many reads missed their write.
+fn reads_that_missed_their_write(check: &'static str, writes: usize) -> usize {
+    const READERS: usize = 3;
+    let app = app();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let primary = atelier_tools::connect(&app.primary).await.unwrap();
+        let noise = atelier_tools::connect(&app.primary).await.unwrap();
+        let new = "insert into product (name, slogan, description, category, default_price)
+                   values ('Visible Vest', 'v', 'd', 'c', 1) returning id";
+        let id: i64 = primary.query_one(new, &[]).await.unwrap().get(0);
+        let other: i64 = noise.query_one(new, &[]).await.unwrap().get(0);
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            readers.push(atelier_tools::connect(&app.replicas[0]).await.unwrap());
+        }
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let noise_done = done.clone();
+        let noise_task = tokio::spawn(async move {
+            let mut n = 0;
+            while !noise_done.load(std::sync::atomic::Ordering::Relaxed) && n < writes * 20 {
+                noise
+                    .execute("update product set slogan = $2 where id = $1", &[&other, &format!("n{n}")])
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+        });
+        let mut missed = 0;
+        for round in 0..writes {
+            let slogan = format!("r{round}");
+            primary.execute("update product set slogan = $2 where id = $1", &[&id, &slogan]).await.unwrap();
+            let lsn: postgres_types::PgLsn =
+                primary.query_one("select pg_current_wal_insert_lsn()", &[]).await.unwrap().get(0);
+            let reads = readers.iter().map(|reader| {
+                let slogan = &slogan;
+                async move {
+                    let check = reader.prepare(check).await.unwrap();
+                    for _ in 0..100_000 {
+                        if reader.query_one(&check, &[&lsn]).await.unwrap().get::<_, bool>(0) {
+                            let doc: String = reader
+                                .query_one("select doc from product_detail where product_id = $1", &[&id])
+                                .await
+                                .unwrap()
+                                .get(0);
+                            return usize::from(!doc.contains(&format!("\"slogan\":\"{slogan}\"")));
+                        }
+                    }
+                    panic!("the replica never applied {lsn}");
+                }
+            });
+            missed += futures_util::future::join_all(reads).await.into_iter().sum::<usize>();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        noise_task.await.unwrap();
+        primary.execute("delete from product where id = any($1)", &[&vec![id, other]]).await.unwrap();
+        missed
+    })
+}
+
+#[test]
+fn a_replica_that_says_it_has_applied_a_write_shows_it_to_the_next_read() {
+    let _catalog = catalog_lock();
+    let missed = reads_that_missed_their_write(atelier_schema::statements::REPLICA_HAS_APPLIED, 300);
+    assert_eq!(missed, 0, "reads after a positive check that did not see their write");
+}
+
+/// The position alone is not enough: shows the race the check above
+/// closes. Not part of the suite (it asserts that PostgreSQL misbehaves,
+/// which depends on timing); run it with `--ignored` to see the window.
+#[test]
+#[ignore]
+fn the_applied_position_alone_lets_reads_miss_writes() {
+    let _catalog = catalog_lock();
+    let missed = reads_that_missed_their_write("select coalesce(read_model_applied_lsn() >= $1, false)", 300);
+    eprintln!("{missed} of 900 reads missed their write");
+    assert!(missed > 0, "no read missed its write this time");
+}

@@ -500,3 +500,56 @@ fn a_big_style_rebuilds_its_document_once_per_statement() {
     let used = version() - before;
     assert!((1..=3).contains(&used), "{used} document versions for one style write");
 }
+
+/// Read-your-writes under concurrent writes: every GET carrying a write's
+/// token sees that write, while other writers keep the replicas' apply
+/// workers busy. (A replica's applied position moves a moment before the
+/// applied transaction becomes visible; a check of the position alone
+/// fails this test within a few hundred reads.)
+#[test]
+fn every_read_after_a_write_sees_it_while_others_write() {
+    const READERS: usize = 4;
+    const NOISE: usize = 2;
+    const ROUNDS: usize = 60;
+    let ids: Vec<i64> = (0..READERS + NOISE).map(|n| create_product(&format!("Token Tee {n}"))).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for &id in &ids[READERS..] {
+            let stop = &stop;
+            scope.spawn(move || {
+                // Bounded: stops with the readers, or after this many writes.
+                for round in 0..ROUNDS * 20 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    send("PATCH", &format!("/products/{id}"), &json!({"slogan": format!("noise {round}")}));
+                }
+            });
+        }
+        let readers: Vec<_> = ids[..READERS]
+            .iter()
+            .map(|&id| {
+                scope.spawn(move || {
+                    let mut stale = Vec::new();
+                    for round in 0..ROUNDS {
+                        let slogan = format!("round {round}");
+                        let patched = send("PATCH", &format!("/products/{id}"), &json!({ "slogan": slogan }));
+                        assert_eq!(patched.status, 200, "{}", patched.text());
+                        let read = get_after(&format!("/products/{id}"), &patched);
+                        assert_eq!(read.status, 200);
+                        if read.json()["slogan"] != slogan.as_str() {
+                            stale.push((round, read.header("x-served-by").map(str::to_string)));
+                        }
+                    }
+                    stale
+                })
+            })
+            .collect();
+        let stale: Vec<_> = readers.into_iter().flat_map(|reader| reader.join().unwrap()).collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(stale.is_empty(), "reads with a token that missed their write (round, served by): {stale:?}");
+    });
+    for id in ids {
+        request("DELETE", &format!("/products/{id}"), &[], None);
+    }
+}
