@@ -26,6 +26,11 @@ pub fn product_document(kind: DocumentKind) -> Option<&'static str> {
 /// On a replica: will every read from now on see the primary's commits up to
 /// WAL position $1? (sql/read_freshness.sql)
 pub const REPLICA_HAS_APPLIED: &str = "select read_model_has_applied($1)";
+/// On a replica: start hearing the document changes it applies, on the
+/// channel its triggers notify (sql/read_notices.sql).
+pub const LISTEN_DOCUMENT_CHANGES: &str = "listen atelier_documents";
+/// On a replica, on a listening connection: is it still there?
+pub const LISTENER_HEARTBEAT: &str = "select 1";
 /// On a replica: the primary WAL position it has applied, as text (health).
 pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()::text";
 /// On the primary: its current WAL position, as text (health).

@@ -26,7 +26,7 @@ pub const READ_MODEL_TABLES: [&str; 7] = [
 /// documents (`product_<kind>`) and the view that shapes it from the write
 /// model (`product_<kind>_source`), which the triggers, the bulk build and
 /// the consistency check all use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DocumentKind {
     /// One element of GET /products.
     Card,

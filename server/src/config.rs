@@ -61,6 +61,16 @@ pub const PROBE_INTERVAL_MS_DEFAULT: u64 = 500;
 pub const INFLIGHT_MAX_DEFAULT: usize = 128;
 pub const QUEUE_WAIT_MS_DEFAULT: u64 = 50;
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 3_000;
+/// The document cache's bound: 64 MiB holds about 15,000 product
+/// documents of every kind at this catalog's sizes (3-4 KB for styles), the
+/// hot set of a storefront, and fits a small instance beside PostgreSQL.
+pub const CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+/// A change listener whose heartbeat goes unanswered this long is lost
+/// (the cache forgets everything); also its heartbeat interval and its
+/// pause before reconnecting.
+pub const CACHE_LISTENER_TIMEOUT_MS_DEFAULT: u64 = 1_000;
+/// Upper bound of the cache: 1 TiB, far beyond any machine this runs on.
+const CACHE_BYTES_MAX: usize = 1 << 40;
 pub const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
 /// Upper bound of every duration setting: an hour is longer than any wait
@@ -181,6 +191,22 @@ pub struct Config {
     /// finish before the server exits anyway.
     #[arg(long, env = "ATELIER_SHUTDOWN_GRACE_MS", default_value_t = SHUTDOWN_GRACE_MS_DEFAULT)]
     pub shutdown_grace_ms: u64,
+
+    /// Bytes of product documents and list pages this server keeps in
+    /// memory, fresh by the replicas' change notices; 0 turns the cache off.
+    #[arg(long, env = "ATELIER_CACHE_BYTES", default_value_t = CACHE_BYTES_DEFAULT)]
+    pub cache_bytes: usize,
+
+    /// Heartbeat deadline (and interval) of each replica's change
+    /// listener; a listener lost makes the cache forget everything.
+    #[arg(long, env = "ATELIER_CACHE_LISTENER_TIMEOUT_MS", default_value_t = CACHE_LISTENER_TIMEOUT_MS_DEFAULT)]
+    pub cache_listener_timeout_ms: u64,
+
+    /// Fault injection for the race tests: wait this long between reading
+    /// a document and offering it to the cache, which widens the window in
+    /// which a newer version's notice can overtake the fill. 0 in service.
+    #[arg(long, env = "ATELIER_TEST_CACHE_FILL_DELAY_MS", default_value_t = 0, hide = true)]
+    pub test_cache_fill_delay_ms: u64,
 }
 
 /// Where the databases are, and as whom the service logs in: the writer
@@ -253,6 +279,9 @@ impl Config {
             inflight_max: INFLIGHT_MAX_DEFAULT,
             queue_wait_ms: QUEUE_WAIT_MS_DEFAULT,
             access_log: true,
+            cache_bytes: CACHE_BYTES_DEFAULT,
+            cache_listener_timeout_ms: CACHE_LISTENER_TIMEOUT_MS_DEFAULT,
+            test_cache_fill_delay_ms: 0,
         }
     }
 
@@ -288,6 +317,9 @@ impl Config {
         within("ATELIER_PROBE_INTERVAL_MS", self.probe_interval_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_INFLIGHT_MAX", self.inflight_max as u64, 1, tokio::sync::Semaphore::MAX_PERMITS as u64)?;
         within("ATELIER_QUEUE_WAIT_MS", self.queue_wait_ms, 0, DURATION_MS_MAX)?;
+        within("ATELIER_CACHE_BYTES", self.cache_bytes as u64, 0, CACHE_BYTES_MAX as u64)?;
+        within("ATELIER_CACHE_LISTENER_TIMEOUT_MS", self.cache_listener_timeout_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_TEST_CACHE_FILL_DELAY_MS", self.test_cache_fill_delay_ms, 0, DURATION_MS_MAX)?;
         for url in std::iter::once(&self.databases.primary_url).chain(&self.databases.replica_urls) {
             url.parse::<tokio_postgres::Config>()
                 .map_err(|e| ConfigError(format!("bad connection string {url:?}: {e}")))?;
@@ -344,6 +376,10 @@ impl Config {
         Duration::from_millis(self.probe_interval_ms)
     }
 
+    pub fn cache_listener_timeout(&self) -> Duration {
+        Duration::from_millis(self.cache_listener_timeout_ms)
+    }
+
     pub fn queue_wait(&self) -> Duration {
         Duration::from_millis(self.queue_wait_ms)
     }
@@ -366,6 +402,9 @@ mod tests {
         let mut bad = config.clone();
         bad.connections_max = usize::MAX;
         assert!(bad.validate().is_err());
+        let mut bad = config.clone();
+        bad.cache_bytes = usize::MAX;
+        assert!(bad.validate().unwrap_err().to_string().contains("ATELIER_CACHE_BYTES"));
         let mut bad = config.clone();
         bad.write_pool_size = 0;
         assert!(bad.validate().is_err());

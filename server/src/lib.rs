@@ -11,7 +11,7 @@
 //! until a shutdown future completes.
 //!
 //! Modules, in the order a request meets them. Imports point one way:
-//! `http` → `read`/`write` → `db`; `state`, `config`, `error` and
+//! `http` → `read`/`write` → `db`, `cache`; `state`, `config`, `error` and
 //! `metrics` are shared below them.
 //! - `startup`: [`App::build`] binds, builds pools, starts background work;
 //!   [`App::run_until_stopped`] serves.
@@ -24,11 +24,14 @@
 //! - `write`: the transaction envelope and retries (`mod`), typed inputs
 //!   (`input`), one file per resource (`products`, `styles`, `skus`,
 //!   `related`), and idempotency keys (`idempotency`).
+//! - `cache`: documents and list pages in memory, kept fresh by the
+//!   replicas' change notices (`notice`, `listen`).
 //! - `db`: the connection pools: the primary, and one per replica.
 //! - `state`: what every handler can reach; `config`: every setting and
 //!   limit; `error`: the error type and its response classes; `metrics`:
 //!   counters and histograms; `numbers`: ids, pages and counts as text.
 
+mod cache;
 mod config;
 mod db;
 mod error;
@@ -40,5 +43,5 @@ mod startup;
 mod state;
 mod write;
 
-pub use config::{Config, ConfigError, DatabaseUrls};
+pub use config::{Config, ConfigError, DatabaseUrls, CACHE_BYTES_DEFAULT};
 pub use startup::{App, StartupError};

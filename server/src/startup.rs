@@ -3,7 +3,7 @@
 //! pools (no connection opens until first use, so the server starts while a
 //! database is down and answers 503); `run_until_stopped` starts the
 //! background work (the idempotency purge, the prober that brings ejected
-//! replicas back, the access log's writer) and serves until the shutdown
+//! replicas back, the access log's writer, the cache's change listeners) and serves until the shutdown
 //! future completes, then lets requests in flight finish.
 
 use std::future::Future;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::cache::{self, DocumentCache};
 use crate::config::{Config, ConfigError};
 use crate::db::Pools;
 use crate::metrics::Metrics;
@@ -42,6 +43,8 @@ impl App {
         config.validate()?;
         let listener = listen(config.listen).map_err(|source| StartupError::Bind { address: config.listen, source })?;
         let pools = Pools::new(&config)?;
+        let replica_names: Vec<&'static str> = pools.replicas.iter().map(|r| r.name).collect();
+        let cache = DocumentCache::new(config.cache_bytes, &replica_names).map(Arc::new);
         let (access_log, lines) = match config.access_log {
             true => {
                 let (sender, receiver) = mpsc::channel(http::access_log::CHANNEL_LINES);
@@ -57,6 +60,7 @@ impl App {
             metrics: Metrics::new(http::ROUTE_LABELS),
             access_log,
             request_ids: RequestIds::new(),
+            cache,
         });
         Ok(App { listener, state, access_log: lines })
     }
@@ -75,7 +79,15 @@ impl App {
         let warm = tokio::spawn(warm_pools(self.state.clone()));
         let purge = tokio::spawn(idempotency::purge_expired_keys(self.state.clone()));
         let prober = tokio::spawn(read::revive_ejected(self.state.clone()));
+        let listeners = self.state.cache.clone().map(|cache| {
+            // The URLs were checked when the pools were built.
+            let replicas = self.state.pools.replica_configs(&self.state.config).unwrap_or_default();
+            tokio::spawn(cache::listen_to_replicas(cache, replicas, self.state.config.cache_listener_timeout()))
+        });
         http::serve(self.listener, self.state, shutdown).await;
+        if let Some(listeners) = listeners {
+            listeners.abort();
+        }
         warm.abort();
         purge.abort();
         prober.abort();

@@ -60,18 +60,32 @@ impl Pools {
         candidates.into_iter().map(|(_, _, node)| node).collect()
     }
 
+    /// Each replica's name and how to open a connection of its own to it
+    /// (the cache's change listeners), in the pools' order.
+    pub fn replica_configs(&self, config: &Config) -> Result<Vec<(&'static str, tokio_postgres::Config)>, ConfigError> {
+        let urls = config.databases.replica_urls.iter().filter(|url| !url.trim().is_empty());
+        self.replicas.iter().zip(urls).map(|(node, url)| Ok((node.name, node_config(url, config)?))).collect()
+    }
+
     /// Every node, primary first.
     pub fn all(&self) -> impl Iterator<Item = &Node> {
         std::iter::once(&self.primary).chain(&self.replicas)
     }
 }
 
-fn build_pool(url: &str, size: usize, config: &Config) -> Result<Pool, ConfigError> {
+/// How this server connects to the node at `url`: its connect timeout,
+/// statement timeout and application name.
+pub(crate) fn node_config(url: &str, config: &Config) -> Result<tokio_postgres::Config, ConfigError> {
     let mut pg: tokio_postgres::Config =
         url.parse().map_err(|e| ConfigError::new(format!("bad connection string {url:?}: {e}")))?;
     pg.connect_timeout(config.connect_timeout());
     pg.application_name("atelier");
     pg.options(format!("-c statement_timeout={}", config.statement_timeout_ms));
+    Ok(pg)
+}
+
+fn build_pool(url: &str, size: usize, config: &Config) -> Result<Pool, ConfigError> {
+    let pg = node_config(url, config)?;
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(size)

@@ -69,6 +69,9 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
         let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"max\"}} {}", status.max_size);
         let _ = writeln!(out, "atelier_pool_waiting{{pool=\"{name}\"}} {}", status.waiting);
     }
+    if let Some(cache) = &state.cache {
+        cache.render(&mut out);
+    }
     let (_, replicas) = health(state).await;
     out.push_str("# HELP atelier_replica_up 1 when the replica answered the health probe.\n");
     out.push_str("# TYPE atelier_replica_up gauge\n");

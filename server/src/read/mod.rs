@@ -1,7 +1,9 @@
 //! The read side: the four GET endpoints, served from the replicas.
 //!
-//! Each handler runs one prepared statement that returns the stored bytes,
-//! and answers them with their ETag; the HTTP layer sends them as the body.
+//! Each handler answers from the document cache when it holds the
+//! document (`cache`), else runs one prepared statement that returns the
+//! stored bytes, offers them to the cache, and answers them with their
+//! ETag; the HTTP layer sends them as the body.
 //! Where the statement runs, and within what deadlines, is `replicas`'
 //! business: fewest-in-flight replica first, hedged and failed over, the
 //! primary's copy of the read model when no replica answers, and the
@@ -22,9 +24,13 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use postgres_types::PgLsn;
 
+use crate::cache::{Cached, DocumentCache};
 use crate::db::RawText;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// `X-Served-By` of an answer from this server's document cache.
+pub const CACHE_NODE: &str = "cache";
 
 /// A document to send: its bytes as stored, its strong ETag, and the node
 /// that served it (None when no database was asked).
@@ -35,6 +41,11 @@ pub struct Document {
 }
 
 impl Document {
+    /// A document the cache held, marked `X-Served-By: cache`.
+    fn from_cache(hit: Cached) -> Document {
+        Document { body: hit.body, etag: hit.etag, served_by: Some(CACHE_NODE) }
+    }
+
     /// A composed body (a page of cards) with an ETag hashed from its bytes.
     pub fn with_content_etag(body: Bytes, served_by: Option<&'static str>) -> Document {
         let mut hasher = DefaultHasher::new();
@@ -72,10 +83,33 @@ pub async fn product_list(
     };
     // At most page_count_max, which the configuration keeps within i32.
     let count = i32::try_from(count).map_err(|_| ApiError::BadRequest("count is too large".into()))?;
+    let cache = cache_for(state, read_after);
+    if let Some(hit) = cache.and_then(|cache| cache.page(offset, count)) {
+        return Ok(Document::from_cache(hit));
+    }
+    let ticket = cache.map(DocumentCache::ticket);
     let answered = replicas::query_one(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?;
     let row = answered.row.ok_or_else(|| ApiError::internal("products_page returned no row"))?;
     let RawText(body) = row.try_get(0)?;
-    Ok(Document::with_content_etag(body, Some(answered.node)))
+    let document = Document::with_content_etag(body, Some(answered.node));
+    if let (Some(cache), Some(ticket)) = (cache, ticket) {
+        injected_fill_delay(state).await;
+        cache.keep_page(ticket, answered.node, offset, count, &document.body, &document.etag);
+    }
+    Ok(document)
+}
+
+/// `ATELIER_TEST_CACHE_FILL_DELAY_MS`: the race tests' wider window.
+async fn injected_fill_delay(state: &AppState) {
+    if state.config.test_cache_fill_delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(state.config.test_cache_fill_delay_ms)).await;
+    }
+}
+
+/// The cache, when it is on and may answer this read: a read-your-writes
+/// request is never answered from memory (the cache may lag its token).
+fn cache_for(state: &AppState, read_after: Option<ReadAfter>) -> Option<&DocumentCache> {
+    state.cache.as_deref().filter(|_| read_after.is_none())
 }
 
 /// GET /products/:id, /products/:id/styles, /products/:id/related
@@ -87,6 +121,11 @@ pub async fn product_document(
 ) -> Result<Document, ApiError> {
     let sql = statements::product_document(kind)
         .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
+    let cache = cache_for(state, read_after);
+    if let Some(hit) = cache.and_then(|cache| cache.document((kind, id))) {
+        return Ok(Document::from_cache(hit));
+    }
+    let ticket = cache.map(DocumentCache::ticket);
     let answered = replicas::query_one(state, read_after, sql, &[&id]).await?;
     let Some(row) = answered.row else {
         return Err(ApiError::NotFound(format!("product {id} not found")));
@@ -95,7 +134,12 @@ pub async fn product_document(
     let version: i64 = row.try_get(1)?;
     // The version changes whenever the bytes do and is never reused (one
     // sequence for every document kind).
-    Ok(Document { body, etag: format!("\"v{version}\""), served_by: Some(answered.node) })
+    let etag = format!("\"v{version}\"");
+    if let (Some(cache), Some(ticket)) = (cache, ticket) {
+        injected_fill_delay(state).await;
+        cache.keep_document(ticket, answered.node, (kind, id), version, &body, &etag);
+    }
+    Ok(Document { body, etag, served_by: Some(answered.node) })
 }
 
 #[cfg(test)]

@@ -256,13 +256,60 @@ pub fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
     with_db(url, async |c| c.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")))
 }
 
-/// Waits until both replicas have applied everything the primary committed.
+/// Waits until both replicas have applied everything the primary committed,
+/// and the shared app's document cache has heard every change they
+/// announced before that (a cached document is dropped by the replicas'
+/// notice, which follows their commit by a moment).
 pub fn sync_replicas() {
     let app = app();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime
         .block_on(provision::wait_for_replicas(&app.primary, &app.replicas, Duration::from_secs(30)))
         .expect("replicas catch up");
+    sync_cache();
+}
+
+/// The sentinel's way to know the cache is caught up: with a sentinel
+/// product's document held in the cache, change it and wait until a GET
+/// no longer answers the held bytes. Only the replicas' notice of that
+/// change drops them (nothing evicts in a test-sized cache), and each
+/// replica announces in commit order, so every change committed before it
+/// has been heard too.
+fn sync_cache() {
+    static SENTINEL: OnceLock<i64> = OnceLock::new();
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let app = app();
+    let id = *SENTINEL.get_or_init(|| {
+        query(
+            &app.primary,
+            "insert into product (name, slogan, description, category, default_price)
+             values ('Sync Sentinel', '0', 'Helps the tests know the cache has caught up', 'Tests', 1) returning id",
+        )[0]
+        .get(0)
+    });
+    let path = format!("/products/{id}");
+    let started = std::time::Instant::now();
+    let within = Duration::from_secs(30);
+    // Held: the server answers it from the cache.
+    while get(&path).header("x-served-by") != Some("cache") {
+        assert!(started.elapsed() < within, "the cache never held {path}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let held = get(&path).body;
+    let bumped: i64 = query(
+        &app.primary,
+        &format!("update product set slogan = (slogan::bigint + 1)::text where id = {id} returning slogan::bigint"),
+    )[0]
+    .get(0);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime
+        .block_on(provision::wait_for_replicas(&app.primary, &app.replicas, Duration::from_secs(30)))
+        .expect("replicas catch up");
+    while get(&path).body == held {
+        assert!(started.elapsed() < within, "the cache never heard of slogan {bumped} of {path}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Compares `actual` with golden file `name` in tests/golden/, byte for

@@ -5,6 +5,7 @@
 //! One test binary, one file per area; `helpers` owns the set-up.
 
 mod browser;
+mod cache;
 mod concurrency;
 mod cors;
 mod helpers;

@@ -68,12 +68,16 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The service's defaults against the faults catalog, on a free port.
+/// The service's defaults against the faults catalog, on a free port,
+/// with the document cache off: these tests are about what the read path
+/// does when a database is slow or gone, and a warm cache would answer
+/// for it. The cache's own fault has its own test.
 fn config() -> Config {
     cluster();
     let mut config = Config::new(service_urls(FAULTS_DB));
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.access_log = false;
+    config.cache_bytes = 0;
     config
 }
 
@@ -206,6 +210,39 @@ fn reads_carry_on_when_a_replica_freezes() {
         assert!(started.elapsed() < Duration::from_secs(10), "replica1 never came back");
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_clean();
+}
+
+/// A frozen replica stops sending change notices without closing its
+/// connection: the listener's heartbeat misses its deadline, the cache
+/// forgets everything and keeps only the other replica's answers, reads
+/// carry on, and once thawed the listener is back.
+#[test]
+fn a_frozen_replica_loses_its_listener_and_the_cache_forgets() {
+    let _serial = serial();
+    let mut config = config();
+    config.cache_bytes = atelier_server::CACHE_BYTES_DEFAULT;
+    config.cache_listener_timeout_ms = 300;
+    let addr = spawn_server(config);
+    let up = "atelier_cache_listener_up{replica=\"replica1\"}";
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(15), "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("replica1's listener connects", &|| metric(addr, up) == 1.0);
+    let forgets = metric(addr, "atelier_cache_forgets_total");
+    {
+        let _frozen = Frozen::node(local::replicas()[0]);
+        wait_for("the frozen replica's listener is given up", &|| metric(addr, up) == 0.0);
+        assert!(metric(addr, "atelier_cache_forgets_total") > forgets, "the cache forgot");
+        let step = load_for(addr, Target::Product, 200, 2);
+        assert_eq!(step.error_rate, 0.0, "no read failed: {step}\n{}", read_counters(addr));
+        assert!(metric(addr, "atelier_cache_hits_total") > 0.0, "the cache served replica2's answers");
+    }
+    wait_for("the thawed replica's listener reconnects", &|| metric(addr, up) == 1.0);
     assert_clean();
 }
 
