@@ -49,7 +49,7 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 8] = [
+pub const MIGRATIONS: [Migration; 9] = [
     Migration {
         version: 1,
         name: "write_schema",
@@ -83,6 +83,7 @@ pub const MIGRATIONS: [Migration; 8] = [
         sql: include_str!("../../sql/read_notices.sql"),
         nodes: Nodes::ReplicasOnly,
     },
+    Migration { version: 9, name: "read_cards", sql: include_str!("../../sql/read_cards.sql"), nodes: Nodes::Every },
 ];
 
 /// Creates or updates the login roles (a superuser runs it before the
@@ -115,7 +116,10 @@ mod tests {
     #[test]
     fn replicas_get_only_the_read_model() {
         let replica: Vec<String> = for_role(Role::Replica).map(Migration::refinery_name).collect();
-        assert_eq!(replica, ["V2__read_views", "V5__read_access", "V7__read_freshness", "V8__read_notices"]);
+        assert_eq!(
+            replica,
+            ["V2__read_views", "V5__read_access", "V7__read_freshness", "V8__read_notices", "V9__read_cards"]
+        );
         let primary: Vec<String> = for_role(Role::Primary).map(Migration::refinery_name).collect();
         assert!(!primary.contains(&"V8__read_notices".to_string()), "the primary announces nothing");
         assert_eq!(primary.len(), MIGRATIONS.len() - 1);

@@ -8,6 +8,12 @@ use crate::tables::DocumentKind;
 
 /// GET /products: the cards at positions $1+1 .. $1+$2 as one JSON array.
 pub const PRODUCT_PAGE: &str = "select products_page($1, $2)";
+/// GET /products when the server knows the page's ids: the cards with ids
+/// $1 ..= $2 as one JSON array (sql/read_cards.sql).
+pub const PRODUCT_CARDS_BETWEEN: &str = "select '[' || coalesce(string_agg(doc, ',' order by product_id), '') || ']'
+     from api_product_card where product_id between $1 and $2";
+/// Every product id with a card, in list order (the server's position index).
+pub const PRODUCT_IDS: &str = "select product_id from api_product_card order by product_id";
 pub const PRODUCT_DETAIL: &str = "select doc, version from api_product_detail where product_id = $1";
 pub const PRODUCT_STYLES: &str = "select doc, version from api_product_styles where product_id = $1";
 pub const PRODUCT_RELATED: &str = "select doc, version from api_product_related where product_id = $1";

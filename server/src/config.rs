@@ -197,6 +197,11 @@ pub struct Config {
     #[arg(long, env = "ATELIER_CACHE_BYTES", default_value_t = CACHE_BYTES_DEFAULT)]
     pub cache_bytes: usize,
 
+    /// Keep every product id in list order in memory (fresh by the
+    /// replicas' card notices), so GET /products reads one id range.
+    #[arg(long, env = "ATELIER_POSITION_INDEX", default_value_t = true, action = clap::ArgAction::Set)]
+    pub position_index: bool,
+
     /// Heartbeat deadline (and interval) of each replica's change
     /// listener; a listener lost makes the cache forget everything.
     #[arg(long, env = "ATELIER_CACHE_LISTENER_TIMEOUT_MS", default_value_t = CACHE_LISTENER_TIMEOUT_MS_DEFAULT)]
@@ -280,6 +285,7 @@ impl Config {
             queue_wait_ms: QUEUE_WAIT_MS_DEFAULT,
             access_log: true,
             cache_bytes: CACHE_BYTES_DEFAULT,
+            position_index: true,
             cache_listener_timeout_ms: CACHE_LISTENER_TIMEOUT_MS_DEFAULT,
             test_cache_fill_delay_ms: 0,
         }

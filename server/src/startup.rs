@@ -44,7 +44,7 @@ impl App {
         let listener = listen(config.listen).map_err(|source| StartupError::Bind { address: config.listen, source })?;
         let pools = Pools::new(&config)?;
         let replica_names: Vec<&'static str> = pools.replicas.iter().map(|r| r.name).collect();
-        let cache = DocumentCache::new(config.cache_bytes, &replica_names).map(Arc::new);
+        let cache = DocumentCache::new(config.cache_bytes, config.position_index, &replica_names).map(Arc::new);
         let (access_log, lines) = match config.access_log {
             true => {
                 let (sender, receiver) = mpsc::channel(http::access_log::CHANNEL_LINES);
@@ -84,14 +84,25 @@ impl App {
             let replicas = self.state.pools.replica_configs(&self.state.config).unwrap_or_default();
             tokio::spawn(cache::listen_to_replicas(cache, replicas, self.state.config.cache_listener_timeout()))
         });
+        let positions = self.state.cache.is_some().then(|| tokio::spawn(keep_positions(self.state.clone())));
         http::serve(self.listener, self.state, shutdown).await;
-        if let Some(listeners) = listeners {
-            listeners.abort();
+        for task in listeners.into_iter().chain(positions) {
+            task.abort();
         }
         warm.abort();
         purge.abort();
         prober.abort();
     }
+}
+
+/// Keeps the position index loaded (cache/positions.rs), from replicas
+/// whose listener is connected.
+async fn keep_positions(state: Arc<AppState>) {
+    let Some(cache) = state.cache.as_deref() else { return };
+    let Some(positions) = &cache.positions else { return };
+    let within = std::time::Duration::from_millis(state.config.statement_timeout_ms);
+    let listened = |name: &str| cache.is_listening(name);
+    positions.keep_loaded(&state.pools.replicas, listened, within, state.config.cache_listener_timeout()).await;
 }
 
 /// Connections the kernel holds for the server before it accepts them. The

@@ -31,12 +31,18 @@
 //!   Evicting a slot that remembered a version moves the epoch, as
 //!   forgetting does.
 //!
+//! The same notices keep the position index (`positions`) of GET /products
+//! fresh; it works with the document cache off (`ATELIER_CACHE_BYTES=0`) and
+//! can be turned off alone (`ATELIER_POSITION_INDEX=false`).
+//!
 //! `notice`: the notices; `listen`: the connections that receive them.
 
 mod listen;
 mod notice;
+mod positions;
 
 pub use listen::listen_to_replicas;
+pub(crate) use positions::{PageSpan, Positions};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -75,6 +81,10 @@ pub(crate) struct Ticket {
 }
 
 pub(crate) struct DocumentCache {
+    /// Documents and pages are kept (ATELIER_CACHE_BYTES > 0).
+    keeps_documents: bool,
+    /// The position index, when on.
+    pub positions: Option<Positions>,
     documents: Box<[Mutex<Shard<DocKey>>]>,
     pages: Mutex<Shard<(i64, i32)>>,
     epoch: AtomicU64,
@@ -193,15 +203,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DocumentCache {
-    /// A cache of at most `bytes` for a server reading `replicas`; None
-    /// when `bytes` is 0 (the cache is off).
-    pub fn new(bytes: usize, replicas: &[&'static str]) -> Option<DocumentCache> {
-        if bytes == 0 {
+    /// A cache of at most `bytes` (0: documents are not kept), with the
+    /// position index or not, for a server reading `replicas`; None when
+    /// neither is on (nothing needs to listen).
+    pub fn new(bytes: usize, positions: bool, replicas: &[&'static str]) -> Option<DocumentCache> {
+        if bytes == 0 && !positions {
             return None;
         }
         let pages = bytes / PAGE_SHARE;
         let per_shard = (bytes - pages) / SHARDS;
         Some(DocumentCache {
+            keeps_documents: bytes > 0,
+            positions: positions.then(Positions::default),
             documents: (0..SHARDS).map(|_| Mutex::new(Shard::new(per_shard))).collect(),
             pages: Mutex::new(Shard::new(pages)),
             epoch: AtomicU64::new(0),
@@ -223,11 +236,28 @@ impl DocumentCache {
     }
 
     pub fn document(&self, key: DocKey) -> Option<Cached> {
+        if !self.keeps_documents {
+            return None;
+        }
         self.counted(lock(self.shard(key)).get(&key))
     }
 
     pub fn page(&self, offset: i64, count: i32) -> Option<Cached> {
+        if !self.keeps_documents {
+            return None;
+        }
         self.counted(lock(&self.pages).get(&(offset, count)))
+    }
+
+    /// Where a page is, by the position index; None when it is off or not
+    /// loaded.
+    pub fn page_span(&self, offset: i64, count: i32) -> Option<PageSpan> {
+        self.positions.as_ref()?.page(offset, count)
+    }
+
+    /// Is `replica`'s listener connected?
+    pub fn is_listening(&self, replica: &str) -> bool {
+        self.listeners.iter().any(|(name, live)| *name == replica && live.load(SeqCst))
     }
 
     /// Taken before the read whose answer is offered to `keep_*`.
@@ -237,8 +267,7 @@ impl DocumentCache {
 
     /// May an answer read under `ticket` from `node` be kept?
     fn may_keep(&self, ticket: Ticket, node: &str) -> bool {
-        let listened = self.listeners.iter().any(|(name, live)| *name == node && live.load(SeqCst));
-        listened && self.epoch.load(SeqCst) == ticket.epoch
+        self.keeps_documents && self.is_listening(node) && self.epoch.load(SeqCst) == ticket.epoch
     }
 
     /// Offers a product document `node` answered for a read that took
@@ -301,7 +330,10 @@ impl DocumentCache {
         self.stats.notices.fetch_add(1, Relaxed);
         match notice {
             Notice::Everything => self.forget_everything(),
-            Notice::Changed { kind: DocumentKind::Card, .. } => {
+            Notice::Changed { kind: DocumentKind::Card, product, op, .. } => {
+                if let Some(positions) = &self.positions {
+                    positions.apply(product, op);
+                }
                 self.page_generation.fetch_add(1, SeqCst);
                 if lock(&self.pages).clear() {
                     self.stats.invalidations.fetch_add(1, Relaxed);
@@ -326,8 +358,12 @@ impl DocumentCache {
         }
     }
 
-    /// Forgets every document and page, and refuses every fill under way.
+    /// Forgets every document and page, refuses every fill under way, and
+    /// has the position index loaded again.
     pub fn forget_everything(&self) {
+        if let Some(positions) = &self.positions {
+            positions.invalidate();
+        }
         self.epoch.fetch_add(1, SeqCst);
         self.page_generation.fetch_add(1, SeqCst);
         for shard in self.documents.iter() {
@@ -349,8 +385,12 @@ impl DocumentCache {
         self.forget_everything();
     }
 
-    /// Prometheus text: counters, bytes and slots held, listeners.
+    /// Prometheus text: counters, bytes and slots held, listeners, and the
+    /// position index.
     pub fn render(&self, out: &mut String) {
+        if let Some(positions) = &self.positions {
+            positions.render(out);
+        }
         let counters = [
             ("hits", &self.stats.hits, "GETs answered from the document cache."),
             ("misses", &self.stats.misses, "Cacheable GETs the document cache did not hold."),
@@ -402,7 +442,7 @@ mod tests {
     const STYLES: DocumentKind = DocumentKind::Styles;
 
     fn listening_cache(bytes: usize) -> DocumentCache {
-        let cache = DocumentCache::new(bytes, &[R1, R2]).unwrap();
+        let cache = DocumentCache::new(bytes, false, &[R1, R2]).unwrap();
         cache.set_listening(R1, true);
         cache.set_listening(R2, true);
         cache
@@ -479,7 +519,7 @@ mod tests {
 
     #[test]
     fn only_listened_replicas_fill_and_losing_a_listener_forgets_everything() {
-        let cache = DocumentCache::new(1 << 20, &[R1, R2]).unwrap();
+        let cache = DocumentCache::new(1 << 20, false, &[R1, R2]).unwrap();
         keep(&cache, cache.ticket(), R1, 1, 10);
         assert_eq!(held(&cache, 1), None, "no listener yet");
         cache.set_listening(R1, true);
@@ -540,7 +580,11 @@ mod tests {
     }
 
     #[test]
-    fn off_at_zero_bytes() {
-        assert!(DocumentCache::new(0, &[R1]).is_none());
+    fn documents_off_at_zero_bytes() {
+        assert!(DocumentCache::new(0, false, &[R1]).is_none());
+        let positions_only = DocumentCache::new(0, true, &[R1]).unwrap();
+        positions_only.set_listening(R1, true);
+        keep(&positions_only, positions_only.ticket(), R1, 1, 10);
+        assert_eq!(held(&positions_only, 1), None, "documents are not kept");
     }
 }

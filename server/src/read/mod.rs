@@ -24,7 +24,7 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use postgres_types::PgLsn;
 
-use crate::cache::{Cached, DocumentCache};
+use crate::cache::{Cached, DocumentCache, PageSpan};
 use crate::db::RawText;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -88,8 +88,17 @@ pub async fn product_list(
         return Ok(Document::from_cache(hit));
     }
     let ticket = cache.map(DocumentCache::ticket);
-    let answered = replicas::query_one(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?;
-    let row = answered.row.ok_or_else(|| ApiError::internal("products_page returned no row"))?;
+    // The position index turns the page into an id range: one index range
+    // scan. Without it (off, loading, or a read-your-writes request, which
+    // the index may lag), the database finds the positions.
+    let answered = match cache.and_then(|cache| cache.page_span(offset, count)) {
+        Some(PageSpan::PastTheEnd) => return Ok(Document::with_content_etag(Bytes::from_static(b"[]"), None)),
+        Some(PageSpan::Ids(first, last)) => {
+            replicas::query_one(state, None, statements::PRODUCT_CARDS_BETWEEN, &[&first, &last]).await?
+        }
+        None => replicas::query_one(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?,
+    };
+    let row = answered.row.ok_or_else(|| ApiError::internal("the page query returned no row"))?;
     let RawText(body) = row.try_get(0)?;
     let document = Document::with_content_etag(body, Some(answered.node));
     if let (Some(cache), Some(ticket)) = (cache, ticket) {
@@ -99,17 +108,17 @@ pub async fn product_list(
     Ok(document)
 }
 
+/// The cache, when it is on and may answer this read: a read-your-writes
+/// request is never answered from memory (the cache may lag its token).
+fn cache_for(state: &AppState, read_after: Option<ReadAfter>) -> Option<&DocumentCache> {
+    state.cache.as_deref().filter(|_| read_after.is_none())
+}
+
 /// `ATELIER_TEST_CACHE_FILL_DELAY_MS`: the race tests' wider window.
 async fn injected_fill_delay(state: &AppState) {
     if state.config.test_cache_fill_delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(state.config.test_cache_fill_delay_ms)).await;
     }
-}
-
-/// The cache, when it is on and may answer this read: a read-your-writes
-/// request is never answered from memory (the cache may lag its token).
-fn cache_for(state: &AppState, read_after: Option<ReadAfter>) -> Option<&DocumentCache> {
-    state.cache.as_deref().filter(|_| read_after.is_none())
 }
 
 /// GET /products/:id, /products/:id/styles, /products/:id/related

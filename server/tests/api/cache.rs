@@ -334,3 +334,72 @@ fn under_concurrent_writes_and_reads_no_served_version_stays_older_than_the_repl
     assert_eq!(version(&cached(addr, &path)), on_replica(&replica1), "the cache holds the last version");
     request("DELETE", &path, &[], None);
 }
+
+/// Every page of the list, as one string, from the server at `addr`.
+fn all_pages(addr: SocketAddr, count: usize) -> String {
+    let mut pages = String::new();
+    for page in 1.. {
+        let answer = get_from(addr, &format!("/products?page={page}&count={count}"));
+        assert_eq!(answer.status, 200);
+        if answer.text() == "[]" {
+            return pages;
+        }
+        pages.push_str(answer.text());
+        pages.push('\n');
+    }
+    unreachable!()
+}
+
+/// The position index (cache/positions.rs) answers exactly the pages
+/// `products_page()` does, before and after products appear and go.
+#[test]
+fn the_position_index_pages_like_the_database() {
+    let _catalog = catalog_lock();
+    let app = app();
+    let mut indexed = test_config();
+    indexed.cache_bytes = 0;
+    let indexed = spawn_server(indexed);
+    let mut plain = test_config();
+    plain.cache_bytes = 0;
+    plain.position_index = false;
+    let plain = spawn_server(plain);
+    let usable = |addr| metric(addr, "atelier_position_index_usable") == 1.0;
+    let started = Instant::now();
+    while !usable(indexed) {
+        assert!(started.elapsed() < FRESH_WITHIN, "the index never loaded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(get_from(plain, "/metrics").text().find("atelier_position_index").is_none(), "off means off");
+    assert_eq!(all_pages(indexed, 3), all_pages(plain, 3));
+
+    // Two products at the end and a card renamed; then the first of the
+    // two goes, which moves the second's position; then the second.
+    let added: Vec<i64> = query(
+        &app.primary,
+        "insert into product (name, slogan, description, category, default_price)
+         values ('Wedged Wrap', 's', 'd', 'c', 1), ('Tail Tunic', 's', 'd', 'c', 1) returning id",
+    )
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    query(&app.primary, "update product set name = 'Renamed ' || name where id = 2");
+    let same_pages = |what: &str| {
+        sync_replicas();
+        let expected = all_pages(plain, 3);
+        let started = Instant::now();
+        while all_pages(indexed, 3) != expected {
+            assert!(started.elapsed() < FRESH_WITHIN, "{what}: the index never caught up:\n{}", all_pages(indexed, 3));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        expected
+    };
+    let pages = same_pages("two added, one renamed");
+    assert!(pages.contains("Wedged Wrap") && pages.contains("Tail Tunic") && pages.contains("Renamed"));
+    query(&app.primary, &format!("delete from product where id = {}", added[0]));
+    query(&app.primary, "update product set name = substr(name, 9) where id = 2");
+    let pages = same_pages("the first gone");
+    assert!(!pages.contains("Wedged Wrap") && pages.contains("Tail Tunic"));
+    query(&app.primary, &format!("delete from product where id = {}", added[1]));
+    same_pages("both gone");
+    assert!(usable(indexed), "served from the index throughout");
+}

@@ -253,7 +253,7 @@ pub fn with_db<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) 
 
 /// Runs SQL on the primary (or any node) and returns the rows.
 pub fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
-    with_db(url, async |c| c.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")))
+    with_db(url, async |c| c.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")))
 }
 
 /// Waits until both replicas have applied everything the primary committed,
