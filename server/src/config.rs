@@ -28,9 +28,12 @@ pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
 /// Writes are short transactions; 16 keeps two cores busy without queueing
 /// inside PostgreSQL.
 pub const WRITE_POOL_SIZE_DEFAULT: usize = 16;
-/// Reads are single index lookups, so a few connections per core saturate a
-/// replica.
-pub const READ_POOL_SIZE_DEFAULT: usize = 16;
+/// Reads are single index lookups, so a few connections saturate a replica;
+/// more only add backends competing for the cores. Measured on this 2-core
+/// machine, closed loop at 64 connections, cache off: 16 per replica served
+/// 4,600-4,800 styles GETs/s with p99 120-170 ms, 4 served 18,000-19,100/s
+/// with p99 7 ms, 2 served 18,600/s (docs/benchmarks.md).
+pub const READ_POOL_SIZE_DEFAULT: usize = 4;
 pub const POOL_WAIT_MS_DEFAULT: u64 = 2_000;
 /// One read attempt on one node (pool wait and query). A replica answers a
 /// primary-key lookup in well under a millisecond; 40 ms means "stuck".

@@ -30,7 +30,8 @@ fn metrics_count_requests_by_route_and_status() {
     let text = get("/metrics").text().to_string();
     assert!(text.contains("atelier_requests_total{route=\"/products/:id\",status=\"200\"}"), "{text}");
     assert!(text.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"+Inf\"}"));
-    assert!(text.contains("atelier_pool_connections{pool=\"replica1\",state=\"max\"} 16"));
+    let max = format!("atelier_pool_connections{{pool=\"replica1\",state=\"max\"}} {}", test_config().read_pool_size);
+    assert!(text.contains(&max), "{max}");
     assert!(text.contains("atelier_replica_up{replica=\"replica2\"} 1"));
 }
 
