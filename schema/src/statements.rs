@@ -9,9 +9,10 @@ use crate::tables::DocumentKind;
 /// GET /products: the cards at positions $1+1 .. $1+$2 as one JSON array.
 pub const PRODUCT_PAGE: &str = "select products_page($1, $2)";
 /// GET /products when the server knows the page's ids: the cards with ids
-/// $1 ..= $2 as one JSON array (sql/read_cards.sql).
-pub const PRODUCT_CARDS_BETWEEN: &str = "select '[' || coalesce(string_agg(doc, ',' order by product_id), '') || ']'
-     from api_product_card where product_id between $1 and $2";
+/// $1 ..= $2 in id order, which the server joins into one JSON array
+/// (sql/read_cards.sql).
+pub const PRODUCT_CARDS_BETWEEN: &str =
+    "select doc from api_product_card where product_id between $1 and $2 order by product_id";
 /// Every product id with a card, in list order (the server's position index).
 pub const PRODUCT_IDS: &str = "select product_id from api_product_card order by product_id";
 pub const PRODUCT_DETAIL: &str = "select doc, version from api_product_detail where product_id = $1";

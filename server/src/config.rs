@@ -34,6 +34,12 @@ pub const WRITE_POOL_SIZE_DEFAULT: usize = 16;
 /// 4,600-4,800 styles GETs/s with p99 120-170 ms, 4 served 18,000-19,100/s
 /// with p99 7 ms, 2 served 18,600/s (docs/benchmarks.md).
 pub const READ_POOL_SIZE_DEFAULT: usize = 4;
+/// Reads share this many connections per replica and are pipelined on them
+/// (tokio-postgres sends concurrent statements back to back). Measured here,
+/// closed loop at 64 connections, cache off, styles: pooled (4 per replica)
+/// 15,300-16,500 req/s; 1 shared 24,000; 2 shared 23,400-27,900; 4 shared
+/// 21,500 (docs/benchmarks.md). 0 reads on pooled connections.
+pub const READ_PIPELINE_CONNECTIONS_DEFAULT: usize = 2;
 pub const POOL_WAIT_MS_DEFAULT: u64 = 2_000;
 /// One read attempt on one node (pool wait and query). A replica answers a
 /// primary-key lookup in well under a millisecond; 40 ms means "stuck".
@@ -95,9 +101,15 @@ pub struct Config {
     #[arg(long, env = "ATELIER_WRITE_POOL_SIZE", default_value_t = WRITE_POOL_SIZE_DEFAULT)]
     pub write_pool_size: usize,
 
-    /// Connections to each replica.
+    /// Pooled connections to each replica: reads use them when pipelining
+    /// is off; health probes and the position index's loads always do.
     #[arg(long, env = "ATELIER_READ_POOL_SIZE", default_value_t = READ_POOL_SIZE_DEFAULT)]
     pub read_pool_size: usize,
+
+    /// Shared connections per replica on which concurrent reads are
+    /// pipelined, instead of one pooled connection per read; 0: pooled.
+    #[arg(long, env = "ATELIER_READ_PIPELINE_CONNECTIONS", default_value_t = READ_PIPELINE_CONNECTIONS_DEFAULT)]
+    pub read_pipeline_connections: usize,
 
     /// Deadline of one read attempt on one node, pool wait included; a
     /// replica that misses it is counted as failing and another is tried.
@@ -266,6 +278,7 @@ impl Config {
             databases,
             write_pool_size: WRITE_POOL_SIZE_DEFAULT,
             read_pool_size: READ_POOL_SIZE_DEFAULT,
+            read_pipeline_connections: READ_PIPELINE_CONNECTIONS_DEFAULT,
             pool_wait_ms: POOL_WAIT_MS_DEFAULT,
             connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
             statement_timeout_ms: STATEMENT_TIMEOUT_MS_DEFAULT,
@@ -306,6 +319,7 @@ impl Config {
         };
         within("ATELIER_WRITE_POOL_SIZE", self.write_pool_size as u64, 1, POOL_SIZE_MAX as u64)?;
         within("ATELIER_READ_POOL_SIZE", self.read_pool_size as u64, 1, POOL_SIZE_MAX as u64)?;
+        within("ATELIER_READ_PIPELINE_CONNECTIONS", self.read_pipeline_connections as u64, 0, POOL_SIZE_MAX as u64)?;
         within("ATELIER_POOL_WAIT_MS", self.pool_wait_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_CONNECT_TIMEOUT_MS", self.connect_timeout_ms, 1, DURATION_MS_MAX)?;
         // 0 would mean "no timeout" to PostgreSQL.

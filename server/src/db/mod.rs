@@ -4,6 +4,7 @@
 //! pooled connection.
 
 mod node;
+mod pipeline;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,7 +15,8 @@ use tokio_postgres::NoTls;
 
 use crate::config::{Config, ConfigError};
 
-pub(crate) use node::{CheckoutError, Node};
+pub(crate) use node::{CheckoutError, InFlight, Node};
+pub(crate) use pipeline::Pipelines;
 
 pub(crate) struct Pools {
     pub primary: Node,
@@ -36,7 +38,11 @@ impl Pools {
             .map(|(i, url)| {
                 // Names live as long as the server: leaked once, at start-up.
                 let name: &'static str = Box::leak(format!("replica{}", i + 1).into_boxed_str());
-                Ok(Node::new(name, build_pool(url, config.read_pool_size, config)?))
+                let mut node = Node::new(name, build_pool(url, config.read_pool_size, config)?);
+                if config.read_pipeline_connections > 0 {
+                    node.pipelines = Some(Pipelines::new(node_config(url, config)?, config.read_pipeline_connections));
+                }
+                Ok(node)
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Pools { primary, replicas, next_replica: AtomicUsize::new(0) })

@@ -53,6 +53,25 @@ pub(crate) struct Node {
     ejected: AtomicBool,
     /// Background opens under way (see the module comment).
     refilling: Arc<AtomicUsize>,
+    /// Shared, pipelined connections for reads, when configured.
+    pub pipelines: Option<super::Pipelines>,
+}
+
+/// Counts a request on a node while it lives (reads that do not check out a
+/// pooled connection).
+pub(crate) struct InFlight<'a>(&'a Node);
+
+impl<'a> InFlight<'a> {
+    pub fn new(node: &'a Node) -> InFlight<'a> {
+        node.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(node)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Background opens at once per node.
@@ -67,6 +86,7 @@ impl Node {
             failures: AtomicU32::new(0),
             ejected: AtomicBool::new(false),
             refilling: Arc::new(AtomicUsize::new(0)),
+            pipelines: None,
         }
     }
 

@@ -91,21 +91,43 @@ pub async fn product_list(
     // The position index turns the page into an id range: one index range
     // scan. Without it (off, loading, or a read-your-writes request, which
     // the index may lag), the database finds the positions.
-    let answered = match cache.and_then(|cache| cache.page_span(offset, count)) {
+    let (body, node) = match cache.and_then(|cache| cache.page_span(offset, count)) {
         Some(PageSpan::PastTheEnd) => return Ok(Document::with_content_etag(Bytes::from_static(b"[]"), None)),
         Some(PageSpan::Ids(first, last)) => {
-            replicas::query_one(state, None, statements::PRODUCT_CARDS_BETWEEN, &[&first, &last]).await?
+            let answered = replicas::query(state, None, statements::PRODUCT_CARDS_BETWEEN, &[&first, &last]).await?;
+            (cards_array(&answered.rows)?, answered.node)
         }
-        None => replicas::query_one(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?,
+        None => {
+            let answered = replicas::query(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?;
+            let node = answered.node;
+            let row = answered.row().ok_or_else(|| ApiError::internal("products_page returned no row"))?;
+            let RawText(body) = row.try_get(0)?;
+            (body, node)
+        }
     };
-    let row = answered.row.ok_or_else(|| ApiError::internal("the page query returned no row"))?;
-    let RawText(body) = row.try_get(0)?;
-    let document = Document::with_content_etag(body, Some(answered.node));
+    let document = Document::with_content_etag(body, Some(node));
     if let (Some(cache), Some(ticket)) = (cache, ticket) {
         injected_fill_delay(state).await;
-        cache.keep_page(ticket, answered.node, offset, count, &document.body, &document.etag);
+        cache.keep_page(ticket, node, offset, count, &document.body, &document.etag);
     }
     Ok(document)
+}
+
+/// Stored cards, in id order, as one JSON array: the bytes joined with
+/// commas and bracketed (what `products_page()` builds in SQL; joining here
+/// spares the replica an ordered aggregate, about a fifth of its work).
+fn cards_array(rows: &[tokio_postgres::Row]) -> Result<Bytes, ApiError> {
+    let mut body = bytes::BytesMut::with_capacity(2 + rows.len() * 512);
+    body.extend_from_slice(b"[");
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            body.extend_from_slice(b",");
+        }
+        let RawText(card) = row.try_get(0)?;
+        body.extend_from_slice(&card);
+    }
+    body.extend_from_slice(b"]");
+    Ok(body.freeze())
 }
 
 /// The cache, when it is on and may answer this read: a read-your-writes
@@ -135,8 +157,9 @@ pub async fn product_document(
         return Ok(Document::from_cache(hit));
     }
     let ticket = cache.map(DocumentCache::ticket);
-    let answered = replicas::query_one(state, read_after, sql, &[&id]).await?;
-    let Some(row) = answered.row else {
+    let answered = replicas::query(state, read_after, sql, &[&id]).await?;
+    let node = answered.node;
+    let Some(row) = answered.row() else {
         return Err(ApiError::NotFound(format!("product {id} not found")));
     };
     let RawText(body) = row.try_get(0)?;
@@ -146,9 +169,9 @@ pub async fn product_document(
     let etag = format!("\"v{version}\"");
     if let (Some(cache), Some(ticket)) = (cache, ticket) {
         injected_fill_delay(state).await;
-        cache.keep_document(ticket, answered.node, (kind, id), version, &body, &etag);
+        cache.keep_document(ticket, node, (kind, id), version, &body, &etag);
     }
-    Ok(Document { body, etag, served_by: Some(answered.node) })
+    Ok(Document { body, etag, served_by: Some(node) })
 }
 
 #[cfg(test)]

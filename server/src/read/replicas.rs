@@ -28,7 +28,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use postgres_types::{PgLsn, ToSql};
 use tokio_postgres::Row;
 
-use crate::db::{CheckoutError, Node};
+use crate::db::{CheckoutError, InFlight, Node};
 use crate::error::{is_unavailable, ApiError};
 use crate::metrics::Counter;
 use crate::read::ReadAfter;
@@ -37,15 +37,22 @@ use crate::state::AppState;
 /// How often a read-your-writes request re-asks the replicas.
 const READ_AFTER_POLL: Duration = Duration::from_millis(2);
 
-/// A row (or none) and the node that answered.
+/// The rows of a read and the node that answered.
 pub struct Answered {
-    pub row: Option<Row>,
+    pub rows: Vec<Row>,
     pub node: &'static str,
+}
+
+impl Answered {
+    /// The first row, if any (most reads return one row or none).
+    pub fn row(mut self) -> Option<Row> {
+        (!self.rows.is_empty()).then(|| self.rows.swap_remove(0))
+    }
 }
 
 /// Runs a read statement where this request should read, within its
 /// deadlines.
-pub async fn query_one(
+pub async fn query(
     state: &AppState,
     read_after: Option<ReadAfter>,
     sql: &str,
@@ -62,14 +69,14 @@ pub async fn query_one(
         match nodes {
             None => from_replicas(state, until, sql, params).await,
             Some(Some(node)) => match attempt(state, node, state.config.read_attempt_timeout(), sql, params).await {
-                Ok(row) => Ok(Answered { row, node: node.name }),
+                Ok(rows) => Ok(Answered { rows, node: node.name }),
                 Err(error) if is_unavailable(&error) => from_primary(state, until, sql, params, error).await,
                 Err(error) => Err(error),
             },
             Some(None) => {
                 state.metrics.count(Counter::ReadAfterFallback);
-                let row = attempt(state, &state.pools.primary, remaining(until), sql, params).await?;
-                Ok(Answered { row, node: state.pools.primary.name })
+                let rows = attempt(state, &state.pools.primary, remaining(until), sql, params).await?;
+                Ok(Answered { rows, node: state.pools.primary.name })
             }
         }
     };
@@ -110,7 +117,7 @@ async fn from_replicas(
                     entry.1 = true;
                 }
                 match result {
-                    Ok(row) => {
+                    Ok(rows) => {
                         // An attempt started earlier that has still not
                         // answered lost to this one: its replica is slow,
                         // which counts as a failure (a frozen replica is
@@ -120,7 +127,7 @@ async fn from_replicas(
                         for (slow, _) in started[..winner].iter().filter(|(_, finished)| !finished) {
                             note_failure(state, slow, "lost a hedged read");
                         }
-                        return Ok(Answered { row, node: node.name });
+                        return Ok(Answered { rows, node: node.name });
                     }
                     // Every pooled connection busy while this server is
                     // saturated: the other replica's pool is as busy, and
@@ -172,8 +179,8 @@ async fn from_primary(
         return Err(replicas_error);
     }
     state.metrics.count(Counter::ReadFallbackPrimary);
-    let row = attempt(state, &state.pools.primary, remaining(until), sql, params).await?;
-    Ok(Answered { row, node: state.pools.primary.name })
+    let rows = attempt(state, &state.pools.primary, remaining(until), sql, params).await?;
+    Ok(Answered { rows, node: state.pools.primary.name })
 }
 
 async fn attempt_on<'a>(
@@ -181,7 +188,7 @@ async fn attempt_on<'a>(
     node: &'a Node,
     sql: &'a str,
     params: &'a [&'a (dyn ToSql + Sync)],
-) -> (&'a Node, Result<Option<Row>, ApiError>) {
+) -> (&'a Node, Result<Vec<Row>, ApiError>) {
     (node, attempt(state, node, state.config.read_attempt_timeout(), sql, params).await)
 }
 
@@ -201,8 +208,25 @@ async fn attempt(
     deadline: Duration,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<Row>, ApiError> {
+) -> Result<Vec<Row>, ApiError> {
     let started = Instant::now();
+    if let Some(pipelines) = &node.pipelines {
+        let _in_flight = InFlight::new(node);
+        let exchange = async {
+            let pipeline = pipelines.get(deadline).await?;
+            let statement = pipeline.statement(sql).await?;
+            Ok(pipeline.client.query(&statement, params).await?)
+        };
+        let result = tokio::time::timeout(deadline, exchange).await.unwrap_or_else(|_| {
+            state.metrics.count(Counter::ReadAttemptTimeout);
+            Err(ApiError::Unavailable(format!("{} did not answer in time", node.name)))
+        });
+        match &result {
+            Err(error) if is_unavailable(error) => note_failure(state, node, &error.to_string()),
+            _ => node.record_success(),
+        }
+        return result;
+    }
     let mut connection = match node.checkout(deadline).await {
         Ok(connection) => connection,
         Err(CheckoutError::Busy) => {
@@ -216,7 +240,7 @@ async fn attempt(
     };
     let exchange = connection.exchange(async |client| {
         let statement = client.prepare_cached(sql).await?;
-        Ok(client.query_opt(&statement, params).await?)
+        Ok(client.query(&statement, params).await?)
     });
     let result =
         tokio::time::timeout(deadline.saturating_sub(started.elapsed()), exchange).await.unwrap_or_else(|_| {
@@ -258,7 +282,7 @@ async fn caught_up(state: &AppState, ReadAfter(lsn): ReadAfter) -> Option<&Node>
 
 async fn has_applied(state: &AppState, replica: &Node, lsn: PgLsn) -> bool {
     match attempt(state, replica, state.config.read_attempt_timeout(), statements::REPLICA_HAS_APPLIED, &[&lsn]).await {
-        Ok(Some(row)) => row.try_get::<_, bool>(0).unwrap_or(false),
+        Ok(rows) => rows.first().and_then(|row| row.try_get::<_, bool>(0).ok()).unwrap_or(false),
         _ => false,
     }
 }
