@@ -21,6 +21,10 @@ explain (analyze, buffers) select products_page(0, 5);
 select length(products_page(:deepest_offset, 5));
 explain (analyze, buffers) select products_page(:deepest_offset, 5);
 
+\echo GET /products by id range (a server with the position index), 5 cards from :product_id
+explain (analyze, buffers) select doc from api_product_card
+    where product_id between :product_id and :product_id + 4 order by product_id;
+
 \echo GET /products?count=1000 (deepest)
 explain (analyze, buffers) select products_page(greatest(:deepest_offset - 995, 0), 1000);
 
@@ -34,4 +38,4 @@ explain (analyze, buffers) select doc, version from api_product_styles where pro
 explain (analyze, buffers) select doc, version from api_product_related where product_id = :product_id;
 
 \echo read-your-writes probe (replicas)
-explain (analyze, buffers) select coalesce(read_model_applied_lsn() >= '0/0'::pg_lsn, false);
+explain (analyze, buffers) select read_model_has_applied('0/0'::pg_lsn);

@@ -51,6 +51,10 @@ fn read_statements(s: &Sample) -> Vec<(String, String)> {
     vec![
         ("GET /products (page 1)".into(), bind(sql::PRODUCT_PAGE, &["0".into(), "5".into()])),
         (
+            format!("GET /products by id range (the position index), 5 cards from {p}"),
+            bind(sql::PRODUCT_CARDS_BETWEEN, &[p.clone(), format!("{p} + 4")]),
+        ),
+        (
             format!("GET /products (deepest page, offset {})", s.deepest_offset),
             bind(sql::PRODUCT_PAGE, &[s.deepest_offset.to_string(), "5".into()]),
         ),
