@@ -122,44 +122,6 @@ pub async fn copy_generated(client: &Client, catalog: Catalog, table: Table, bar
     Ok(rows)
 }
 
-/// The reason of a sku's opening movement, as the view
-/// `initial_stock_movement` (sql/write_api.sql) writes it. The load test's
-/// CSV round trip (whose ledger comes from that view) checks the two agree.
-const INITIAL_STOCK_REASON: &str = "initial stock";
-
-/// Streams the opening ledger of a generated catalog with binary COPY: one
-/// movement per sku with a quantity other than zero, its id the sku's id,
-/// dated as its product (the rows `initial_stock_movement` gives, made here
-/// beside the skus instead of by an `insert … select` after the copy).
-pub async fn copy_generated_ledger(client: &Client, catalog: Catalog, bars: &MultiProgress) -> ToolResult<u64> {
-    let sink = client
-        .copy_in("copy stock_movement (id, sku_id, delta, reason, created_at) from stdin (format binary)")
-        .await?;
-    let types = [Type::INT8, Type::INT8, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    let mut writer = std::pin::pin!(writer);
-    let bar = bars.add(ProgressBar::new(catalog.products as u64));
-    bar.set_style(bar_style("products"));
-    bar.set_prefix("stock_movement");
-    let started = Instant::now();
-    let mut walk = IdWalk::default();
-    let mut rows = 0_u64;
-    for product in catalog.iter() {
-        let owned = walk.rows(&product);
-        let at = timestamp(product.created_at);
-        for k in owned.skus.iter().filter(|k| k.quantity != 0) {
-            writer.as_mut().write(&[&k.id, &k.id, &k.quantity, &INITIAL_STOCK_REASON, &at]).await?;
-            rows += 1;
-        }
-        if product.id % 4096 == 0 {
-            tick(&bar, product.id as u64, rows, started);
-        }
-    }
-    writer.finish().await?;
-    bar.finish_and_clear();
-    Ok(rows)
-}
-
 /// Streams one CSV file with text COPY. The product file may carry
 /// created_at and updated_at as two extra columns (ours does, so a CSV
 /// load equals a direct load); the public layout's six columns get now().

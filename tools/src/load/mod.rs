@@ -9,12 +9,9 @@
 //! 2. prepare: mark the load as running (table `bulk_load`), empty the
 //!    tables, drop secondary indexes after recording their definitions;
 //! 3. copy: one COPY per table, `connections` at a time, triggers and
-//!    foreign-key checks off (`session_replication_role = replica`); a
-//!    generated catalog's opening ledger (one movement per sku with stock)
-//!    is one more COPY, made beside the skus;
-//! 4. ledger (CSV files only): each sku's initial quantity becomes its first
-//!    movement (the API's definition, `initial_stock_movement`), in SQL, in
-//!    parallel id ranges;
+//!    foreign-key checks off (`session_replication_role = replica`);
+//! 4. ledger: each sku's initial quantity becomes its first movement (the
+//!    API's definition, `initial_stock_movement`), in parallel id ranges;
 //! 5. indexes: the recorded definitions, rebuilt on the loaded data;
 //! 6. read model: `build_docs(kind, first, last)` for id ranges in parallel,
 //!    then page blocks and statistics; the load is marked complete;
@@ -41,20 +38,12 @@ use crate::db::{connect, ToolError, ToolResult};
 use crate::generate::Catalog;
 use crate::layout::Table;
 use crate::provision::{self, ident};
-use copy::{copy_csv, copy_generated, copy_generated_ledger};
+use copy::{copy_csv, copy_generated};
 use parallel::in_parallel;
 
 /// The order the copy phase takes the tables in: largest first, so the long
 /// COPYs start early.
 const COPY_ORDER: [Table; 6] = [Table::Photo, Table::Sku, Table::Style, Table::Related, Table::Feature, Table::Product];
-
-/// One COPY of the copy phase: a write-model table, or (generated catalogs)
-/// the opening ledger, streamed beside the skus it follows from.
-#[derive(Clone, Copy, Debug)]
-enum CopyJob {
-    Table(Table),
-    Ledger,
-}
 
 /// Where the rows come from.
 #[derive(Clone, Debug)]
@@ -185,41 +174,28 @@ async fn load_primary(
 
     let phase = Instant::now();
     let counts: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
-    let mut jobs: Vec<CopyJob> = COPY_ORDER.iter().map(|table| CopyJob::Table(*table)).collect();
-    if products.is_some() {
-        // Second largest: starts right after the photos.
-        jobs.insert(1, CopyJob::Ledger);
-    }
-    let (source_for_copy, bars_for_copy, counts_for_copy) = (source.clone(), bars.clone(), counts.clone());
-    in_parallel(primary_url, options.connections, jobs, move |client, job| {
-        let (source, bars, counts) = (source_for_copy.clone(), bars_for_copy.clone(), counts_for_copy.clone());
+    let jobs: Vec<Table> = COPY_ORDER.to_vec();
+    let (source, bars_for_copy, counts_for_copy) = (source.clone(), bars.clone(), counts.clone());
+    in_parallel(primary_url, options.connections, jobs, move |client, table| {
+        let (source, bars, counts) = (source.clone(), bars_for_copy.clone(), counts_for_copy.clone());
         async move {
             client.batch_execute("set session_replication_role = replica").await?;
-            let (name, rows) = match (&source, job) {
-                (Source::Generated(catalog), CopyJob::Table(table)) => {
-                    (table.name(), copy_generated(&client, *catalog, table, &bars).await?)
-                }
-                (Source::Generated(catalog), CopyJob::Ledger) => {
-                    ("stock_movement", copy_generated_ledger(&client, *catalog, &bars).await?)
-                }
-                (Source::Csv(dir), CopyJob::Table(table)) => (table.name(), copy_csv(&client, dir, table, &bars).await?),
-                (Source::Csv(_), CopyJob::Ledger) => return Ok(()),
+            let rows = match &source {
+                Source::Generated(catalog) => copy_generated(&client, *catalog, table, &bars).await?,
+                Source::Csv(dir) => copy_csv(&client, dir, table, &bars).await?,
             };
-            counts.lock().expect("counts lock").push((name.to_string(), rows));
+            counts.lock().expect("counts lock").push((table.name().to_string(), rows));
             Ok(())
         }
     })
     .await?;
     phases.push(("copy", phase.elapsed()));
 
-    // CSV files carry no ledger: open it in SQL, from the view the API uses.
-    if matches!(source, Source::Csv(_)) {
-        let phase = Instant::now();
-        let movements = open_ledgers(admin, primary_url, options.connections, bars).await?;
-        counts.lock().expect("counts lock").push(("stock_movement".to_string(), movements));
-        phases.push(("ledger", phase.elapsed()));
-    }
+    let phase = Instant::now();
+    let movements = open_ledgers(admin, primary_url, options.connections, bars).await?;
     admin.batch_execute("select reset_identity_sequences()").await?;
+    counts.lock().expect("counts lock").push(("stock_movement".to_string(), movements));
+    phases.push(("ledger", phase.elapsed()));
 
     let phase = Instant::now();
     let busy = spinner(bars, "indexes", &format!("{} secondary indexes", indexes.len()));
