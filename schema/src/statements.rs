@@ -38,6 +38,10 @@ pub const REPLICA_HAS_APPLIED: &str = "select read_model_has_applied($1)";
 pub const LISTEN_DOCUMENT_CHANGES: &str = "listen atelier_documents";
 /// On a replica, on a listening connection: is it still there?
 pub const LISTENER_HEARTBEAT: &str = "select 1";
+/// On a replica: the share of its NOTIFY queue in use (0 to 1). A listener
+/// that stops reading (a frozen server) holds the queue; when it is full,
+/// the replica's triggers cannot notify and replication stops (health).
+pub const REPLICA_NOTICE_QUEUE_USAGE: &str = "select pg_notification_queue_usage()";
 /// On a replica: the primary WAL position it has applied, as text (health).
 pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()::text";
 /// On the primary: its current WAL position, as text (health).

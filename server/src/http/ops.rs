@@ -73,6 +73,15 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
         cache.render(&mut out);
     }
     let (_, replicas) = health(state).await;
+    let queues =
+        join_all(state.pools.replicas.iter().map(|r| probe::<f64>(r, statements::REPLICA_NOTICE_QUEUE_USAGE))).await;
+    out.push_str("# HELP atelier_replica_notice_queue_usage Share of the replica's NOTIFY queue in use (0-1); at 1 its change triggers fail and replication stops.\n");
+    out.push_str("# TYPE atelier_replica_notice_queue_usage gauge\n");
+    for (replica, usage) in state.pools.replicas.iter().zip(queues) {
+        if let Some(usage) = usage {
+            let _ = writeln!(out, "atelier_replica_notice_queue_usage{{replica=\"{}\"}} {usage}", replica.name);
+        }
+    }
     out.push_str("# HELP atelier_replica_up 1 when the replica answered the health probe.\n");
     out.push_str("# TYPE atelier_replica_up gauge\n");
     out.push_str("# HELP atelier_replica_lag_bytes Primary WAL bytes since the replica's last applied commit.\n");

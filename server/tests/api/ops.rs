@@ -33,6 +33,7 @@ fn metrics_count_requests_by_route_and_status() {
     let max = format!("atelier_pool_connections{{pool=\"replica1\",state=\"max\"}} {}", test_config().read_pool_size);
     assert!(text.contains(&max), "{max}");
     assert!(text.contains("atelier_replica_up{replica=\"replica2\"} 1"));
+    assert!(text.contains("atelier_replica_notice_queue_usage{replica=\"replica1\"} 0"), "{text}");
 }
 
 #[test]
