@@ -199,6 +199,13 @@ fn a_lost_listener_empties_the_cache_until_it_listens_again() {
     let mut config = test_config();
     config.cache_listener_timeout_ms = 200;
     let addr = spawn_server(config);
+    // Both listeners connected (each connect forgets too), then a hit.
+    let up = |replica: &str| metric(addr, &format!("atelier_cache_listener_up{{replica=\"{replica}\"}}")) == 1.0;
+    let started = Instant::now();
+    while !(up("replica1") && up("replica2")) {
+        assert!(started.elapsed() < FRESH_WITHIN, "the listeners never connected");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     cached(addr, "/products/1");
     let forgets = metric(addr, "atelier_cache_forgets_total");
     // Cut every change listener on replica1 (the shared app's too, which
@@ -223,8 +230,7 @@ fn a_lost_listener_empties_the_cache_until_it_listens_again() {
     assert_eq!(after.status, 200);
     assert_ne!(after.header("x-served-by"), Some("cache"), "the cache was emptied");
     // It listens again, and the cache is in use again.
-    let up = "atelier_cache_listener_up{replica=\"replica1\"}";
-    while metric(addr, up) != 1.0 {
+    while !up("replica1") {
         assert!(started.elapsed() < FRESH_WITHIN, "the listener never came back");
         std::thread::sleep(Duration::from_millis(5));
     }
