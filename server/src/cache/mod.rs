@@ -313,11 +313,10 @@ impl DocumentCache {
             slot.entry = Some(Entry { body: body.clone(), etag: etag.to_string(), version: 0 });
         });
         self.stats.fills.fetch_add(1, Relaxed);
-        let (evicted, _) = pages.sweep();
-        self.stats.evictions.fetch_add(evicted, Relaxed);
+        self.sweep(&mut pages);
     }
 
-    fn sweep(&self, shard: &mut Shard<DocKey>) {
+    fn sweep<K: Hash + Eq + Copy>(&self, shard: &mut Shard<K>) {
         let (evicted, forgot_versions) = shard.sweep();
         self.stats.evictions.fetch_add(evicted, Relaxed);
         if forgot_versions {

@@ -109,8 +109,22 @@ fn build_pool(url: &str, size: usize, config: &Config) -> Result<Pool, ConfigErr
 pub(crate) struct RawText(pub Bytes);
 
 impl<'a> FromSql<'a> for RawText {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        RawSlice::from_sql(ty, raw).map(|RawSlice(raw)| RawText(Bytes::copy_from_slice(raw)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        RawSlice::accepts(ty)
+    }
+}
+
+/// `RawText` borrowed from the row, for bytes that are copied on at once
+/// (list cards joined into one body).
+pub(crate) struct RawSlice<'a>(pub &'a [u8]);
+
+impl<'a> FromSql<'a> for RawSlice<'a> {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(RawText(Bytes::copy_from_slice(raw)))
+        Ok(RawSlice(raw))
     }
 
     fn accepts(ty: &Type) -> bool {

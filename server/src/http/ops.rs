@@ -72,9 +72,10 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     if let Some(cache) = &state.cache {
         cache.render(&mut out);
     }
-    let (_, replicas) = health(state).await;
-    let queues =
-        join_all(state.pools.replicas.iter().map(|r| probe::<f64>(r, statements::REPLICA_NOTICE_QUEUE_USAGE))).await;
+    // Both probes of every node at once: a stuck node costs one probe
+    // timeout, not two.
+    let queues = join_all(state.pools.replicas.iter().map(|r| probe::<f64>(r, statements::REPLICA_NOTICE_QUEUE_USAGE)));
+    let ((_, replicas), queues) = tokio::join!(health(state), queues);
     out.push_str("# HELP atelier_replica_notice_queue_usage Share of the replica's NOTIFY queue in use (0-1); at 1 its change triggers fail and replication stops.\n");
     out.push_str("# TYPE atelier_replica_notice_queue_usage gauge\n");
     for (replica, usage) in state.pools.replicas.iter().zip(queues) {

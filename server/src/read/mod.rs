@@ -25,7 +25,7 @@ use hyper::header::HeaderValue;
 use postgres_types::PgLsn;
 
 use crate::cache::{Cached, DocumentCache, PageSpan};
-use crate::db::RawText;
+use crate::db::{RawSlice, RawText};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -44,6 +44,11 @@ impl Document {
     /// A document the cache held, marked `X-Served-By: cache`.
     fn from_cache(hit: Cached) -> Document {
         Document { body: hit.body, etag: hit.etag, served_by: Some(CACHE_NODE) }
+    }
+
+    /// A page past the last product: `[]`, asked of no database.
+    fn past_the_end() -> Document {
+        Document::with_content_etag(Bytes::from_static(b"[]"), None)
     }
 
     /// A composed body (a page of cards) with an ETag hashed from its bytes.
@@ -79,7 +84,7 @@ pub async fn product_list(
     let (page, count) = paging::paging(query, state.config.page_count_max)?;
     // Positions past i64 are certainly past the end.
     let Some(offset) = (page - 1).checked_mul(i64::from(count)) else {
-        return Ok(Document::with_content_etag(Bytes::from_static(b"[]"), None));
+        return Ok(Document::past_the_end());
     };
     // At most page_count_max, which the configuration keeps within i32.
     let count = i32::try_from(count).map_err(|_| ApiError::BadRequest("count is too large".into()))?;
@@ -92,7 +97,7 @@ pub async fn product_list(
     // scan. Without it (off, loading, or a read-your-writes request, which
     // the index may lag), the database finds the positions.
     let (body, node) = match cache.and_then(|cache| cache.page_span(offset, count)) {
-        Some(PageSpan::PastTheEnd) => return Ok(Document::with_content_etag(Bytes::from_static(b"[]"), None)),
+        Some(PageSpan::PastTheEnd) => return Ok(Document::past_the_end()),
         Some(PageSpan::Ids(first, last)) => {
             let answered = replicas::query(state, None, statements::PRODUCT_CARDS_BETWEEN, &[&first, &last]).await?;
             (cards_array(&answered.rows)?, answered.node)
@@ -123,8 +128,8 @@ fn cards_array(rows: &[tokio_postgres::Row]) -> Result<Bytes, ApiError> {
         if i > 0 {
             body.extend_from_slice(b",");
         }
-        let RawText(card) = row.try_get(0)?;
-        body.extend_from_slice(&card);
+        let RawSlice(card) = row.try_get(0)?;
+        body.extend_from_slice(card);
     }
     body.extend_from_slice(b"]");
     Ok(body.freeze())

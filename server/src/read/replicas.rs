@@ -217,15 +217,7 @@ async fn attempt(
             let statement = pipeline.statement(sql).await?;
             Ok(pipeline.client.query(&statement, params).await?)
         };
-        let result = tokio::time::timeout(deadline, exchange).await.unwrap_or_else(|_| {
-            state.metrics.count(Counter::ReadAttemptTimeout);
-            Err(ApiError::Unavailable(format!("{} did not answer in time", node.name)))
-        });
-        match &result {
-            Err(error) if is_unavailable(error) => note_failure(state, node, &error.to_string()),
-            _ => node.record_success(),
-        }
-        return result;
+        return within_deadline(state, node, deadline, exchange).await;
     }
     let mut connection = match node.checkout(deadline).await {
         Ok(connection) => connection,
@@ -242,11 +234,21 @@ async fn attempt(
         let statement = client.prepare_cached(sql).await?;
         Ok(client.query(&statement, params).await?)
     });
-    let result =
-        tokio::time::timeout(deadline.saturating_sub(started.elapsed()), exchange).await.unwrap_or_else(|_| {
-            state.metrics.count(Counter::ReadAttemptTimeout);
-            Err(ApiError::Unavailable(format!("{} did not answer in time", node.name)))
-        });
+    within_deadline(state, node, deadline.saturating_sub(started.elapsed()), exchange).await
+}
+
+/// Runs one exchange with `node` for at most `left`, and counts its outcome
+/// toward the node's health (a miss is a timeout and a failure).
+async fn within_deadline(
+    state: &AppState,
+    node: &Node,
+    left: Duration,
+    exchange: impl std::future::Future<Output = Result<Vec<Row>, ApiError>>,
+) -> Result<Vec<Row>, ApiError> {
+    let result = tokio::time::timeout(left, exchange).await.unwrap_or_else(|_| {
+        state.metrics.count(Counter::ReadAttemptTimeout);
+        Err(ApiError::Unavailable(format!("{} did not answer in time", node.name)))
+    });
     match &result {
         Err(error) if is_unavailable(error) => note_failure(state, node, &error.to_string()),
         _ => node.record_success(),
