@@ -6,14 +6,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{
-    app, assert_golden, catalog_lock, get, query, request, request_to, spawn_server, sync_replicas, test_config,
-    with_db, Response,
+    app, assert_golden, catalog_lock, create_product, get, query, request, request_to, send, spawn_server,
+    subscription, sync_replicas, test_config, with_db, Response,
 };
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// How long a change may take to reach a cache (replication, then the
 /// replica's notice); generous for a loaded 2-core machine.
 const FRESH_WITHIN: Duration = Duration::from_secs(10);
@@ -22,35 +21,47 @@ fn get_from(addr: SocketAddr, path: &str) -> Response {
     request_to(addr, "GET", path, &[], None)
 }
 
-fn send(method: &str, path: &str, body: &Value) -> Response {
-    request(method, path, &[JSON], Some(body.to_string().as_bytes()))
+/// Polls until `poll` gives a value; after FRESH_WITHIN, panics saying
+/// `what` never happened, with the last poll's account of why.
+fn wait_for<T>(what: &str, mut poll: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match poll() {
+            Ok(value) => return value,
+            Err(why) => assert!(started.elapsed() < FRESH_WITHIN, "{what}: {why}"),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `wait_for` a condition.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    wait_for(what, || if done() { Ok(()) } else { Err("still not".into()) })
 }
 
 /// GETs `path` until the answer comes from the cache (a first read fills
 /// it); returns that answer.
 fn cached(addr: SocketAddr, path: &str) -> Response {
-    let started = Instant::now();
-    loop {
+    wait_for(&format!("{path} never came from the cache"), || {
         let response = get_from(addr, path);
         if response.header("x-served-by") == Some("cache") {
-            return response;
+            Ok(response)
+        } else {
+            Err(response.text().into())
         }
-        assert!(started.elapsed() < FRESH_WITHIN, "{path} never came from the cache: {}", response.text());
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    })
 }
 
 /// GETs `path` until `fresh` holds for the body; panics after FRESH_WITHIN.
 fn eventually(addr: SocketAddr, path: &str, what: &str, fresh: impl Fn(&str) -> bool) -> Response {
-    let started = Instant::now();
-    loop {
+    wait_for(&format!("{path} never showed {what}"), || {
         let response = get_from(addr, path);
         if response.status == 200 && fresh(response.text()) {
-            return response;
+            Ok(response)
+        } else {
+            Err(response.text().into())
         }
-        assert!(started.elapsed() < FRESH_WITHIN, "{path} never showed {what}: {}", response.text());
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    })
 }
 
 /// The version behind a document's ETag ("v123").
@@ -98,13 +109,7 @@ fn goldens_are_byte_identical_from_the_cache() {
 fn every_cached_route_serves_the_new_bytes_after_a_write() {
     let _catalog = catalog_lock();
     let addr = app().addr;
-    let product = send(
-        "POST",
-        "/products",
-        &json!({"name": "Cached Cap", "slogan": "s", "description": "d", "category": "Hats", "default_price": "9"}),
-    );
-    assert_eq!(product.status, 201);
-    let id = product.json()["id"].as_i64().unwrap();
+    let id = create_product("Cached Cap");
     sync_replicas();
     let detail = format!("/products/{id}");
     let styles = format!("/products/{id}/styles");
@@ -131,22 +136,8 @@ fn every_cached_route_serves_the_new_bytes_after_a_write() {
     assert!(cached(addr, &detail).text().contains("Cached Beret"));
 
     assert_eq!(request("DELETE", &detail, &[], None).status, 204);
-    let started = Instant::now();
-    while get(&detail).status != 404 {
-        assert!(started.elapsed() < FRESH_WITHIN, "a deleted product stayed in the cache");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("a deleted product stayed in the cache", || get(&detail).status == 404);
     eventually(addr, &page, "the page without the product", |body| !body.contains("Cached Beret"));
-}
-
-/// The subscription of a replica, by its connection string.
-fn subscription(replica: &str) -> String {
-    query(
-        replica,
-        "select subname::text from pg_subscription
-         where subdbid = (select oid from pg_database where datname = current_database())",
-    )[0]
-    .get(0)
 }
 
 #[test]
@@ -158,12 +149,7 @@ fn a_server_reading_a_stopped_replica_serves_nothing_newer_than_it_has() {
     config.databases.replica_urls.truncate(1);
     config.read_fallback_primary = false;
     let addr = spawn_server(config);
-    let created = send(
-        "POST",
-        "/products",
-        &json!({"name": "Frozen Fleece", "slogan": "s", "description": "d", "category": "c", "default_price": "1"}),
-    );
-    let id = created.json()["id"].as_i64().unwrap();
+    let id = create_product("Frozen Fleece");
     sync_replicas();
     let path = format!("/products/{id}");
     let before = cached(addr, &path);
@@ -174,14 +160,11 @@ fn a_server_reading_a_stopped_replica_serves_nothing_newer_than_it_has() {
     let patched = send("PATCH", &path, &json!({"name": "Thawed Fleece"}));
     assert_eq!(patched.status, 200);
     // replica2 has the change; replica1 does not.
-    let started = Instant::now();
-    while !query(&app.replicas[1], &format!("select doc from product_detail where product_id = {id}"))[0]
-        .get::<_, String>(0)
-        .contains("Thawed")
-    {
-        assert!(started.elapsed() < FRESH_WITHIN, "replica2 never applied the change");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("replica2 never applied the change", || {
+        query(&app.replicas[1], &format!("select doc from product_detail where product_id = {id}"))[0]
+            .get::<_, String>(0)
+            .contains("Thawed")
+    });
     for _ in 0..20 {
         let answer = get_from(addr, &path);
         assert_eq!(answer.body, before.body, "nothing newer than replica1 has: {}", answer.text());
@@ -201,11 +184,7 @@ fn a_lost_listener_empties_the_cache_until_it_listens_again() {
     let addr = spawn_server(config);
     // Both listeners connected (each connect forgets too), then a hit.
     let up = |replica: &str| metric(addr, &format!("atelier_cache_listener_up{{replica=\"{replica}\"}}")) == 1.0;
-    let started = Instant::now();
-    while !(up("replica1") && up("replica2")) {
-        assert!(started.elapsed() < FRESH_WITHIN, "the listeners never connected");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the listeners never connected", || up("replica1") && up("replica2"));
     cached(addr, "/products/1");
     let forgets = metric(addr, "atelier_cache_forgets_total");
     // Cut every change listener on replica1 (the shared app's too, which
@@ -218,11 +197,9 @@ fn a_lost_listener_empties_the_cache_until_it_listens_again() {
     )[0]
     .get(0);
     assert!(cut >= 1, "the server listens on replica1");
-    let started = Instant::now();
-    while metric(addr, "atelier_cache_forgets_total") <= forgets {
-        assert!(started.elapsed() < FRESH_WITHIN, "the cache did not notice its listener was gone");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the cache did not notice its listener was gone", || {
+        metric(addr, "atelier_cache_forgets_total") > forgets
+    });
     // Emptied (only this test reads through this server): nothing is
     // held, and the next read goes to a replica.
     assert_eq!(metric(addr, "atelier_cache_slots"), 0.0, "nothing is held");
@@ -230,10 +207,7 @@ fn a_lost_listener_empties_the_cache_until_it_listens_again() {
     assert_eq!(after.status, 200);
     assert_ne!(after.header("x-served-by"), Some("cache"), "the cache was emptied");
     // It listens again, and the cache is in use again.
-    while !up("replica1") {
-        assert!(started.elapsed() < FRESH_WITHIN, "the listener never came back");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the listener never came back", || up("replica1"));
     cached(addr, "/products/1");
 }
 
@@ -258,12 +232,7 @@ fn under_concurrent_writes_and_reads_no_served_version_stays_older_than_the_repl
     config.databases.replica_urls.truncate(1);
     config.test_cache_fill_delay_ms = FILL_DELAY_MS;
     let addr = spawn_server(config);
-    let created = send(
-        "POST",
-        "/products",
-        &json!({"name": "Racing Robe", "slogan": "0", "description": "d", "category": "c", "default_price": "1"}),
-    );
-    let id = created.json()["id"].as_i64().unwrap();
+    let id = create_product("Racing Robe");
     sync_replicas();
     let path = format!("/products/{id}");
     let replica1 = app.replicas[0].clone();
@@ -289,16 +258,16 @@ fn under_concurrent_writes_and_reads_no_served_version_stays_older_than_the_repl
                             from_cache += usize::from(answer.header("x-served-by") == Some("cache"));
                             if version(&answer) < on_replica {
                                 lagged += 1;
-                                let started = Instant::now();
-                                while version(&answer) < on_replica {
-                                    assert!(
-                                        started.elapsed() < FRESH_WITHIN,
-                                        "served v{} for good while replica1 had v{on_replica}",
-                                        version(&answer)
-                                    );
-                                    std::thread::sleep(Duration::from_millis(2));
-                                    answer = get_from(addr, path);
-                                }
+                                wait_for(
+                                    &format!("an older version served for good: replica1 has v{on_replica}"),
+                                    || {
+                                        answer = get_from(addr, path);
+                                        match version(&answer) {
+                                            served if served >= on_replica => Ok(()),
+                                            served => Err(format!("served v{served}")),
+                                        }
+                                    },
+                                );
                             }
                         }
                         (from_cache, lagged)
@@ -320,11 +289,7 @@ fn under_concurrent_writes_and_reads_no_served_version_stays_older_than_the_repl
             });
             sync_replicas();
             let last = on_replica(&replica1);
-            let started = Instant::now();
-            while version(&get_from(addr, &path)) != last {
-                assert!(started.elapsed() < FRESH_WITHIN, "burst {burst}: v{last} never came");
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            wait_until(&format!("burst {burst}: v{last} never came"), || version(&get_from(addr, &path)) == last);
             // Fills under way land; none may bring back an older version.
             std::thread::sleep(Duration::from_millis(FILL_DELAY_MS * 4));
             for _ in 0..5 {
@@ -370,11 +335,7 @@ fn the_position_index_pages_like_the_database() {
     plain.position_index = false;
     let plain = spawn_server(plain);
     let usable = |addr| metric(addr, "atelier_position_index_usable") == 1.0;
-    let started = Instant::now();
-    while !usable(indexed) {
-        assert!(started.elapsed() < FRESH_WITHIN, "the index never loaded");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the index never loaded", || usable(indexed));
     assert!(get_from(plain, "/metrics").text().find("atelier_position_index").is_none(), "off means off");
     assert_eq!(all_pages(indexed, 3), all_pages(plain, 3));
 
@@ -392,11 +353,10 @@ fn the_position_index_pages_like_the_database() {
     let same_pages = |what: &str| {
         sync_replicas();
         let expected = all_pages(plain, 3);
-        let started = Instant::now();
-        while all_pages(indexed, 3) != expected {
-            assert!(started.elapsed() < FRESH_WITHIN, "{what}: the index never caught up:\n{}", all_pages(indexed, 3));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for(&format!("{what}: the index never caught up"), || match all_pages(indexed, 3) {
+            pages if pages == expected => Ok(()),
+            pages => Err(pages),
+        });
         expected
     };
     let pages = same_pages("two added, one renamed");

@@ -10,18 +10,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{app, catalog_lock, query, request, sync_replicas, Response};
+use crate::helpers::{app, catalog_lock, query, request, send, sync_replicas, Response};
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// Writers at once: more than the server's write pool (16), so requests
 /// also queue for connections.
 const WRITERS: usize = 32;
 /// Requests per writer.
 const STEPS: usize = 40;
-
-fn send(method: &str, path: &str, body: &Value) -> Response {
-    request(method, path, &[JSON], Some(body.to_string().as_bytes()))
-}
 
 /// What the writers share: ids that exist (or did, a moment ago).
 #[derive(Default)]

@@ -208,6 +208,38 @@ pub fn get(path: &str) -> Response {
     request("GET", path, &[], None)
 }
 
+/// The header of a JSON request body.
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// Sends a JSON body to the shared test app.
+pub fn send(method: &str, path: &str, body: &serde_json::Value) -> Response {
+    request(method, path, &[JSON], Some(body.to_string().as_bytes()))
+}
+
+/// A product body with two features, one of them without a value.
+pub fn product_body(name: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "slogan": "s", "description": "d", "category": "Tests", "default_price": "10.5",
+           "features": [{"feature": "Sole", "value": "Rubber"}, {"feature": "Lace", "value": null}]})
+}
+
+/// Creates a product through the API and returns its id.
+pub fn create_product(name: &str) -> i64 {
+    let response = send("POST", "/products", &product_body(name));
+    assert_eq!(response.status, 201, "{}", response.text());
+    response.json()["id"].as_i64().expect("a created product has an id")
+}
+
+/// The name of the subscription of `replica` (a connection string) in its
+/// database.
+pub fn subscription(replica: &str) -> String {
+    query(
+        replica,
+        "select subname::text from pg_subscription
+         where subdbid = (select oid from pg_database where datname = current_database())",
+    )[0]
+    .get(0)
+}
+
 fn parse_response(raw: &[u8], head_only: bool) -> Response {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("complete response head");
     let head = std::str::from_utf8(&raw[..split]).unwrap();

@@ -15,9 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{request, Response};
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+use crate::helpers::{request, send, Response};
 
 #[derive(Clone, Debug)]
 pub struct Product {
@@ -197,10 +195,6 @@ fn photos(rng: &mut StdRng) -> Vec<(Option<String>, Option<String>)> {
 
 fn photos_json(photos: &[(Option<String>, Option<String>)]) -> Value {
     json!(photos.iter().map(|(t, u)| json!({"thumbnail_url": t, "url": u})).collect::<Vec<_>>())
-}
-
-fn send(method: &str, path: &str, body: &Value) -> Response {
-    request(method, path, &[JSON], Some(body.to_string().as_bytes()))
 }
 
 fn pick(rng: &mut StdRng, ids: &[i64]) -> Option<i64> {

@@ -6,26 +6,9 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    app, catalog_lock, get, query, request, request_to, spawn_unready_server, sync_replicas, test_config, Response,
+    app, catalog_lock, create_product, get, product_body, query, request, request_to, send, spawn_unready_server,
+    subscription, sync_replicas, test_config, Response, JSON,
 };
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-fn send(method: &str, path: &str, body: &Value) -> Response {
-    request(method, path, &[JSON], Some(body.to_string().as_bytes()))
-}
-
-fn product_body(name: &str) -> Value {
-    json!({"name": name, "slogan": "s", "description": "d", "category": "Tests", "default_price": "10.5",
-           "features": [{"feature": "Sole", "value": "Rubber"}, {"feature": "Lace", "value": null}]})
-}
-
-/// Creates a product and returns its id.
-fn create_product(name: &str) -> i64 {
-    let response = send("POST", "/products", &product_body(name));
-    assert_eq!(response.status, 201, "{}", response.text());
-    response.json()["id"].as_i64().unwrap()
-}
 
 /// A sku's ledger on the primary, oldest first: (delta, reason).
 fn ledger(sku_id: i64) -> Vec<(i64, String)> {
@@ -361,11 +344,7 @@ fn idempotent_posts() {
 fn read_your_writes_while_replication_is_stopped() {
     let _catalog = catalog_lock();
     let app = app();
-    let subscriptions: Vec<(String, String)> = app
-        .replicas
-        .iter()
-        .map(|r| (r.clone(), query(r, "select subname::text from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())")[0].get(0)))
-        .collect();
+    let subscriptions: Vec<(String, String)> = app.replicas.iter().map(|r| (r.clone(), subscription(r))).collect();
     for (replica, sub) in &subscriptions {
         query(replica, &format!("alter subscription {sub} disable"));
     }
