@@ -28,7 +28,7 @@ clients=${BENCH_PGBENCH_CLIENTS:-16}
 rate=${BENCH_RATE:-1000}
 sweep=${BENCH_SWEEP:-500,1000,2000,4000,8000}
 # Product ids read: a hot set that fits the default cache (9,000 products'
-# detail and styles documents, about 40 MB).
+# detail and styles documents: 30 MB at 100,000 products, measured).
 lo=1000 hi=9999
 out=out/bench
 mkdir -p "$out"
