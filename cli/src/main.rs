@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use commands::{cluster, data, loadtest, schema, serve};
+use commands::{cluster, data, loadtest, schema, serve, token};
 
 #[derive(Parser)]
 #[command(name = "atelier", version, about = "The Atelier Products API: CQRS on PostgreSQL with logical read replicas")]
@@ -30,6 +30,8 @@ enum Command {
     Migrate(schema::MigrateArgs),
     /// Publish the read model on a primary and subscribe replicas to it.
     Replicate(schema::ReplicateArgs),
+    /// Issue, list and revoke the bearer tokens writes need.
+    Token(token::TokenCommand),
     /// Bulk-load a catalog into the primary (generated, or from CSV files),
     /// build the read model, and bring every replica up to date.
     Load(data::LoadArgs),
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             Command::Cluster(args) => cluster::run(args).await,
             Command::Migrate(args) => schema::migrate(args).await,
             Command::Replicate(args) => schema::replicate(args).await,
+            Command::Token(args) => token::run(args).await,
             Command::Load(args) => data::load(args).await,
             Command::Generate(args) => data::generate(args),
             Command::Check(args) => data::check(args).await,

@@ -10,7 +10,6 @@
 //! thread-group test (`jmeter/`).
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use atelier_tools::ToolResult;
 use bytes::Bytes;
 use hyper::Method;
 
-use crate::client::Connection;
+use crate::client::{Connection, Server};
 use crate::ids::LoadIds;
 use crate::stats::{Recorder, Summary};
 
@@ -126,7 +125,7 @@ impl std::fmt::Display for StepResult {
 /// connection (or opens one, up to STEP_CONNECTIONS_MAX, or waits), and its
 /// latency runs from when it was due to when its response ended.
 pub async fn open_loop_step(
-    addr: SocketAddr,
+    server: &Server,
     ids: Arc<Vec<LoadIds>>,
     route: Target,
     rate: u32,
@@ -143,12 +142,12 @@ pub async fn open_loop_step(
         let due = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
         tokio::time::sleep_until(due.into()).await;
         let (ids, idle, open, recorder) = (ids.clone(), idle.clone(), open.clone(), recorder.clone());
-        let stale_retries = stale_retries.clone();
+        let (stale_retries, server) = (stale_retries.clone(), server.clone());
         tasks.spawn(async move {
             let permit = open.acquire_owned().await.expect("semaphore open");
             let pooled = idle.lock().expect("idle lock").pop();
             let (method, path, body) = route.request(&ids[(i as usize) % ids.len()]);
-            let (status, connection, retried) = send_with_retry(addr, pooled, &method, &path, body).await;
+            let (status, connection, retried) = send_with_retry(&server, pooled, &method, &path, body).await;
             if let Some(c) = connection {
                 idle.lock().expect("idle lock").push(c);
             }
@@ -185,7 +184,7 @@ pub async fn open_loop_step(
 /// new connection, or of a POST, is an error. Returns the status, the
 /// connection to keep (if it still works) and whether it retried.
 async fn send_with_retry(
-    addr: SocketAddr,
+    server: &Server,
     pooled: Option<Connection>,
     method: &Method,
     path: &str,
@@ -197,20 +196,20 @@ async fn send_with_retry(
             None if *method != Method::GET => return (None, None, false),
             None => {}
         }
-        let (status, connection) = send_fresh(addr, method, path, body).await;
+        let (status, connection) = send_fresh(server, method, path, body).await;
         return (status, connection, true);
     }
-    let (status, connection) = send_fresh(addr, method, path, body).await;
+    let (status, connection) = send_fresh(server, method, path, body).await;
     (status, connection, false)
 }
 
 async fn send_fresh(
-    addr: SocketAddr,
+    server: &Server,
     method: &Method,
     path: &str,
     body: Option<Bytes>,
 ) -> (Option<u16>, Option<Connection>) {
-    let Ok(mut c) = Connection::open(addr).await else { return (None, None) };
+    let Ok(mut c) = Connection::open(server).await else { return (None, None) };
     match c.send(method, path, body).await {
         Some(status) => (Some(status), Some(c)),
         None => (None, None),
@@ -352,7 +351,7 @@ mod tests {
     /// A server that answers one request per connection, keep-alive
     /// promised, then closes it: the next request on that connection finds
     /// it closed, as after an nginx reload.
-    async fn one_answer_per_connection() -> SocketAddr {
+    async fn one_answer_per_connection() -> Server {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -367,26 +366,26 @@ mod tests {
                 });
             }
         });
-        addr
+        Server::new(addr, None)
     }
 
     #[tokio::test]
     async fn a_get_on_a_closed_kept_alive_connection_is_sent_again_once() {
         let addr = one_answer_per_connection().await;
-        let (status, kept, retried) = send_with_retry(addr, None, &Method::GET, "/a", None).await;
+        let (status, kept, retried) = send_with_retry(&addr, None, &Method::GET, "/a", None).await;
         assert_eq!((status, retried), (Some(200), false));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let (status, _, retried) = send_with_retry(addr, kept, &Method::GET, "/b", None).await;
+        let (status, _, retried) = send_with_retry(&addr, kept, &Method::GET, "/b", None).await;
         assert_eq!((status, retried), (Some(200), true), "the stale connection's GET goes out again");
     }
 
     #[tokio::test]
     async fn a_post_on_a_closed_connection_is_an_error_not_a_retry() {
         let addr = one_answer_per_connection().await;
-        let (_, kept, _) = send_with_retry(addr, None, &Method::GET, "/a", None).await;
+        let (_, kept, _) = send_with_retry(&addr, None, &Method::GET, "/a", None).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let body = Some(Bytes::from_static(b"{}"));
-        let (status, _, retried) = send_with_retry(addr, kept, &Method::POST, "/m", body).await;
+        let (status, _, retried) = send_with_retry(&addr, kept, &Method::POST, "/m", body).await;
         assert_eq!((status, retried), (None, false), "a POST is never sent twice by the generator");
     }
 }

@@ -4,14 +4,13 @@
 //! keep-alive connection.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atelier_tools::{ToolError, ToolResult};
 
-use crate::client::Connection;
+use crate::client::{Connection, Server};
 use crate::ids::LoadIds;
 use crate::stats::Recorder;
 use crate::stress::Target;
@@ -20,7 +19,7 @@ use crate::stress::Target;
 /// `concurrency` clients, each on its own keep-alive connection (closed
 /// loop: the brief's client, which rewards low-latency POSTs).
 pub async fn write_load(
-    addr: SocketAddr,
+    server: &Server,
     ids: Arc<Vec<LoadIds>>,
     events: u64,
     concurrency: usize,
@@ -29,8 +28,8 @@ pub async fn write_load(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (ids, next) = (ids.clone(), next.clone());
-        let mut connection = Connection::open(addr).await?;
+        let (ids, next, server) = (ids.clone(), next.clone(), server.clone());
+        let mut connection = Connection::open(&server).await?;
         tasks.spawn(async move {
             let mut recorder = Recorder::default();
             loop {
@@ -43,7 +42,7 @@ pub async fn write_load(
                 let status = connection.send(&method, &path, body).await;
                 recorder.record(sent.elapsed(), status);
                 if status.is_none() {
-                    match Connection::open(addr).await {
+                    match Connection::open(&server).await {
                         Ok(fresh) => connection = fresh,
                         Err(_) => return recorder,
                     }

@@ -8,6 +8,7 @@
 //!   explain` plans exactly what the handlers run;
 //! - `Money`: cents, sent to PostgreSQL as a binary `numeric(12,2)`;
 //! - `roles`: the login roles and what each is for;
+//! - `tokens`: the bearer tokens writes need (scopes, shape, hash);
 //! - `local`: where the local cluster's nodes listen.
 //!
 //! The design itself is the SQL: read `sql/write_schema.sql` first.
@@ -18,6 +19,7 @@ mod money;
 pub mod roles;
 pub mod statements;
 pub mod tables;
+pub mod tokens;
 
 pub use migrations::Role;
 pub use money::Money;

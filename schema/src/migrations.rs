@@ -49,7 +49,7 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 9] = [
+pub const MIGRATIONS: [Migration; 10] = [
     Migration {
         version: 1,
         name: "write_schema",
@@ -84,6 +84,12 @@ pub const MIGRATIONS: [Migration; 9] = [
         nodes: Nodes::ReplicasOnly,
     },
     Migration { version: 9, name: "read_cards", sql: include_str!("../../sql/read_cards.sql"), nodes: Nodes::Every },
+    Migration {
+        version: 10,
+        name: "api_tokens",
+        sql: include_str!("../../sql/api_tokens.sql"),
+        nodes: Nodes::PrimaryOnly,
+    },
 ];
 
 /// Creates or updates the login roles (a superuser runs it before the

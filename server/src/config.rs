@@ -81,6 +81,22 @@ pub const CACHE_LISTENER_TIMEOUT_MS_DEFAULT: u64 = 1_000;
 /// Upper bound of the cache: 1 TiB, far beyond any machine this runs on.
 const CACHE_BYTES_MAX: usize = 1 << 40;
 pub const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// How often each server reloads the live tokens from the primary: the
+/// bound on how long a revoked token still works (and a new one does not
+/// yet). One indexed read of a small table every 2 s is nothing.
+pub const TOKEN_RELOAD_MS_DEFAULT: u64 = 2_000;
+/// Live tokens a server holds; a deployment has a handful (one per back
+/// office, checkout service, operator).
+pub const TOKENS_MAX_DEFAULT: usize = 10_000;
+/// Failed authentications an address may make back to back, then one
+/// more every 60 / AUTH_FAILURES_PER_MINUTE seconds (429 meanwhile).
+/// Generous for a person mistyping, and makes guessing a 190-bit token
+/// pointless.
+pub const AUTH_FAILURES_BURST_DEFAULT: u32 = 20;
+pub const AUTH_FAILURES_PER_MINUTE_DEFAULT: u32 = 6;
+/// Client addresses whose failures are tracked at once (about 64 bytes
+/// each: 100,000 is 6 MB).
+pub const AUTH_CLIENTS_MAX_DEFAULT: usize = 100_000;
 
 /// Upper bound of every duration setting: an hour is longer than any wait
 /// this service should make, and keeps `now + duration` far from overflow.
@@ -222,6 +238,41 @@ pub struct Config {
     #[arg(long, env = "ATELIER_CACHE_LISTENER_TIMEOUT_MS", default_value_t = CACHE_LISTENER_TIMEOUT_MS_DEFAULT)]
     pub cache_listener_timeout_ms: u64,
 
+    /// Reads need a token with the `read` scope (either write scope implies
+    /// it): a private catalog. `false` (the default): reads are public and
+    /// ignore any `Authorization` header.
+    #[arg(long, env = "ATELIER_READ_REQUIRES_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub read_requires_token: bool,
+
+    /// How often the live tokens are reloaded from the primary: a token
+    /// revoked (or issued) takes effect within this long.
+    #[arg(long, env = "ATELIER_TOKEN_RELOAD_MS", default_value_t = TOKEN_RELOAD_MS_DEFAULT)]
+    pub token_reload_ms: u64,
+
+    /// Most live tokens a server holds.
+    #[arg(long, env = "ATELIER_TOKENS_MAX", default_value_t = TOKENS_MAX_DEFAULT)]
+    pub tokens_max: usize,
+
+    /// Failed authentications (401) one client address may make back to
+    /// back before it gets 429.
+    #[arg(long, env = "ATELIER_AUTH_FAILURES_BURST", default_value_t = AUTH_FAILURES_BURST_DEFAULT)]
+    pub auth_failures_burst: u32,
+
+    /// Tries an address earns back per minute after its burst.
+    #[arg(long, env = "ATELIER_AUTH_FAILURES_PER_MINUTE", default_value_t = AUTH_FAILURES_PER_MINUTE_DEFAULT)]
+    pub auth_failures_per_minute: u32,
+
+    /// Client addresses whose failed authentications are tracked at once.
+    #[arg(long, env = "ATELIER_AUTH_CLIENTS_MAX", default_value_t = AUTH_CLIENTS_MAX_DEFAULT)]
+    pub auth_clients_max: usize,
+
+    /// Addresses of the balancers in front of this server, comma-separated:
+    /// for a connection from one of them, the client is the last address in
+    /// `X-Forwarded-For` (what the balancer saw). Empty (the default): the
+    /// connection's own address, and `X-Forwarded-For` is ignored.
+    #[arg(long, env = "ATELIER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Fault injection for the race tests: wait this long between reading
     /// a document and offering it to the cache, which widens the window in
     /// which a newer version's notice can overtake the fill. 0 in service.
@@ -303,6 +354,13 @@ impl Config {
             cache_bytes: CACHE_BYTES_DEFAULT,
             position_index: true,
             cache_listener_timeout_ms: CACHE_LISTENER_TIMEOUT_MS_DEFAULT,
+            read_requires_token: false,
+            token_reload_ms: TOKEN_RELOAD_MS_DEFAULT,
+            tokens_max: TOKENS_MAX_DEFAULT,
+            auth_failures_burst: AUTH_FAILURES_BURST_DEFAULT,
+            auth_failures_per_minute: AUTH_FAILURES_PER_MINUTE_DEFAULT,
+            auth_clients_max: AUTH_CLIENTS_MAX_DEFAULT,
+            trusted_proxies: Vec::new(),
             test_cache_fill_delay_ms: 0,
         }
     }
@@ -342,6 +400,11 @@ impl Config {
         within("ATELIER_QUEUE_WAIT_MS", self.queue_wait_ms, 0, DURATION_MS_MAX)?;
         within("ATELIER_CACHE_BYTES", self.cache_bytes as u64, 0, CACHE_BYTES_MAX as u64)?;
         within("ATELIER_CACHE_LISTENER_TIMEOUT_MS", self.cache_listener_timeout_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_TOKEN_RELOAD_MS", self.token_reload_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_TOKENS_MAX", self.tokens_max as u64, 1, 10_000_000)?;
+        within("ATELIER_AUTH_FAILURES_BURST", u64::from(self.auth_failures_burst), 1, 1_000_000)?;
+        within("ATELIER_AUTH_FAILURES_PER_MINUTE", u64::from(self.auth_failures_per_minute), 1, 6_000_000)?;
+        within("ATELIER_AUTH_CLIENTS_MAX", self.auth_clients_max as u64, 1, 100_000_000)?;
         within("ATELIER_TEST_CACHE_FILL_DELAY_MS", self.test_cache_fill_delay_ms, 0, DURATION_MS_MAX)?;
         for url in std::iter::once(&self.databases.primary_url).chain(&self.databases.replica_urls) {
             url.parse::<tokio_postgres::Config>()
@@ -401,6 +464,10 @@ impl Config {
 
     pub fn cache_listener_timeout(&self) -> Duration {
         Duration::from_millis(self.cache_listener_timeout_ms)
+    }
+
+    pub fn token_reload(&self) -> Duration {
+        Duration::from_millis(self.token_reload_ms)
     }
 
     pub fn queue_wait(&self) -> Duration {

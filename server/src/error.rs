@@ -13,6 +13,16 @@ use tokio_postgres::error::SqlState;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// No token, or one that is not live (401, `WWW-Authenticate:
+    /// Bearer`); `presented`: a token was sent (and was wrong).
+    #[error("{}", if *presented { "the bearer token is not valid (revoked, mistyped or never issued)" } else { "this request needs Authorization: Bearer <token>" })]
+    Unauthorized { presented: bool },
+    /// A live token without the scope the request needs (403).
+    #[error("the token does not have the {scope} scope this request needs")]
+    Forbidden { scope: &'static str },
+    /// Too many failed authentications from this client (429).
+    #[error("too many failed authentications from this address; retry after {} s", retry_after.as_secs().max(1))]
+    TooManyRequests { retry_after: std::time::Duration },
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -61,6 +71,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -78,6 +91,9 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",

@@ -11,7 +11,7 @@
 //! until a shutdown future completes.
 //!
 //! Modules, in the order a request meets them. Imports point one way:
-//! `http` → `read`/`write` → `db`, `cache`; `state`, `config`, `error` and
+//! `http` → `auth`, `read`/`write` → `db`, `cache`; `state`, `config`, `error` and
 //! `metrics` are shared below them.
 //! - `startup`: [`App::build`] binds, builds pools, starts background work;
 //!   [`App::run_until_stopped`] serves.
@@ -19,6 +19,8 @@
 //!   table (`routes`), one `match` from endpoint to handler (`dispatch`),
 //!   request bodies (`body`), responses and ETags (`respond`), and the
 //!   operational endpoints (`ops`).
+//! - `auth`: bearer tokens (held in memory, reloaded from the primary) and
+//!   the limiter of failed attempts; `http` asks it before any handler.
 //! - `read`: the GET handlers; replica choice and failover, read-your-writes
 //!   (`replicas`); `page`/`count` (`paging`); raw stored bytes (`document`).
 //! - `write`: the transaction envelope and retries (`mod`), typed inputs
@@ -31,6 +33,7 @@
 //!   limit; `error`: the error type and its response classes; `metrics`:
 //!   counters and histograms; `numbers`: ids, pages and counts as text.
 
+mod auth;
 mod cache;
 mod config;
 mod db;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Every status the server sends; anything else is counted as 500.
-const STATUSES: [u16; 14] = [200, 201, 204, 304, 400, 404, 405, 409, 413, 415, 422, 500, 503, 0];
+const STATUSES: [u16; 17] = [200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 0];
 /// Latency histogram bucket upper bounds, in seconds.
 const BUCKETS_SECONDS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
@@ -39,10 +39,14 @@ pub(crate) enum Counter {
     WriteDeadlineExpiry,
     Shed,
     AccessLogDropped,
+    AuthMissing,
+    AuthInvalid,
+    AuthForbidden,
+    AuthLimited,
 }
 
 impl Counter {
-    const ALL: [Counter; 16] = [
+    const ALL: [Counter; 20] = [
         Counter::NotModified,
         Counter::DocumentsSent,
         Counter::ReadAfterFallback,
@@ -59,6 +63,10 @@ impl Counter {
         Counter::WriteDeadlineExpiry,
         Counter::Shed,
         Counter::AccessLogDropped,
+        Counter::AuthMissing,
+        Counter::AuthInvalid,
+        Counter::AuthForbidden,
+        Counter::AuthLimited,
     ];
 
     fn describe(self) -> (&'static str, &'static str) {
@@ -116,6 +124,20 @@ impl Counter {
             Counter::AccessLogDropped => {
                 ("atelier_access_log_dropped_total", "Access log lines dropped because the writer fell behind.")
             }
+            Counter::AuthMissing => {
+                ("atelier_auth_missing_total", "Requests refused 401 because they carried no bearer token.")
+            }
+            Counter::AuthInvalid => (
+                "atelier_auth_invalid_total",
+                "Requests refused 401 because their token is not live (wrong, revoked, malformed).",
+            ),
+            Counter::AuthForbidden => {
+                ("atelier_auth_forbidden_total", "Requests refused 403: a live token without the scope needed.")
+            }
+            Counter::AuthLimited => (
+                "atelier_auth_limited_total",
+                "Requests refused 429: too many failed authentications from their address.",
+            ),
         }
     }
 }

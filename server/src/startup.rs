@@ -2,7 +2,7 @@
 //! `App::build` validates the configuration, binds the listener, builds the
 //! pools (no connection opens until first use, so the server starts while a
 //! database is down and answers 503); `run_until_stopped` starts the
-//! background work (the idempotency purge, the prober that brings ejected
+//! background work (the token reload, the idempotency purge, the prober that brings ejected
 //! replicas back, the access log's writer, the cache's change listeners) and serves until the shutdown
 //! future completes, then lets requests in flight finish.
 
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::auth::{self, Authorizer};
 use crate::cache::{self, DocumentCache};
 use crate::config::{Config, ConfigError};
 use crate::db::Pools;
@@ -53,6 +54,7 @@ impl App {
             false => (None, None),
         };
         let state = Arc::new(AppState {
+            auth: Authorizer::new(&config),
             inflight: Semaphore::new(config.inflight_max),
             hedges: HedgeBudget::new(config.read_hedge_percent_max),
             config,
@@ -78,6 +80,9 @@ impl App {
         }
         let warm = tokio::spawn(warm_pools(self.state.clone()));
         let purge = tokio::spawn(idempotency::purge_expired_keys(self.state.clone()));
+        let state = self.state.clone();
+        let tokens =
+            tokio::spawn(async move { auth::keep_loaded(&state.auth, &state.pools.primary, &state.config).await });
         let prober = tokio::spawn(read::revive_ejected(self.state.clone()));
         let listeners = self.state.cache.clone().map(|cache| {
             // The URLs were checked when the pools were built.
@@ -92,6 +97,7 @@ impl App {
         warm.abort();
         purge.abort();
         prober.abort();
+        tokens.abort();
     }
 }
 

@@ -1,12 +1,13 @@
 //! What every request handler can reach: the configuration, the database
 //! nodes, the metrics, the in-flight limit, request ids, the access log's
-//! channel, and the document cache. Built once by `App::build` and shared behind an `Arc`.
+//! channel, the credentials, and the document cache. Built once by `App::build` and shared behind an `Arc`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::auth::Authorizer;
 use crate::cache::DocumentCache;
 use crate::config::Config;
 use crate::db::Pools;
@@ -22,6 +23,8 @@ pub(crate) struct AppState {
     pub access_log: Option<mpsc::Sender<String>>,
     pub request_ids: RequestIds,
     pub hedges: HedgeBudget,
+    /// The live tokens and the failed-authentication limiter.
+    pub auth: Authorizer,
     /// None when `ATELIER_CACHE_BYTES` is 0.
     pub cache: Option<std::sync::Arc<DocumentCache>>,
 }

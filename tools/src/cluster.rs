@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use atelier_schema::local::{self, Node, NODES};
+use atelier_schema::tokens::Scope;
 use atelier_schema::{roles, Role};
 
 use crate::db::{ToolError, ToolResult};
@@ -369,6 +370,7 @@ fn path_str(path: &Path) -> ToolResult<&str> {
 /// role. Idempotent without `fresh`. A database left by an older version
 /// (not owned by the owner role) is re-created. Returns the primary's and
 /// replicas' URLs for tools (the operator's superuser).
+/// The development token (secrets.env) is registered in the database too.
 pub async fn provision_local(cluster: &LocalCluster, dbname: &str, fresh: bool) -> ToolResult<(String, Vec<String>)> {
     provision::ident(dbname)?;
     let secrets = cluster.secrets()?;
@@ -394,6 +396,9 @@ pub async fn provision_local(cluster: &LocalCluster, dbname: &str, fresh: bool) 
         provision::migrate(&secrets.fill(&node.url_as(dbname, roles::OWNER)), node.role).await?;
     }
     provision::ensure_publication(&primary.url(dbname)).await?;
+    if let Some(token) = secrets.token() {
+        crate::tokens::register(&primary.url(dbname), DEVELOPMENT_TOKEN_NAME, token, &Scope::ALL).await?;
+    }
     let from_replicas = secrets.fill(&primary.url_as(dbname, roles::REPLICATOR));
     for replica in local::replicas() {
         let sub_name = format!("atelier_{dbname}_{}", replica.name);
@@ -403,6 +408,9 @@ pub async fn provision_local(cluster: &LocalCluster, dbname: &str, fresh: bool) 
     provision::wait_for_replicas(&primary.url(dbname), &replica_urls, CATCH_UP_TIMEOUT).await?;
     Ok((primary.url(dbname), replica_urls))
 }
+
+/// The name the local cluster's development token is stored under.
+pub const DEVELOPMENT_TOKEN_NAME: &str = "local development (secrets.env)";
 
 /// FNV-1a, 64-bit: a stable short name for a directory.
 pub fn fnv1a(bytes: &[u8]) -> u64 {

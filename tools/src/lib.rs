@@ -12,6 +12,8 @@
 //! - `load`: the phased bulk load (binary COPY or CSV) and replica resync;
 //! - `csv`: the catalog as CSV files in the public Atelier layout;
 //! - `check`: rebuilt versus stored documents on every node;
+//! - `tokens`: issuing, listing and revoking the service's bearer tokens;
+//! - `secrets`: the local cluster's passwords and development token;
 //! - `explain`: EXPLAIN (ANALYZE, BUFFERS) of every statement the API runs.
 
 pub mod check;
@@ -24,6 +26,7 @@ pub mod layout;
 pub mod load;
 pub mod provision;
 pub mod secrets;
+pub mod tokens;
 pub mod wait;
 
 pub use db::{connect, ToolError, ToolResult};

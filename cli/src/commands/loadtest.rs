@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::commands::AdminUrls;
+use atelier_loadtest::client::Server;
 use atelier_loadtest::stress::{self, Target};
 use atelier_loadtest::{ids, jtl, lag, write_load};
+use atelier_tools::cluster::LocalCluster;
 use atelier_tools::generate::DEFAULT_SEED;
+use atelier_tools::secrets::TOKEN_VAR;
 use atelier_tools::{ToolError, ToolResult};
 
 /// Ids the generators draw from: enough to spread load over many rows.
@@ -101,7 +104,8 @@ pub async fn write_load(args: WriteLoadArgs) -> ToolResult<()> {
         let (primary, replicas) = (args.databases.primary_url.clone(), args.databases.replica_urls.to_vec());
         tokio::spawn(lag::sample(primary, replicas, interval, stop.clone()))
     });
-    let report = write_load::write_load(args.server, Arc::new(rows), args.events, args.concurrency).await;
+    let report =
+        write_load::write_load(&tools_server(args.server)?, Arc::new(rows), args.events, args.concurrency).await;
     stop.store(true, Ordering::Relaxed);
     let report = report?;
     println!("{report}");
@@ -122,11 +126,12 @@ pub async fn stress(args: StressArgs) -> ToolResult<()> {
         .map(|name| Target::parse(name).ok_or_else(|| ToolError::msg(format!("unknown route {name:?}"))))
         .collect::<Result<_, _>>()?;
     let ids = Arc::new(ids::export_ids(&args.databases.primary_url, GENERATOR_IDS, DEFAULT_SEED).await?);
+    let server = tools_server(args.server)?;
     let mut results = Vec::new();
     for target in targets {
         for rate in &args.rates {
             let step_time = Duration::from_secs(args.step_seconds);
-            let step = stress::open_loop_step(args.server, ids.clone(), target, *rate, step_time).await?;
+            let step = stress::open_loop_step(&server, ids.clone(), target, *rate, step_time).await?;
             println!("{step}");
             results.push(step);
         }
@@ -140,6 +145,25 @@ pub async fn stress(args: StressArgs) -> ToolResult<()> {
         return Err(ToolError::msg("some requests failed"));
     }
     Ok(())
+}
+
+/// The server at `addr` with the token the tools write with: `ATELIER_TOKEN`
+/// from the environment, else the local cluster's development token
+/// (secrets.env). Never a flag: a token on a command line shows in `ps`
+/// and in shell history.
+fn tools_server(addr: SocketAddr) -> ToolResult<Server> {
+    let token = match std::env::var(TOKEN_VAR) {
+        Ok(token) if !token.trim().is_empty() => Some(token.trim().to_string()),
+        _ => {
+            let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
+            LocalCluster::existing_secrets(&std::env::current_dir()?, dir)?
+                .and_then(|secrets| secrets.token().map(str::to_string))
+        }
+    };
+    if token.is_none() {
+        println!("note: no {TOKEN_VAR} and no local cluster token; writes will be refused (401)");
+    }
+    Ok(Server::new(addr, token))
 }
 
 pub fn jtl_summary(args: JtlSummaryArgs) -> ToolResult<()> {

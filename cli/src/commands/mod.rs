@@ -5,6 +5,7 @@ pub mod data;
 pub mod loadtest;
 pub mod schema;
 pub mod serve;
+pub mod token;
 
 use atelier_schema::local;
 

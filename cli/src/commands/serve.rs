@@ -72,7 +72,14 @@ pub async fn up(args: UpArgs) -> ToolResult<()> {
         );
     }
     let mut config = args.config;
-    fill_passwords(&mut config, &local.secrets()?);
+    let secrets = local.secrets()?;
+    fill_passwords(&mut config, &secrets);
+    if let Some(token) = secrets.token() {
+        println!("development token (every scope; also in {}):", Secrets::file(&local.dir).display());
+        println!("  {token}");
+        println!("  writes: curl -i -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\");
+        println!("          -d '{{\"delta\": 5, \"reason\": \"restock\"}}' http://{}/skus/1/movements", config.listen);
+    }
     run(config).await
 }
 

@@ -1,8 +1,10 @@
-//! One request, start to finish: parse the route, admit it (or shed it),
-//! answer a CORS preflight or find the endpoint in the table, run its
+//! One request, start to finish: parse the route, answer a CORS preflight,
+//! admit it (or shed it), find the endpoint in the table, check its
+//! credential (`auth`), run its
 //! handler (one `match`), turn errors into their response, add the CORS
 //! headers and the request id, record metrics and the access log line.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use atelier_schema::DocumentKind;
@@ -17,7 +19,7 @@ use crate::http::access_log::{self, Line};
 use crate::http::body::{self, JsonBody};
 use crate::http::respond::{self, HttpResponse, READ_AFTER, REQUEST_ID, SERVED_BY};
 use crate::http::routes::{Endpoint, Resource, Route};
-use crate::http::{browse, cors, openapi, ops};
+use crate::http::{browse, client, cors, openapi, ops};
 use crate::metrics::Counter;
 use crate::read;
 use crate::state::AppState;
@@ -26,7 +28,9 @@ use crate::write::{self, products, related, skus, styles, Idempotency, Write};
 /// Longest client-given `X-Request-Id` that is passed on.
 const REQUEST_ID_CHARS_MAX: usize = 64;
 
-pub async fn handle(state: &AppState, request: Request<Incoming>) -> HttpResponse {
+/// `peer`: the address the connection comes from (a balancer's, or the
+/// client's own).
+pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr) -> HttpResponse {
     let started = Instant::now();
     let origin = request.headers().get(ORIGIN).cloned();
     let request_id = request_id(state, request.headers());
@@ -34,8 +38,11 @@ pub async fn handle(state: &AppState, request: Request<Incoming>) -> HttpRespons
     let route = Route::parse(request.uri().path());
     let resource = route.as_ref().ok().map(|r| r.resource);
     let mut response = match route {
-        Ok(route) => match admit(state, route.resource, &method).await {
-            Ok(_slot) => dispatch(state, route, request).await.unwrap_or_else(respond::error),
+        // A preflight is answered on every path, known or not, and never
+        // queues: a browser must be able to read our JSON errors too.
+        _ if method == Method::OPTIONS => cors::preflight(resource, request.headers()),
+        Ok(route) => match admit(state, route.resource).await {
+            Ok(_slot) => dispatch(state, route, request, peer).await.unwrap_or_else(respond::error),
             Err(error) => respond::error(error),
         },
         Err(error) => respond::error(error),
@@ -60,15 +67,11 @@ pub async fn handle(state: &AppState, request: Request<Incoming>) -> HttpRespons
 
 /// A slot for the request, waiting at most ATELIER_QUEUE_WAIT_MS: beyond
 /// the in-flight limit requests are shed with 503 at once rather than
-/// queued. Operational endpoints and preflights always get through, so a
-/// saturated server still answers its health checks.
-async fn admit<'a>(
-    state: &'a AppState,
-    resource: Resource,
-    method: &Method,
-) -> Result<Option<SemaphorePermit<'a>>, ApiError> {
-    let exempt =
-        matches!(resource, Resource::Healthz | Resource::Readyz | Resource::Metrics) || method == Method::OPTIONS;
+/// queued. Operational endpoints (and preflights, answered before this)
+/// always get through, so a saturated server still answers its health
+/// checks.
+async fn admit(state: &AppState, resource: Resource) -> Result<Option<SemaphorePermit<'_>>, ApiError> {
+    let exempt = matches!(resource, Resource::Healthz | Resource::Readyz | Resource::Metrics);
     if exempt {
         return Ok(None);
     }
@@ -91,11 +94,15 @@ fn request_id(state: &AppState, headers: &HeaderMap) -> String {
     given.map_or_else(|| state.request_ids.next(), str::to_string)
 }
 
-async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
-    if request.method() == Method::OPTIONS {
-        return Ok(cors::preflight(route.resource));
-    }
+async fn dispatch(
+    state: &AppState,
+    route: Route,
+    request: Request<Incoming>,
+    peer: IpAddr,
+) -> Result<HttpResponse, ApiError> {
     let endpoint = route.endpoint(request.method())?;
+    let client = client::address(&state.config.trusted_proxies, peer, request.headers());
+    state.auth.authorize(endpoint.scope(), request.headers(), client, &state.metrics)?;
     let id = route.id()?;
     match endpoint {
         Endpoint::ListProducts => {

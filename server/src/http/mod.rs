@@ -4,6 +4,7 @@
 pub mod access_log;
 mod body;
 mod browse;
+mod client;
 mod cors;
 mod dispatch;
 mod openapi;

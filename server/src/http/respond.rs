@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -88,7 +89,8 @@ struct ErrorBody<'a> {
 }
 
 /// The response for an error: its status, `{"error","message"}` (with
-/// `fields` on 422), `Allow` on 405 and `Retry-After` on 503.
+/// `fields` on 422), `Allow` on 405, `WWW-Authenticate` on 401 and 403
+/// (RFC 6750's error codes), and `Retry-After` on 429 and 503.
 pub fn error(error: ApiError) -> HttpResponse {
     let fields = match &error {
         ApiError::Unprocessable { fields, .. } => Some(fields),
@@ -105,6 +107,24 @@ pub fn error(error: ApiError) -> HttpResponse {
         }
         ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
             headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
+        ApiError::Unauthorized { presented } => {
+            let challenge = match presented {
+                false => HeaderValue::from_static("Bearer realm=\"atelier\""),
+                true => HeaderValue::from_static("Bearer realm=\"atelier\", error=\"invalid_token\""),
+            };
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        ApiError::Forbidden { scope } => {
+            let challenge = format!("Bearer realm=\"atelier\", error=\"insufficient_scope\", scope=\"{scope}\"");
+            if let Ok(challenge) = HeaderValue::from_str(&challenge) {
+                headers.insert(WWW_AUTHENTICATE, challenge);
+            }
+        }
+        ApiError::TooManyRequests { retry_after } => {
+            // Whole seconds, rounded up: never "0", which invites a retry now.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         _ => {}
     }
@@ -152,5 +172,14 @@ mod tests {
         assert_eq!(response.headers()[RETRY_AFTER], "1");
         let response = error(ApiError::MethodNotAllowed { allow: "GET, HEAD".into() });
         assert_eq!(response.headers()[ALLOW], "GET, HEAD");
+        let response = error(ApiError::Unauthorized { presented: false });
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer realm=\"atelier\"");
+        let response = error(ApiError::Forbidden { scope: "stock:write" });
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.headers()[WWW_AUTHENTICATE].to_str().unwrap().contains("scope=\"stock:write\""));
+        let response = error(ApiError::TooManyRequests { retry_after: std::time::Duration::from_millis(9_200) });
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "10");
     }
 }

@@ -3,6 +3,7 @@
 //! Dispatch, the `Allow` header of a 405 and the metrics slot all derive
 //! from it: adding an endpoint is a row here and an arm in `dispatch`.
 
+use atelier_schema::tokens::Scope;
 use hyper::Method;
 
 use crate::error::ApiError;
@@ -156,6 +157,32 @@ pub enum Endpoint {
     OpenApi,
 }
 
+impl Endpoint {
+    /// The scope a token needs for this endpoint: the writes name theirs;
+    /// the catalog's reads need `read` only when the operator makes them
+    /// private; the operational endpoints, the catalog page and the
+    /// contract never need one.
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Endpoint::ListProducts | Endpoint::GetProduct | Endpoint::GetStyles | Endpoint::GetRelated => {
+                Some(Scope::Read)
+            }
+            Endpoint::CreateProduct
+            | Endpoint::ReplaceProduct
+            | Endpoint::PatchProduct
+            | Endpoint::DeleteProduct
+            | Endpoint::CreateStyle
+            | Endpoint::ReplaceStyle
+            | Endpoint::DeleteStyle
+            | Endpoint::PutRelated
+            | Endpoint::CreateSku
+            | Endpoint::DeleteSku => Some(Scope::CatalogWrite),
+            Endpoint::RecordMovement => Some(Scope::StockWrite),
+            Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Browse | Endpoint::OpenApi => None,
+        }
+    }
+}
+
 /// The table.
 const ENDPOINTS: [(Resource, Verb, Endpoint); 20] = [
     (Resource::Products, Verb::Get, Endpoint::ListProducts),
@@ -267,5 +294,20 @@ mod tests {
         let route = Route { resource: Resource::Sku, id: Ok(1) };
         assert_eq!(route.endpoint(&Method::DELETE).unwrap(), Endpoint::DeleteSku);
         assert!(matches!(route.endpoint(&Method::GET), Err(ApiError::MethodNotAllowed { .. })));
+    }
+
+    #[test]
+    fn every_write_needs_a_write_scope_and_every_read_at_most_read() {
+        for (_, verb, endpoint) in ENDPOINTS {
+            match verb {
+                Verb::Get => assert!(matches!(endpoint.scope(), None | Some(Scope::Read)), "{endpoint:?}"),
+                _ => assert!(
+                    matches!(endpoint.scope(), Some(Scope::CatalogWrite | Scope::StockWrite)),
+                    "{endpoint:?} must need a write scope"
+                ),
+            }
+        }
+        assert_eq!(Endpoint::RecordMovement.scope(), Some(Scope::StockWrite));
+        assert_eq!(Endpoint::DeleteProduct.scope(), Some(Scope::CatalogWrite));
     }
 }

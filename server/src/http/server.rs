@@ -6,6 +6,7 @@
 //! the last one is dropped, every connection has finished.
 
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,10 +67,11 @@ async fn connection(
     _finished: mpsc::Sender<()>,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip().to_canonical());
     let header_timeout = state.config.header_read_timeout();
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(dispatch::handle(&state, request).await) }
+        async move { Ok::<_, std::convert::Infallible>(dispatch::handle(&state, request, peer).await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -20,7 +20,7 @@ fn listed(value: Option<&str>) -> Vec<String> {
 }
 
 #[test]
-fn preflights_allow_every_route_its_methods_and_the_contracts_headers() {
+fn preflights_allow_every_route_its_methods_and_echo_the_headers_asked_for() {
     let cases = [
         ("/products/5", "GET", "GET"),
         ("/products", "POST", "POST"),
@@ -29,22 +29,35 @@ fn preflights_allow_every_route_its_methods_and_the_contracts_headers() {
         ("/styles/2", "DELETE", "DELETE"),
         ("/healthz", "GET", "GET"),
     ];
+    // What real storefronts ask for: the contract's headers, and the ones
+    // some React clients add to every call.
+    let asked = "authorization,content-type,idempotency-key,cache-control,pragma,x-requested-with";
     for (path, method, allowed) in cases {
-        let r = preflight(None, path, method, "authorization,content-type,idempotency-key", SHOP);
+        let r = preflight(None, path, method, asked, SHOP);
         assert_eq!(r.status, 204, "{path}: {}", r.text());
         assert!(r.body.is_empty());
         assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
         assert!(listed(r.header("access-control-allow-methods")).contains(&allowed.to_ascii_lowercase()), "{path}");
         let allowed_headers = listed(r.header("access-control-allow-headers"));
-        for header in ["authorization", "content-type", "idempotency-key", "if-none-match", "x-read-after"] {
+        for header in asked.split(',') {
             assert!(allowed_headers.contains(&header.to_string()), "{path} allows {header}: {allowed_headers:?}");
         }
         assert!(r.header("access-control-max-age").is_some());
     }
-    // An unknown path is still 404, with the CORS headers so a page can read it.
-    let unknown = preflight(None, "/nowhere", "GET", "authorization", SHOP);
-    assert_eq!(unknown.status, 404);
+    // Whatever a client invents is echoed too (Express's cors() default).
+    let invented = preflight(None, "/products/1", "GET", "X-Storefront-Build", SHOP);
+    assert_eq!(invented.header("access-control-allow-headers"), Some("X-Storefront-Build"));
+    // A path we do not serve still answers the preflight, so the browser
+    // lets the page read the JSON 404 that follows.
+    let unknown = preflight(None, "/nowhere", "GET", "authorization,cache-control", SHOP);
+    assert_eq!(unknown.status, 204, "{}", unknown.text());
     assert_eq!(unknown.header("access-control-allow-origin"), Some("*"));
+    assert!(listed(unknown.header("access-control-allow-methods")).contains(&"get".to_string()));
+    assert!(listed(unknown.header("access-control-allow-headers")).contains(&"cache-control".to_string()));
+    let followed = request("GET", "/nowhere", &[("Origin", SHOP)], None);
+    assert_eq!(followed.status, 404);
+    assert_eq!(followed.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(followed.json()["error"], "not_found");
 }
 
 #[test]
@@ -82,6 +95,8 @@ fn a_configured_origin_list_refuses_unlisted_origins() {
     assert!(listed(allowed.header("vary")).contains(&"origin".to_string()));
     let refused = preflight(Some(addr), "/products/1", "GET", "authorization", "http://evil.example");
     assert_eq!(refused.header("access-control-allow-origin"), None, "no grant: the browser refuses");
+    let unknown = preflight(Some(addr), "/nowhere", "GET", "authorization", "http://evil.example");
+    assert_eq!(unknown.header("access-control-allow-origin"), None, "unlisted, on any path");
     let read = request_to(addr, "GET", "/products/1", &[("Origin", "http://evil.example")], None);
     assert_eq!(read.status, 200, "the server still answers; the browser will not show it to the page");
     assert_eq!(read.header("access-control-allow-origin"), None);

@@ -177,8 +177,43 @@ pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<
     request_to(app().addr, method, path, headers, body)
 }
 
-/// Sends one request on a fresh connection to `addr` and reads the whole response.
+/// The local cluster's development token (every scope), which
+/// `provision_local` registers in the test database: the tests write as a
+/// shop that holds it.
+pub fn token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        local_cluster().secrets().expect("secrets.env").token().expect("a development token").to_string()
+    })
+}
+
+/// `Authorization: Bearer <token>`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// Sends one request on a fresh connection to `addr` and reads the whole
+/// response. A write that names no `Authorization` of its own carries the
+/// development token (tests of authentication use `request_raw`).
 pub fn request_to(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let is_write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+    if is_write && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+        let authorization = bearer(token());
+        let mut with_token = headers.to_vec();
+        with_token.push(("Authorization", &authorization));
+        return request_raw(addr, method, path, &with_token, body);
+    }
+    request_raw(addr, method, path, headers, body)
+}
+
+/// Sends exactly the headers given (no token added) on a fresh connection.
+pub fn request_raw(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -4,6 +4,7 @@
 //!
 //! One test binary, one file per area; `helpers` owns the set-up.
 
+mod auth;
 mod browser;
 mod cache;
 mod concurrency;

@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use atelier_loadtest::client::Server;
 use atelier_loadtest::ids::{export_ids, LoadIds};
 use atelier_loadtest::stress::{open_loop_step, StepResult, Target};
 use atelier_schema::local::{self, Node};
@@ -131,8 +132,9 @@ fn signal(which: &str, pids: &[u32]) {
 
 /// Open-loop load: `rate` requests a second for `seconds`.
 fn load_for(addr: SocketAddr, target: Target, rate: u32, seconds: u64) -> StepResult {
+    let server = Server::new(addr, Some(helpers::token().to_string()));
     runtime()
-        .block_on(open_loop_step(addr, cluster().ids.clone(), target, rate, Duration::from_secs(seconds)))
+        .block_on(open_loop_step(&server, cluster().ids.clone(), target, rate, Duration::from_secs(seconds)))
         .expect("load runs")
 }
 
