@@ -136,24 +136,24 @@ fn every_write_refuses_a_missing_wrong_revoked_or_underscoped_token_and_writes_n
     for (method, path, body, scope) in writes(&f) {
         let what = format!("{method} {path}");
         assert_refused(
-            &write_with(addr, &method, &path, &body, None),
+            &write_with(addr, method, &path, &body, None),
             401,
             "unauthorized",
             &format!("{what}, no token"),
         );
-        assert_refused(&write_with(addr, &method, &path, &body, Some(&unknown)), 401, "unauthorized", &what);
+        assert_refused(&write_with(addr, method, &path, &body, Some(&unknown)), 401, "unauthorized", &what);
         for junk in ["Bearer", "Bearer not-a-token", "Basic dXNlcjpwYXNz", "atl_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"] {
-            let r = write_with(addr, &method, &path, &body, Some(junk));
+            let r = write_with(addr, method, &path, &body, Some(junk));
             assert_refused(&r, 401, "unauthorized", &format!("{what} with {junk:?}"));
         }
         let wrong = match scope {
             Scope::StockWrite => &catalog_only,
             _ => &stock_only,
         };
-        let r = write_with(addr, &method, &path, &body, Some(&bearer(wrong)));
+        let r = write_with(addr, method, &path, &body, Some(&bearer(wrong)));
         assert_refused(&r, 403, "forbidden", &format!("{what} with the wrong scope"));
         assert!(r.header("www-authenticate").unwrap_or_default().contains(scope.name()), "{what} names its scope");
-        let r = write_with(addr, &method, &path, &body, Some(&bearer(&reader)));
+        let r = write_with(addr, method, &path, &body, Some(&bearer(&reader)));
         assert_refused(&r, 403, "forbidden", &format!("{what} with a read token"));
     }
     assert_eq!(snapshot(&f), before, "no refused write changed anything");
@@ -183,7 +183,7 @@ fn every_write_refuses_a_missing_wrong_revoked_or_underscoped_token_and_writes_n
     // changed the slogan: this is the state to keep from here on.
     let before = snapshot(&f);
     for (method, path, body, _) in writes(&f) {
-        let r = write_with(addr, &method, &path, &body, Some(&bearer(&revoked)));
+        let r = write_with(addr, method, &path, &body, Some(&bearer(&revoked)));
         assert_refused(&r, 401, "unauthorized", &format!("{method} {path} with a revoked token"));
     }
     assert_eq!(snapshot(&f), before, "no refused write changed anything");

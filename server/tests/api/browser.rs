@@ -329,3 +329,56 @@ fn the_catalog_page_shows_the_api_from_another_origin() {
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+/// A storefront that adds `Cache-Control`, `Pragma` and `X-Requested-With`
+/// to every call (as several React ones do): each call needs a preflight
+/// that allows them, from another origin. The page renders, shows no
+/// write button until a token is pasted, and then writes with it.
+#[test]
+fn a_storefront_with_headers_of_its_own_renders_and_writes_only_with_a_token() {
+    let _catalog = catalog_lock();
+    let product = crate::helpers::create_product("Browser Storefront Headers");
+    let style = crate::helpers::send(
+        "POST",
+        &format!("/products/{product}/styles"),
+        &json!({"name": "Only", "original_price": "9", "default?": true, "skus": [{"size": "M", "quantity": 3}]}),
+    );
+    assert_eq!(style.status, 201, "{}", style.text());
+    let sku = style.json()["skus"].as_object().unwrap().keys().next().unwrap().clone();
+    let api = app().addr;
+    let page_server = spawn_server(test_config());
+    let browser = Browser::start();
+    browser.open(&format!("http://{page_server}/browse?api=http://{api}&storefront_headers=1#/products/{product}"));
+    browser.wait_until_ready("the product, through preflights that allow the storefront's headers");
+    assert_eq!(browser.text("[data-test=product-name]"), "Browser Storefront Headers");
+    assert_eq!(browser.run("return document.querySelector('[data-test=sell]') === null;"), json!(true));
+    assert!(browser.text("[data-test=no-writes]").contains("token"), "the page says why it cannot write");
+    browser.screenshot("5-storefront-headers-no-token.png");
+
+    browser.run(&format!(
+        "const t = document.querySelector('[data-test=token]'); t.value = {}; \
+         t.dispatchEvent(new Event('input')); return true;",
+        js(crate::helpers::token())
+    ));
+    browser.wait_for("the write buttons", "document.querySelector('[data-test=restock]') !== null");
+    browser.wait_until_ready("the product with its write buttons");
+    assert!(browser.text("[data-test=writes]").contains("change the catalog's real stock"));
+    browser.run(&format!("document.querySelector('[data-test=sizes]').value = {}; return true;", js(&sku)));
+    browser.click("[data-test=restock]");
+    let posted = format!("POST /skus/{sku}/movements → 201");
+    browser.wait_for(
+        "the restock's 201",
+        &format!("document.getElementById('log').textContent.includes({})", js(&posted)),
+    );
+    let quantity: i64 = crate::helpers::query(
+        &app().primary,
+        &format!("select sum(delta)::bigint from stock_movement where sku_id = {sku}"),
+    )[0]
+    .get(0);
+    assert_eq!(quantity, 4, "the restock reached the ledger");
+    browser.screenshot("6-storefront-headers-wrote.png");
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors (a refused preflight shows here): {errors:#?}");
+    let deleted = crate::helpers::request("DELETE", &format!("/products/{product}"), &[], None);
+    assert_eq!(deleted.status, 204);
+}
