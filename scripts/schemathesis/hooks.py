@@ -50,3 +50,4 @@ def after_call(context, case, response):
         with _lock:
             if _last_token["value"] is None or _lsn(token) > _lsn(_last_token["value"]):
                 _last_token["value"] = token
+
