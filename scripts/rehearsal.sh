@@ -15,8 +15,11 @@
 # time to show it changes nothing, loads a small catalog, and then proves,
 # from the client host through the balancer's address only:
 #
-#   1. the four reads and two writes (read back with X-Read-After) work, both
-#      apps serve, and the writes reach both replicas over the network;
+#   1. the balancer serves HTTPS (a certificate this script makes, HSTS) and
+#      plain HTTP for reads only; a write without a token is 401, one over
+#      plain HTTP is refused at the door; the four reads and two writes (with
+#      a token issued by `atelier token create`, read back with X-Read-After)
+#      work, both apps serve, and the writes reach both replicas;
 #   2. the service's connections are its roles', never a superuser's;
 #   3. the JMeter plan at a small size runs with zero errors;
 #   4. an app server killed mid-run (every process of its host) loses no GET,
@@ -48,7 +51,8 @@ declare -A addr=([primary]=$net.10 [replica1]=$net.11 [replica2]=$net.12
                  [app1]=$net.21 [app2]=$net.22 [lb]=$net.30 [client]=$net.40)
 hosts=(primary replica1 replica2 app1 app2 lb client)
 pg_hosts=(primary replica1 replica2)
-lb_url=http://${addr[lb]}:80
+lb_url=https://${addr[lb]}
+plain_url=http://${addr[lb]}:80
 bin=$dir/bin/atelier
 
 # --- teardown: every namespace, process and file this script made ---------
@@ -164,6 +168,13 @@ owner_pw=$(secret) writer_pw=$(secret) reader_pw=$(secret) replicator_pw=$(secre
 (umask 077; printf 'ATELIER_%s_PASSWORD=%s\n' OWNER "$owner_pw" WRITER "$writer_pw" \
     READER "$reader_pw" REPLICATOR "$replicator_pw" >"$dir/secrets.env")
 
+# The balancer's certificate: self-signed for its address, trusted by the
+# client through --cacert (on EC2, terraform hands lb.sh a real one).
+install -d -m 0700 "$dir/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=atelier-rehearsal" \
+    -addext "subjectAltName=IP:${addr[lb]}" -keyout "$dir/tls/key.pem" -out "$dir/tls/cert.pem" 2>/dev/null
+chmod 0644 "$dir/tls/cert.pem"
+
 # --- the hosts, each by its own role script ---------------------------------
 
 apps="${addr[app1]},${addr[app2]}"
@@ -183,8 +194,10 @@ provision() {
         app*) on "$1" env "${common[@]}" ATELIER_LISTEN="${addr[$1]}:3000" \
                     ATELIER_PRIMARY_ADDRESS="${addr[primary]}" ATELIER_REPLICA_ADDRESSES="$replicas" \
                     ATELIER_WRITER_PASSWORD="$writer_pw" ATELIER_READER_PASSWORD="$reader_pw" \
+                    ATELIER_TRUSTED_PROXIES="${addr[lb]}" \
                     deploy/app.sh --no-systemd ;;
-        lb) on lb env "${common[@]}" ATELIER_LB_LISTEN="${addr[lb]}:80" \
+        lb) on lb env "${common[@]}" ATELIER_LB_LISTEN="${addr[lb]}:80" ATELIER_LB_TLS_LISTEN="${addr[lb]}:443" \
+                    ATELIER_TLS_CERT="$dir/tls/cert.pem" ATELIER_TLS_KEY="$dir/tls/key.pem" \
                     ATELIER_APP_SERVERS="${addr[app1]}:3000,${addr[app2]}:3000" \
                     deploy/lb.sh --no-systemd ;;
     esac
@@ -203,6 +216,11 @@ export ATELIER_ADMIN_PRIMARY_URL ATELIER_ADMIN_REPLICA_URLS
 ATELIER_ADMIN_PRIMARY_URL=$(socket_url primary atelier_owner "$owner_pw")
 ATELIER_ADMIN_REPLICA_URLS="$(socket_url replica1 atelier_owner "$owner_pw"),$(socket_url replica2 atelier_owner "$owner_pw")"
 "$bin" check >"$dir/check-after-load.log" || { cat "$dir/check-after-load.log" >&2; fail "the replicas differ from the primary after the load"; }
+# The shop's token, issued as the owner; it reaches the tools in their
+# environment and curl in a header file, never on a command line.
+ATELIER_TOKEN=$("$bin" token create --name rehearsal --scope catalog:write,stock:write 2>/dev/null)
+export ATELIER_TOKEN
+(umask 077; printf 'Authorization: Bearer %s\n' "$ATELIER_TOKEN" >"$dir/auth-header")
 
 for h in app1 app2 lb; do provision "$h"; done
 
@@ -228,7 +246,7 @@ say "second run of every role script: nothing changed (same processes, same file
 # --- 1. reads and writes through the balancer --------------------------------
 
 client() { on client "$@"; }
-fetch() { client curl -s -o "$dir/body" -w '%{http_code}' "$@"; }
+fetch() { client curl -s --cacert "$dir/tls/cert.pem" -o "$dir/body" -w '%{http_code}' "$@"; }
 expect() {
     local want=$1 what=$2; shift 2
     local got
@@ -242,7 +260,9 @@ owner_psql() {
 }
 read -r product sku < <(owner_psql primary \
     "select s.product_id, k.id from sku k join style s on s.id = k.style_id order by k.id desc limit 1" | tr '|' ' ')
-expect 200 "GET /products" "$lb_url/products?page=2&count=3"
+expect 200 "GET /products over HTTPS" -D "$dir/headers" "$lb_url/products?page=2&count=3"
+[ -n "$(header strict-transport-security)" ] || fail "HTTPS answers carry no Strict-Transport-Security"
+expect 200 "GET /products over plain HTTP (reads stay public)" "$plain_url/products?page=2&count=3"
 expect 200 "GET /products/$product" "$lb_url/products/$product"
 grep -q "\"id\":$product," "$dir/body" || fail "product $product's document is not its own"
 expect 200 "GET /products/$product/styles" "$lb_url/products/$product/styles"
@@ -255,8 +275,14 @@ for h in app1 app2; do
 done
 
 quantity_before=$(owner_psql primary "select sum(delta) from stock_movement where sku_id = $sku")
-client curl -sf -D "$dir/headers" -o /dev/null -X POST "$lb_url/skus/$sku/movements" \
-    -H 'Content-Type: application/json' -d '{"delta":7,"reason":"rehearsal"}'
+movement=(-X POST -H 'Content-Type: application/json' -d '{"delta":7,"reason":"rehearsal"}')
+expect 401 "a write over HTTPS without a token" "${movement[@]}" "$lb_url/skus/$sku/movements"
+expect 403 "a write over plain HTTP, token and all" -H @"$dir/auth-header" "${movement[@]}" "$plain_url/skus/$sku/movements"
+grep -q 'writes must be sent over HTTPS' "$dir/body" || fail "the plain-HTTP refusal does not say why"
+[ "$(owner_psql primary "select sum(delta) from stock_movement where sku_id = $sku")" = "$quantity_before" ] ||
+    fail "a refused write changed the stock"
+client curl -sf --cacert "$dir/tls/cert.pem" -H @"$dir/auth-header" -D "$dir/headers" -o /dev/null \
+    "${movement[@]}" "$lb_url/skus/$sku/movements"
 read_after=$(header x-read-after)
 [ -n "$read_after" ] || fail "the write's answer has no X-Read-After"
 expect 200 "GET styles after the write" -H "X-Read-After: $read_after" "$lb_url/products/$product/styles"
@@ -268,7 +294,8 @@ got = [s["skus"][sys.argv[2]]["quantity"] for s in doc["results"] if sys.argv[2]
 if got != [int(sys.argv[3])]:
     sys.exit(f"rehearsal: read after the write shows quantity {got}, want {sys.argv[3]}")
 PY
-client curl -sf -D "$dir/headers" -o "$dir/body" -X POST "$lb_url/products" -H 'Content-Type: application/json' \
+client curl -sf --cacert "$dir/tls/cert.pem" -H @"$dir/auth-header" -D "$dir/headers" -o "$dir/body" \
+    -X POST "$lb_url/products" -H 'Content-Type: application/json' \
     -d '{"name":"Rehearsal Jacket","slogan":"Made on a bridge","description":"Seven hosts.","category":"Jackets","default_price":"99.00"}'
 new_product=$(header location | sed 's#.*/##')
 read_after=$(header x-read-after)
@@ -286,7 +313,7 @@ for r in replica1 replica2; do
     done
     fail "the writes did not reach $r within 10 s"
 done
-say "1. four reads, two writes read back with X-Read-After, both apps serving, both replicas have the writes"
+say "1. HTTPS with HSTS; plain HTTP for reads only; 401 without a token; four reads, two writes read back with X-Read-After, both apps serving, both replicas have the writes"
 
 # --- 2. the service logs in as its roles only ----------------------------------
 
@@ -303,7 +330,7 @@ say "2. the apps log in as atelier_writer on the primary and atelier_reader on t
 # --- 3. the JMeter plan through the balancer ------------------------------------
 
 say "3. JMeter through the balancer"
-client env ATELIER_BIN="$bin" ATELIER_JMETER_IDS=2000 scripts/jmeter.sh -Jhost="${addr[lb]}" -Jport=80 \
+client env ATELIER_BIN="$bin" ATELIER_JMETER_IDS=2000 scripts/jmeter.sh -Jhost="${addr[lb]}" -Jport=443 -Jprotocol=https \
     -Jget_threads=8 -Jget_iterations=25 -Jpost_threads=4 -Jpost_iterations=25 -Jrampup=1
 
 # --- 4. an app server dies mid-run ------------------------------------------------
@@ -343,9 +370,17 @@ say "4. app1 killed: no GET lost, no request sent to it while down, traffic agai
 
 say "5. replica1 stopped; reads and writes go on through the balancer"
 stop_postgres replica1 # its sockets live in replica1's namespace; pg_ctl only signals
-client "$bin" stress --server "${addr[lb]}:80" --routes movement,product,styles --rates 50 --step-seconds 4 \
-    --out-dir "$dir/out" --fail-on-error >"$dir/stress-replica.log" 2>&1 ||
-    { cat "$dir/stress-replica.log" >&2; fail "requests failed while replica1 was down"; }
+# Reads through plain HTTP (the load generator speaks no TLS), writes
+# through HTTPS at the same time.
+client "$bin" stress --server "${addr[lb]}:80" --routes product,styles --rates 50 --step-seconds 4 \
+    --out-dir "$dir/out" --fail-on-error >"$dir/stress-replica.log" 2>&1 &
+reads=$!
+for i in $(seq 40); do
+    expect 201 "movement $i while replica1 is down" -H @"$dir/auth-header" -H 'Content-Type: application/json' \
+        -d '{"delta":1,"reason":"rehearsal"}' "$lb_url/skus/$sku/movements"
+    sleep 0.1
+done
+wait "$reads" || { cat "$dir/stress-replica.log" >&2; fail "reads failed while replica1 was down"; }
 grep -E "^(GET|POST)" "$dir/stress-replica.log"
 provision replica1 >"$dir/restart-replica1.log"
 "$bin" check

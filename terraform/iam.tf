@@ -1,15 +1,16 @@
 # One instance role per host role, each allowed only what its boot needs:
 # the scripts (every host), the binary (the database hosts run the
 # migrations and the load with it; the apps serve with it), and the
-# passwords of the database roles it uses. All may register with SSM
+# passwords of the database roles it uses (the balancer: its HTTPS
+# certificate and key). All may register with SSM
 # Session Manager, the way in for operators (no inbound port needed).
 
 locals {
   host_roles = {
-    primary = { binary = true, passwords = ["owner", "writer", "replicator"] }
-    replica = { binary = true, passwords = ["owner", "reader", "replicator"] }
-    app     = { binary = true, passwords = ["writer", "reader"] }
-    lb      = { binary = false, passwords = [] }
+    primary = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false }
+    replica = { binary = true, passwords = ["owner", "reader", "replicator"], tls = false }
+    app     = { binary = true, passwords = ["writer", "reader"], tls = false }
+    lb      = { binary = false, passwords = [], tls = true }
   }
 }
 
@@ -58,6 +59,15 @@ data "aws_iam_policy_document" "host" {
       sid       = "RolePasswords"
       actions   = ["ssm:GetParameter"]
       resources = [for p in each.value.passwords : aws_ssm_parameter.role_password[p].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.tls ? [1] : []
+    content {
+      sid       = "BalancerCertificate"
+      actions   = ["ssm:GetParameter"]
+      resources = [for p in aws_ssm_parameter.tls : p.arn]
     }
   }
 

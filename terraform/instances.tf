@@ -191,6 +191,7 @@ resource "aws_instance" "app" {
     writer_parameter  = local.parameter["writer"]
     reader_parameter  = local.parameter["reader"]
     app_settings      = var.app_settings
+    lb_address        = local.lb_address
   })
   user_data_replace_on_change = true
 
@@ -237,6 +238,7 @@ resource "aws_instance" "lb" {
     common         = local.common["lb"]
     app_servers    = join(",", [for a in local.app_addrs : "${a}:${var.app_port}"])
     body_bytes_max = lookup(var.app_settings, "ATELIER_BODY_BYTES_MAX", "65536")
+    tls_parameters = { for k, p in aws_ssm_parameter.tls : k => p.name }
   })
   user_data_replace_on_change = true
 
@@ -248,6 +250,7 @@ resource "aws_instance" "lb" {
     aws_vpc_endpoint.s3,
     aws_s3_object.source,
     aws_iam_role_policy.host,
+    aws_ssm_parameter.tls,
   ]
 
   lifecycle {
@@ -257,8 +260,14 @@ resource "aws_instance" "lb" {
 
 # The balancer's public address: the URL of the API. It is the only public
 # address of the deployment besides the NAT gateway's.
+# Allocated apart from its association, so that the self-signed
+# certificate (secrets.tf) can name the address before the balancer boots.
 resource "aws_eip" "lb" {
-  domain   = "vpc"
-  instance = aws_instance.lb.id
-  tags     = { Name = "${var.name}-lb" }
+  domain = "vpc"
+  tags   = { Name = "${var.name}-lb" }
+}
+
+resource "aws_eip_association" "lb" {
+  allocation_id = aws_eip.lb.id
+  instance_id   = aws_instance.lb.id
 }

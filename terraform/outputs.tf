@@ -1,6 +1,11 @@
 output "url" {
-  description = "The API, through the balancer."
-  value       = "http://${aws_eip.lb.public_ip}"
+  description = "The API, through the balancer (HTTPS; plain HTTP serves reads only)."
+  value       = "https://${aws_eip.lb.public_ip}"
+}
+
+output "tls_certificate" {
+  description = "The balancer's certificate (PEM): the one given, or the self-signed one made for its address (trust it with curl --cacert)."
+  value       = local.tls_certificate
 }
 
 output "private_addresses" {
@@ -43,9 +48,12 @@ output "jmeter" {
       --parameters host=${local.primary_addr},portNumber=5432,localPortNumber=15432
     # 2. the owner's password, for the tools
     export ATELIER_ADMIN_PRIMARY_URL="host=127.0.0.1 port=15432 user=atelier_owner dbname=atelier password=$(aws ssm get-parameter --region ${var.region} --with-decryption --name ${local.parameter["owner"]} --query Parameter.Value --output text)"
-    # 3. JMeter (the plan's defaults: 128 GET threads per GET group, 64 POST threads) and the stepped stress test
-    scripts/jmeter.sh -Jhost=${aws_eip.lb.public_ip} -Jport=80
-    atelier stress --server ${aws_eip.lb.public_ip}:80 --rates 100,500,1000,2000,4000 --step-seconds 30
+    # 3. a token for the POSTs (stock:write), in the environment only
+    export ATELIER_TOKEN=$(atelier token create --name load-test --scope stock:write)
+    # 4. JMeter over HTTPS (the plan's defaults: 128 GET threads per GET group, 64 POST threads),
+    #    and the stepped stress test of the reads over plain HTTP (it speaks no TLS; writes need HTTPS)
+    scripts/jmeter.sh -Jhost=${aws_eip.lb.public_ip} -Jport=443 -Jprotocol=https
+    atelier stress --server ${aws_eip.lb.public_ip}:80 --routes list,product,styles,related --rates 100,500,1000,2000,4000 --step-seconds 30
   EOT
 }
 

@@ -65,3 +65,45 @@ resource "aws_ssm_parameter" "role_password" {
   key_id      = aws_kms_key.main.arn
   value       = random_password.role[each.key].result
 }
+
+# --- the balancer's HTTPS certificate -------------------------------------------
+# Bearer tokens must never cross the internet in clear text: the balancer
+# serves HTTPS with the operator's certificate, or, when none is given, with
+# a self-signed one for its public address (good for a first look; clients
+# trust output tls_certificate explicitly). Certificate and key live in
+# SecureString parameters that only the balancer's role may read.
+
+resource "tls_private_key" "lb" {
+  count     = var.tls_certificate_pem == null ? 1 : 0
+  algorithm = "ECDSA"
+  # P-256: what every client speaks.
+  ecdsa_curve = "P256"
+}
+
+resource "tls_self_signed_cert" "lb" {
+  count                 = var.tls_certificate_pem == null ? 1 : 0
+  private_key_pem       = tls_private_key.lb[0].private_key_pem
+  validity_period_hours = 24 * 365
+  early_renewal_hours   = 24 * 30
+  allowed_uses          = ["digital_signature", "key_encipherment", "server_auth"]
+  ip_addresses          = [aws_eip.lb.public_ip]
+  subject {
+    common_name  = aws_eip.lb.public_ip
+    organization = "atelier ${var.name} (self-signed)"
+  }
+}
+
+locals {
+  tls_certificate = coalesce(var.tls_certificate_pem, try(tls_self_signed_cert.lb[0].cert_pem, null))
+  tls_private_key = coalesce(var.tls_private_key_pem, try(tls_private_key.lb[0].private_key_pem, null))
+}
+
+resource "aws_ssm_parameter" "tls" {
+  for_each    = toset(["certificate", "private_key"])
+  name        = "/${var.name}/tls_${each.key}"
+  description = "The balancer's HTTPS ${replace(each.key, "_", " ")} (PEM)"
+  type        = "SecureString"
+  tier        = "Advanced" # a certificate chain can pass the standard tier's 4 KB
+  key_id      = aws_kms_key.main.arn
+  value       = each.key == "certificate" ? local.tls_certificate : local.tls_private_key
+}

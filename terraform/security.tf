@@ -41,10 +41,21 @@ resource "aws_vpc_security_group_ingress_rule" "lb_http" {
   #checkov:skip=CKV_AWS_260:The balancer is the public storefront API; HTTP from anywhere is its job (narrow var.http_cidrs to restrict it).
   for_each          = toset(var.http_cidrs)
   security_group_id = aws_security_group.lb.id
-  description       = "HTTP from the storefront's clients"
+  description       = "HTTP from the storefront clients (reads only; writes need HTTPS)"
   ip_protocol       = "tcp"
   from_port         = 80
   to_port           = 80
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "lb_https" {
+  #checkov:skip=CKV_AWS_260:The balancer is the public storefront API; HTTPS from anywhere is its job (narrow var.http_cidrs to restrict it).
+  for_each          = toset(var.http_cidrs)
+  security_group_id = aws_security_group.lb.id
+  description       = "HTTPS from the storefront clients and back offices"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
   cidr_ipv4         = each.value
 }
 

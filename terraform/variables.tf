@@ -131,3 +131,21 @@ variable "db_shared_buffers" {
   type        = string
   default     = "4GB"
 }
+
+variable "tls_certificate_pem" {
+  description = "The balancer's HTTPS certificate chain (PEM) for the API's name, e.g. from your CA or Let's Encrypt. Null: terraform makes a self-signed one for the balancer's public address (output tls_certificate; clients must trust it explicitly)."
+  type        = string
+  default     = null
+}
+
+variable "tls_private_key_pem" {
+  description = "The private key (PEM) of tls_certificate_pem; given together with it or not at all. Kept only as a SecureString parameter that the balancer alone may read."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = (var.tls_private_key_pem == null) == (var.tls_certificate_pem == null)
+    error_message = "Give tls_certificate_pem and tls_private_key_pem together, or neither (a self-signed certificate is made)."
+  }
+}
