@@ -25,10 +25,14 @@ pub fn healthz() -> HttpResponse {
 /// GET /readyz: 200 when the primary and at least one replica answer.
 pub async fn readyz(state: &AppState) -> HttpResponse {
     let (primary, replicas) = health(state).await;
-    let ready = primary.is_some() && replicas.iter().any(|r| r.up);
+    // Writes answer 503 until the live tokens have been loaded once: a
+    // balancer should not send this server traffic before then.
+    let tokens = state.auth.held();
+    let ready = primary.is_some() && replicas.iter().any(|r| r.up) && tokens.is_some();
     let body = serde_json::json!({
         "ready": ready,
         "primary": { "up": primary.is_some() },
+        "tokens": { "loaded": tokens.is_some(), "live": tokens.unwrap_or(0) },
         "replicas": replicas.iter().map(|r| serde_json::json!({
             "name": r.name, "up": r.up, "lag_bytes": r.lag_bytes,
         })).collect::<Vec<_>>(),

@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use atelier_schema::tokens::Scope;
+use atelier_server::Config;
 use atelier_tools::tokens;
 use serde_json::json;
 
 use crate::helpers::{
-    app, bearer, catalog_lock, create_product, get, query, request, request_raw, send, spawn_server, test_config,
-    with_db, Response, JSON,
+    app, bearer, catalog_lock, create_product, get, query, request, request_raw, send, spawn_stoppable_server,
+    test_config, with_db, Response, StoppableServer, JSON,
 };
 
 /// Issues a token with `scopes` in the test database.
@@ -24,12 +25,39 @@ fn issue(name: &str, scopes: &[Scope]) -> String {
     with_db(&app().primary, async |_| tokens::create(&app().primary, name, scopes).await.expect("token issued").1)
 }
 
+/// A server of the test's own, small (the primary's connection slots are
+/// shared by every server the suite starts), stopped when dropped.
+struct Own(Option<StoppableServer>);
+
+impl Own {
+    fn start(mut config: Config) -> Own {
+        config.write_pool_size = 2;
+        config.read_pool_size = 1;
+        config.read_pipeline_connections = 1;
+        config.cache_bytes = 0;
+        Own(Some(spawn_stoppable_server(config)))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.0.as_ref().map(|s| s.addr).expect("running")
+    }
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        if let Some(server) = self.0.take() {
+            let _ = server.stop.send(());
+            let _ = server.thread.join();
+        }
+    }
+}
+
 /// A server of its own that reloads tokens every 100 ms.
-fn server(burst: u32) -> SocketAddr {
+fn server(burst: u32) -> Own {
     let mut config = test_config();
     config.token_reload_ms = 100;
     config.auth_failures_burst = burst;
-    spawn_server(config)
+    Own::start(config)
 }
 
 /// A product of the test's own with a style, a sku and a related list.
@@ -129,7 +157,8 @@ fn every_write_refuses_a_missing_wrong_revoked_or_underscoped_token_and_writes_n
     let catalog_only = issue("auth test: back office", &[Scope::CatalogWrite]);
     let reader = issue("auth test: reader", &[Scope::Read]);
     let revoked = issue("auth test: revoked", &[Scope::CatalogWrite, Scope::StockWrite]);
-    let addr = server(1_000_000);
+    let own = server(1_000_000);
+    let addr = own.addr();
     let f = fixture();
     let before = snapshot(&f);
     let unknown = format!("Bearer {}", tokens::generate());
@@ -214,7 +243,8 @@ fn reads_ignore_any_authorization_unless_the_catalog_is_private() {
     let mut config = test_config();
     config.read_requires_token = true;
     config.auth_failures_burst = 1_000_000;
-    let addr = spawn_server(config);
+    let own = Own::start(config);
+    let addr = own.addr();
     for path in ["/products/1", "/products/1/styles", "/products/1/related", "/products?count=2"] {
         let anonymous = request_raw(addr, "GET", path, &[], None);
         assert_refused(&anonymous, 401, "unauthorized", &format!("private {path}"));
@@ -237,9 +267,12 @@ fn failed_attempts_from_one_address_are_refused_past_the_burst_and_other_address
     let f = fixture();
     let mut config = test_config();
     config.auth_failures_burst = 5;
-    config.auth_failures_per_minute = 6;
+    // One try back a minute: the loop below cannot earn one, however slow
+    // the machine.
+    config.auth_failures_per_minute = 1;
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
-    let addr = spawn_server(config);
+    let own = Own::start(config);
+    let addr = own.addr();
     let path = format!("/skus/{}/movements", f.sku);
     let restock = Some(json!({"delta": 1, "reason": "auth test"}));
     let send_as = |client: &str, auth: &str| {
@@ -261,7 +294,7 @@ fn failed_attempts_from_one_address_are_refused_past_the_burst_and_other_address
         let r = send_as(attacker, &format!("Bearer {}", tokens::generate()));
         assert_refused(&r, 429, "too_many_requests", &format!("guess {} past the burst", 5 + i));
         let wait: u64 = r.header("retry-after").expect("429 says how long to wait").parse().unwrap();
-        assert!((1..=10).contains(&wait), "Retry-After {wait}");
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
     }
     // Refused before the token is looked at: even a good one waits.
     assert_eq!(send_as(attacker, &bearer(&good)).status, 429);

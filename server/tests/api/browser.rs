@@ -346,7 +346,13 @@ fn a_storefront_with_headers_of_its_own_renders_and_writes_only_with_a_token() {
     assert_eq!(style.status, 201, "{}", style.text());
     let sku = style.json()["skus"].as_object().unwrap().keys().next().unwrap().clone();
     let api = app().addr;
-    let page_server = spawn_server(test_config());
+    // Serves only the page: small pools.
+    let mut config = test_config();
+    config.write_pool_size = 1;
+    config.read_pool_size = 1;
+    config.read_pipeline_connections = 1;
+    config.cache_bytes = 0;
+    let page_server = spawn_server(config);
     let browser = Browser::start();
     browser.open(&format!("http://{page_server}/browse?api=http://{api}&storefront_headers=1#/products/{product}"));
     browser.wait_until_ready("the product, through preflights that allow the storefront's headers");

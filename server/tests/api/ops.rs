@@ -18,6 +18,8 @@ fn readyz_reports_primary_and_both_replicas() {
     let body = response.json();
     assert_eq!(body["ready"], true);
     assert_eq!(body["primary"]["up"], true);
+    assert_eq!(body["tokens"]["loaded"], true, "ready only once the tokens are loaded");
+    assert!(body["tokens"]["live"].as_u64().unwrap() >= 1, "the development token at least");
     let replicas = body["replicas"].as_array().unwrap();
     assert_eq!(replicas.len(), 2);
     assert!(replicas.iter().all(|r| r["up"] == true && r["lag_bytes"].is_number()));
