@@ -29,10 +29,13 @@
 //! - `cache`: documents and list pages in memory, kept fresh by the
 //!   replicas' change notices (`notice`, `listen`).
 //! - `db`: the connection pools: the primary, and one per replica.
+//! - `admission`: the queue in front of the databases (CoDel, adaptive
+//!   LIFO): how many requests use them at once, how long the rest wait.
 //! - `state`: what every handler can reach; `config`: every setting and
 //!   limit; `error`: the error type and its response classes; `metrics`:
 //!   counters and histograms; `numbers`: ids, pages and counts as text.
 
+mod admission;
 mod auth;
 mod cache;
 mod config;

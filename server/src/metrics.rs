@@ -119,7 +119,7 @@ impl Counter {
                 "Writes that missed ATELIER_WRITE_DEADLINE_MS (answered 503, outcome unknown).",
             ),
             Counter::Shed => {
-                ("atelier_requests_shed_total", "Requests answered 503 at once because the server was full.")
+                ("atelier_requests_shed_total", "Requests answered 503 because the admission queue did not admit them.")
             }
             Counter::AccessLogDropped => {
                 ("atelier_access_log_dropped_total", "Access log lines dropped because the writer fell behind.")

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
+use crate::admission::Admission;
 use crate::auth::{self, Authorizer};
 use crate::cache::{self, DocumentCache};
 use crate::config::{Config, ConfigError};
@@ -55,7 +56,7 @@ impl App {
         };
         let state = Arc::new(AppState {
             auth: Authorizer::new(&config),
-            inflight: Semaphore::new(config.inflight_max),
+            admission: Admission::new(config.admission()),
             hedges: HedgeBudget::new(config.read_hedge_percent_max),
             config,
             pools,

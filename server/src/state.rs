@@ -1,12 +1,13 @@
 //! What every request handler can reach: the configuration, the database
-//! nodes, the metrics, the in-flight limit, request ids, the access log's
+//! nodes, the metrics, the admission queue, request ids, the access log's
 //! channel, the credentials, and the document cache. Built once by `App::build` and shared behind an `Arc`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
+use crate::admission::Admission;
 use crate::auth::Authorizer;
 use crate::cache::DocumentCache;
 use crate::config::Config;
@@ -17,8 +18,8 @@ pub(crate) struct AppState {
     pub config: Config,
     pub pools: Pools,
     pub metrics: Metrics,
-    /// Slots for requests in flight (`ATELIER_INFLIGHT_MAX`).
-    pub inflight: Semaphore,
+    /// The queue in front of the databases (`ATELIER_INFLIGHT_MAX` slots).
+    pub admission: Admission,
     /// Lines for the access log's writer; None when it is off.
     pub access_log: Option<mpsc::Sender<String>>,
     pub request_ids: RequestIds,

@@ -1,5 +1,5 @@
 //! One request, start to finish: parse the route, answer a CORS preflight,
-//! admit it (or shed it), find the endpoint in the table, check its
+//! find the endpoint in the table, check its
 //! credential (`auth`), run its
 //! handler (one `match`), turn errors into their response, add the CORS
 //! headers and the request id, record metrics and the access log line.
@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, ORIGIN};
 use hyper::{Method, Request};
 use serde_json::Value;
-use tokio::sync::SemaphorePermit;
 
 use crate::error::ApiError;
 use crate::http::access_log::{self, Line};
@@ -20,7 +19,6 @@ use crate::http::body::{self, JsonBody};
 use crate::http::respond::{self, HttpResponse, READ_AFTER, REQUEST_ID, SERVED_BY};
 use crate::http::routes::{Endpoint, Resource, Route};
 use crate::http::{browse, client, cors, openapi, ops};
-use crate::metrics::Counter;
 use crate::read;
 use crate::state::AppState;
 use crate::write::{self, products, related, skus, styles, Idempotency, Write};
@@ -41,10 +39,9 @@ pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr) 
         // A preflight is answered on every path, known or not, and never
         // queues: a browser must be able to read our JSON errors too.
         _ if method == Method::OPTIONS => cors::preflight(resource, request.headers()),
-        Ok(route) => match admit(state, route.resource).await {
-            Ok(_slot) => dispatch(state, route, request, peer).await.unwrap_or_else(respond::error),
-            Err(error) => respond::error(error),
-        },
+        // Database work waits for its slot where it starts (`admission`):
+        // what memory answers never queues.
+        Ok(route) => dispatch(state, route, request, peer).await.unwrap_or_else(respond::error),
         Err(error) => respond::error(error),
     };
     cors::decorate(&state.config, origin.as_ref(), &mut response);
@@ -63,25 +60,6 @@ pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr) 
         );
     }
     response
-}
-
-/// A slot for the request, waiting at most ATELIER_QUEUE_WAIT_MS: beyond
-/// the in-flight limit requests are shed with 503 at once rather than
-/// queued. Operational endpoints (and preflights, answered before this)
-/// always get through, so a saturated server still answers its health
-/// checks.
-async fn admit(state: &AppState, resource: Resource) -> Result<Option<SemaphorePermit<'_>>, ApiError> {
-    let exempt = matches!(resource, Resource::Healthz | Resource::Readyz | Resource::Metrics);
-    if exempt {
-        return Ok(None);
-    }
-    match tokio::time::timeout(state.config.queue_wait(), state.inflight.acquire()).await {
-        Ok(Ok(permit)) => Ok(Some(permit)),
-        _ => {
-            state.metrics.count(Counter::Shed);
-            Err(ApiError::Unavailable("the server is at its in-flight limit".into()))
-        }
-    }
 }
 
 /// The request's id: the client's `X-Request-Id` when it sent a short,

@@ -61,6 +61,7 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     for node in state.pools.all() {
         let _ = writeln!(out, "atelier_node_in_flight{{node=\"{}\"}} {}", node.name, node.in_flight());
     }
+    render_admission(state, &mut out);
     for replica in &state.pools.replicas {
         let in_rotation = u8::from(!replica.is_ejected());
         let _ = writeln!(out, "atelier_replica_in_rotation{{replica=\"{}\"}} {in_rotation}", replica.name);
@@ -153,6 +154,40 @@ fn lsn_bytes(text: &str) -> Option<i64> {
     let (hi, lo) = text.split_once('/')?;
     let value = (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?;
     i64::try_from(value).ok()
+}
+
+/// The admission queue (admission.rs): its delay histogram, refusals by
+/// reason, and its state now.
+fn render_admission(state: &AppState, out: &mut String) {
+    let report = state.admission.report();
+    let (in_use, waiting) = state.admission.occupancy();
+    out.push_str("# HELP atelier_admission_queue_seconds How long admitted requests waited for a database slot.\n");
+    out.push_str("# TYPE atelier_admission_queue_seconds histogram\n");
+    for (bound, count) in crate::admission::DELAY_BUCKETS_SECONDS.iter().zip(&report.cumulative) {
+        let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let total = report.cumulative.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "atelier_admission_queue_seconds_sum {}", report.sum_seconds);
+    let _ = writeln!(out, "atelier_admission_queue_seconds_count {total}");
+    out.push_str("# HELP atelier_admission_refused_total Requests refused a database slot (503), by reason.\n");
+    out.push_str("# TYPE atelier_admission_refused_total counter\n");
+    let _ = writeln!(out, "atelier_admission_refused_total{{reason=\"timeout\"}} {}", report.refused_timeout);
+    let _ = writeln!(out, "atelier_admission_refused_total{{reason=\"queue_full\"}} {}", report.refused_full);
+    out.push_str(
+        "# HELP atelier_admission_limit Requests that may use the databases at once (ATELIER_INFLIGHT_MAX).\n",
+    );
+    out.push_str("# TYPE atelier_admission_limit gauge\n");
+    let _ = writeln!(out, "atelier_admission_limit {}", state.admission.limit());
+    out.push_str("# HELP atelier_admission_in_use Database slots taken now.\n");
+    out.push_str("# TYPE atelier_admission_in_use gauge\n");
+    let _ = writeln!(out, "atelier_admission_in_use {in_use}");
+    out.push_str("# HELP atelier_admission_waiting Requests waiting for a database slot now.\n");
+    out.push_str("# TYPE atelier_admission_waiting gauge\n");
+    let _ = writeln!(out, "atelier_admission_waiting {waiting}");
+    out.push_str("# HELP atelier_admission_overloaded 1 while the queue stands above its target (CoDel): waits are short, newest first.\n");
+    out.push_str("# TYPE atelier_admission_overloaded gauge\n");
+    let _ = writeln!(out, "atelier_admission_overloaded {}", u8::from(state.admission.overloaded()));
 }
 
 #[cfg(test)]

@@ -58,6 +58,11 @@ pub async fn query(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Answered, ApiError> {
+    // The queue at the door: no deadline of this read runs while it waits.
+    let _slot = state.admission.admit(&state.metrics).await?;
+    if state.config.test_db_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(state.config.test_db_delay_ms)).await;
+    }
     let nodes = match read_after {
         None => None,
         Some(token) => Some(caught_up(state, token).await),
@@ -98,10 +103,11 @@ async fn from_replicas(
     // Attempts started, in order, with whether they have finished.
     let mut started: Vec<(&Node, bool)> = Vec::new();
     let mut last = ApiError::Unavailable("no read replica is in rotation".into());
-    // This server is saturated when half its in-flight slots or more are
-    // taken: then slowness is our own, not a replica's, so no hedge starts
-    // and a busy pool ends the read (below).
-    let saturated = state.inflight.available_permits() < state.config.inflight_max / 2;
+    // This server is saturated when its admission queue stands, or half
+    // its slots or more are taken: then slowness is our own, not a
+    // replica's, so no hedge starts and a busy pool ends the read (below).
+    let (in_use, _) = state.admission.occupancy();
+    let saturated = state.admission.overloaded() || in_use > state.admission.limit() / 2;
     if let Some(node) = candidates.next() {
         started.push((node, false));
         running.push(attempt_on(state, node, sql, params));

@@ -97,6 +97,8 @@ pub async fn execute<W: Write>(
     write: &W,
     idempotency: Option<&Idempotency>,
 ) -> Result<Written, ApiError> {
+    // The queue at the door: the write's deadline starts once it is admitted.
+    let _slot = state.admission.admit(&state.metrics).await?;
     tokio::time::timeout(state.config.write_deadline(), retrying(state, write, idempotency)).await.unwrap_or_else(
         |_| {
             state.metrics.count(Counter::WriteDeadlineExpiry);

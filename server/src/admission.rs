@@ -1,0 +1,348 @@
+//! The queue at the door of the databases: at most `ATELIER_INFLIGHT_MAX`
+//! requests use the databases at once; the rest wait here, before any
+//! deadline of theirs has started, and are refused only when the queue has
+//! stopped draining.
+//!
+//! The rule is CoDel's, applied to an admission queue as Facebook's "Fail
+//! at Scale" describes, with its adaptive LIFO. Every admitted request
+//! reports how long it waited. When the shortest wait seen over a whole
+//! `ATELIER_QUEUE_INTERVAL_MS` stays above `ATELIER_QUEUE_TARGET_MS`, the
+//! queue is standing, not a burst passing through: the server is
+//! overloaded. Then a newcomer may wait only the target, and waiters are
+//! served newest first (a client that has waited long has likely given up;
+//! the newest still has its whole deadline), so the admitted requests keep
+//! the full capacity and answer fast while the excess is refused at once.
+//! Otherwise a request may wait up to `ATELIER_QUEUE_WAIT_MS`, first come
+//! first served: many clients at once are served, not refused.
+//!
+//! Why this and not an adaptive limit (Vegas, gradient): the databases'
+//! capacity here is fixed by two cores shared with PostgreSQL, and the
+//! limit only has to be large enough to keep them busy; what went wrong
+//! (issue 26) was where the excess waited and for how long, which is
+//! exactly what CoDel governs, with two parameters that mean a time.
+//!
+//! Only database work is admitted: answers from the document cache, 304s
+//! the cache decides, the catalog page, the contract and the operational
+//! endpoints never wait here and are never refused for lack of a slot.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+use crate::metrics::{Counter, Metrics};
+
+/// Upper bounds of the queue-delay histogram, in seconds.
+pub const DELAY_BUCKETS_SECONDS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It waited its whole allowance (the target, when overloaded).
+    Timeout,
+    /// The queue already held `ATELIER_QUEUE_MAX` waiters.
+    Full,
+}
+
+pub struct Settings {
+    pub limit: usize,
+    pub target: Duration,
+    pub interval: Duration,
+    pub wait_max: Duration,
+    pub queue_max: usize,
+}
+
+pub(crate) struct Admission {
+    settings: Settings,
+    state: Mutex<State>,
+    histogram: [AtomicU64; DELAY_BUCKETS_SECONDS.len() + 1],
+    delay_sum_micros: AtomicU64,
+    refused_timeout: AtomicU64,
+    refused_full: AtomicU64,
+}
+
+struct State {
+    free: usize,
+    waiters: VecDeque<oneshot::Sender<()>>,
+    /// CoDel: the current interval's start and shortest wait.
+    interval_start: Instant,
+    interval_min: Duration,
+    overloaded: bool,
+}
+
+/// A slot: released (handed to the next waiter) when dropped.
+pub(crate) struct Slot<'a> {
+    admission: &'a Admission,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.admission.release();
+    }
+}
+
+impl Admission {
+    pub fn new(settings: Settings) -> Admission {
+        let free = settings.limit.max(1);
+        Admission {
+            state: Mutex::new(State {
+                free,
+                waiters: VecDeque::new(),
+                interval_start: Instant::now(),
+                interval_min: Duration::MAX,
+                overloaded: false,
+            }),
+            settings,
+            histogram: Default::default(),
+            delay_sum_micros: AtomicU64::new(0),
+            refused_timeout: AtomicU64::new(0),
+            refused_full: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for a slot, as long as the queue's state allows.
+    pub async fn acquire(&self) -> Result<Slot<'_>, Refusal> {
+        let arrived = Instant::now();
+        let (receiver, allowance) = {
+            let mut state = self.lock();
+            if state.free > 0 && state.waiters.is_empty() {
+                state.free -= 1;
+                self.observe(&mut state, Duration::ZERO, arrived);
+                return Ok(Slot { admission: self });
+            }
+            if state.waiters.len() >= self.settings.queue_max {
+                // Waiters that gave up stay queued until a release passes
+                // them (with LIFO that can be long): sweep them first.
+                state.waiters.retain(|waiter| !waiter.is_closed());
+            }
+            if state.waiters.len() >= self.settings.queue_max {
+                drop(state);
+                self.refused_full.fetch_add(1, Ordering::Relaxed);
+                return Err(Refusal::Full);
+            }
+            let (sender, receiver) = oneshot::channel();
+            state.waiters.push_back(sender);
+            let allowance = if state.overloaded { self.settings.target } else { self.settings.wait_max };
+            (receiver, allowance)
+        };
+        let mut receiver = receiver;
+        #[allow(clippy::drop_non_drop)]
+        let admitted = match tokio::time::timeout(allowance, &mut receiver).await {
+            Ok(Ok(())) => true,
+            // A slot sent as the wait ran out is still ours: look under the
+            // lock, which `release` holds while it sends.
+            _ => {
+                let state = self.lock();
+                let sent = receiver.try_recv().is_ok();
+                drop(receiver);
+                drop(state);
+                sent
+            }
+        };
+        if !admitted {
+            self.refused_timeout.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Timeout);
+        }
+        let now = Instant::now();
+        self.observe(&mut self.lock(), now - arrived, now);
+        Ok(Slot { admission: self })
+    }
+
+    /// `acquire`, as the request path uses it: a refusal is a 503 (nothing
+    /// was sent to any database, so a write may simply be retried).
+    pub async fn admit(&self, metrics: &Metrics) -> Result<Slot<'_>, ApiError> {
+        self.acquire().await.map_err(|refusal| {
+            metrics.count(Counter::Shed);
+            ApiError::Busy(match refusal {
+                Refusal::Timeout => "the server's database queue did not drain in time".into(),
+                Refusal::Full => "the server's database queue is full".into(),
+            })
+        })
+    }
+
+    /// Hands the slot to the next live waiter (the oldest, or the newest
+    /// when overloaded), or frees it.
+    fn release(&self) {
+        let mut state = self.lock();
+        loop {
+            let next = if state.overloaded { state.waiters.pop_back() } else { state.waiters.pop_front() };
+            match next {
+                Some(waiter) => {
+                    if waiter.send(()).is_ok() {
+                        return;
+                    }
+                    // That waiter gave up; try the next.
+                }
+                None => {
+                    state.free += 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records one admitted request's wait: the histogram, and CoDel's
+    /// interval minimum, which decides the state at each interval's end.
+    fn observe(&self, state: &mut State, waited: Duration, now: Instant) {
+        let seconds = waited.as_secs_f64();
+        let bucket = DELAY_BUCKETS_SECONDS.iter().position(|b| seconds <= *b).unwrap_or(DELAY_BUCKETS_SECONDS.len());
+        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+        self.delay_sum_micros.fetch_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        state.interval_min = state.interval_min.min(waited);
+        if now.saturating_duration_since(state.interval_start) >= self.settings.interval {
+            let was = state.overloaded;
+            state.overloaded = state.interval_min > self.settings.target;
+            if state.overloaded != was {
+                tracing::warn!(
+                    overloaded = state.overloaded,
+                    shortest_wait_ms = state.interval_min.as_millis() as u64,
+                    "admission queue state changed"
+                );
+            }
+            state.interval_start = now;
+            state.interval_min = Duration::MAX;
+        }
+    }
+
+    /// Whether the queue is standing (CoDel's state), for the hedges: a
+    /// slow read then is our own queueing, not a replica's fault.
+    pub fn overloaded(&self) -> bool {
+        self.lock().overloaded
+    }
+
+    /// Slots in use and requests waiting now.
+    pub fn occupancy(&self) -> (usize, usize) {
+        let state = self.lock();
+        (self.settings.limit.max(1) - state.free, state.waiters.len())
+    }
+
+    pub fn limit(&self) -> usize {
+        self.settings.limit.max(1)
+    }
+
+    /// The histogram's cumulative counts (Prometheus `le` buckets, then
+    /// `+Inf`), the sum of waits in seconds, and the refusals by reason.
+    pub fn report(&self) -> AdmissionReport {
+        let mut cumulative = Vec::with_capacity(self.histogram.len());
+        let mut total = 0;
+        for count in &self.histogram {
+            total += count.load(Ordering::Relaxed);
+            cumulative.push(total);
+        }
+        AdmissionReport {
+            cumulative,
+            sum_seconds: self.delay_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            refused_timeout: self.refused_timeout.load(Ordering::Relaxed),
+            refused_full: self.refused_full.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub struct AdmissionReport {
+    pub cumulative: Vec<u64>,
+    pub sum_seconds: f64,
+    pub refused_timeout: u64,
+    pub refused_full: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn admission(limit: usize, target_ms: u64, wait_ms: u64, queue_max: usize) -> Arc<Admission> {
+        Arc::new(Admission::new(Settings {
+            limit,
+            target: Duration::from_millis(target_ms),
+            interval: Duration::from_millis(50),
+            wait_max: Duration::from_millis(wait_ms),
+            queue_max,
+        }))
+    }
+
+    /// `clients` tasks, each taking a slot `rounds` times and holding it for
+    /// `hold`; returns (admitted, refused).
+    async fn drive(a: &Arc<Admission>, clients: usize, rounds: usize, hold: Duration) -> (usize, usize) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..clients {
+            let a = a.clone();
+            tasks.spawn(async move {
+                let (mut ok, mut refused) = (0, 0);
+                for _ in 0..rounds {
+                    match a.acquire().await {
+                        Ok(slot) => {
+                            tokio::time::sleep(hold).await;
+                            drop(slot);
+                            ok += 1;
+                        }
+                        Err(_) => refused += 1,
+                    }
+                }
+                (ok, refused)
+            });
+        }
+        let mut totals = (0, 0);
+        while let Some(done) = tasks.join_next().await {
+            let (ok, refused) = done.unwrap();
+            totals.0 += ok;
+            totals.1 += refused;
+        }
+        totals
+    }
+
+    #[tokio::test]
+    async fn many_clients_on_few_slots_are_served_while_the_queue_drains_within_target() {
+        // 40 clients, 4 slots held 1 ms: each waits about 10 ms, under the
+        // 50 ms target.
+        let a = admission(4, 50, 1_000, 1_000);
+        let (ok, refused) = drive(&a, 40, 10, Duration::from_millis(1)).await;
+        assert_eq!((ok, refused), (400, 0));
+        assert!(!a.overloaded());
+        assert_eq!(a.occupancy(), (0, 0), "every slot came back");
+    }
+
+    #[tokio::test]
+    async fn a_standing_queue_is_refused_fast_and_the_state_recovers() {
+        // 40 clients, 2 slots held 20 ms: waits of 400 ms, far past the
+        // 10 ms target; the queue turns overloaded and refuses.
+        let a = admission(2, 10, 1_000, 1_000);
+        let (ok, refused) = drive(&a, 40, 5, Duration::from_millis(20)).await;
+        assert!(refused > 0, "a standing queue must refuse");
+        assert!(ok > 0, "the admitted keep being served");
+        let report = a.report();
+        assert_eq!(report.refused_timeout as usize, refused);
+        // Quiet again: the next intervals see no wait and the state clears.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            drop(a.acquire().await.expect("a slot when quiet"));
+        }
+        assert!(!a.overloaded(), "no metastable overload after the flood");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let a = admission(1, 10, 1_000, 2);
+        let held = a.acquire().await.unwrap();
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.acquire().await.map(drop) })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.occupancy(), (1, 2));
+        assert_eq!(a.acquire().await.err(), Some(Refusal::Full));
+        drop(held);
+        for w in waiting {
+            assert!(w.await.unwrap().is_ok(), "waiters are served in turn");
+        }
+        assert_eq!(a.report().refused_full, 1);
+    }
+}
