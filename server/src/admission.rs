@@ -108,7 +108,13 @@ impl Admission {
     }
 
     /// Waits for a slot, as long as the queue's state allows.
+    #[cfg(test)]
     pub async fn acquire(&self) -> Result<Slot<'_>, Refusal> {
+        self.acquire_within(Duration::MAX).await
+    }
+
+    /// `acquire`, waiting at most `cap` whatever the state allows.
+    pub async fn acquire_within(&self, cap: Duration) -> Result<Slot<'_>, Refusal> {
         let arrived = Instant::now();
         let (receiver, allowance) = {
             let mut state = self.lock();
@@ -130,6 +136,7 @@ impl Admission {
             let (sender, receiver) = oneshot::channel();
             state.waiters.push_back(sender);
             let allowance = if state.overloaded { self.settings.target } else { self.settings.wait_max };
+            let allowance = allowance.min(cap);
             (receiver, allowance)
         };
         let mut receiver = receiver;
@@ -158,7 +165,12 @@ impl Admission {
     /// `acquire`, as the request path uses it: a refusal is a 503 (nothing
     /// was sent to any database, so a write may simply be retried).
     pub async fn admit(&self, metrics: &Metrics) -> Result<Slot<'_>, ApiError> {
-        self.acquire().await.map_err(|refusal| {
+        self.admit_within(metrics, Duration::MAX).await
+    }
+
+    /// `admit`, waiting at most `cap`.
+    pub async fn admit_within(&self, metrics: &Metrics, cap: Duration) -> Result<Slot<'_>, ApiError> {
+        self.acquire_within(cap).await.map_err(|refusal| {
             metrics.count(Counter::Shed);
             ApiError::Busy(match refusal {
                 Refusal::Timeout => "the server's database queue did not drain in time".into(),

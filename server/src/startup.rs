@@ -56,7 +56,8 @@ impl App {
         };
         let state = Arc::new(AppState {
             auth: Authorizer::new(&config),
-            admission: Admission::new(config.admission()),
+            reads: Admission::new(config.admission(config.read_inflight_max)),
+            writes: Admission::new(config.admission(config.write_inflight_max)),
             hedges: HedgeBudget::new(config.read_hedge_percent_max),
             config,
             pools,

@@ -18,8 +18,10 @@ pub(crate) struct AppState {
     pub config: Config,
     pub pools: Pools,
     pub metrics: Metrics,
-    /// The queue in front of the databases (`ATELIER_INFLIGHT_MAX` slots).
-    pub admission: Admission,
+    /// The queues in front of the databases: reads (the replicas, and the
+    /// primary's copy of the read model), and writes (the primary).
+    pub reads: Admission,
+    pub writes: Admission,
     /// Lines for the access log's writer; None when it is off.
     pub access_log: Option<mpsc::Sender<String>>,
     pub request_ids: RequestIds,

@@ -156,38 +156,69 @@ fn lsn_bytes(text: &str) -> Option<i64> {
     i64::try_from(value).ok()
 }
 
-/// The admission queue (admission.rs): its delay histogram, refusals by
-/// reason, and its state now.
+/// The admission queues (admission.rs): their delay histograms, refusals by
+/// reason, and their state now, labelled queue="read" or "write".
 fn render_admission(state: &AppState, out: &mut String) {
-    let report = state.admission.report();
-    let (in_use, waiting) = state.admission.occupancy();
-    out.push_str("# HELP atelier_admission_queue_seconds How long admitted requests waited for a database slot.\n");
-    out.push_str("# TYPE atelier_admission_queue_seconds histogram\n");
-    for (bound, count) in crate::admission::DELAY_BUCKETS_SECONDS.iter().zip(&report.cumulative) {
-        let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{le=\"{bound}\"}} {count}");
-    }
-    let total = report.cumulative.last().copied().unwrap_or(0);
-    let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{le=\"+Inf\"}} {total}");
-    let _ = writeln!(out, "atelier_admission_queue_seconds_sum {}", report.sum_seconds);
-    let _ = writeln!(out, "atelier_admission_queue_seconds_count {total}");
-    out.push_str("# HELP atelier_admission_refused_total Requests refused a database slot (503), by reason.\n");
-    out.push_str("# TYPE atelier_admission_refused_total counter\n");
-    let _ = writeln!(out, "atelier_admission_refused_total{{reason=\"timeout\"}} {}", report.refused_timeout);
-    let _ = writeln!(out, "atelier_admission_refused_total{{reason=\"queue_full\"}} {}", report.refused_full);
-    out.push_str(
-        "# HELP atelier_admission_limit Requests that may use the databases at once (ATELIER_INFLIGHT_MAX).\n",
+    let queues = [("read", &state.reads), ("write", &state.writes)];
+    let section = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    section(
+        out,
+        "atelier_admission_queue_seconds",
+        "histogram",
+        "How long admitted requests waited for a database slot.",
     );
-    out.push_str("# TYPE atelier_admission_limit gauge\n");
-    let _ = writeln!(out, "atelier_admission_limit {}", state.admission.limit());
-    out.push_str("# HELP atelier_admission_in_use Database slots taken now.\n");
-    out.push_str("# TYPE atelier_admission_in_use gauge\n");
-    let _ = writeln!(out, "atelier_admission_in_use {in_use}");
-    out.push_str("# HELP atelier_admission_waiting Requests waiting for a database slot now.\n");
-    out.push_str("# TYPE atelier_admission_waiting gauge\n");
-    let _ = writeln!(out, "atelier_admission_waiting {waiting}");
-    out.push_str("# HELP atelier_admission_overloaded 1 while the queue stands above its target (CoDel): waits are short, newest first.\n");
-    out.push_str("# TYPE atelier_admission_overloaded gauge\n");
-    let _ = writeln!(out, "atelier_admission_overloaded {}", u8::from(state.admission.overloaded()));
+    for (queue, admission) in queues {
+        let report = admission.report();
+        for (bound, count) in crate::admission::DELAY_BUCKETS_SECONDS.iter().zip(&report.cumulative) {
+            let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{queue=\"{queue}\",le=\"{bound}\"}} {count}");
+        }
+        let total = report.cumulative.last().copied().unwrap_or(0);
+        let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "atelier_admission_queue_seconds_sum{{queue=\"{queue}\"}} {}", report.sum_seconds);
+        let _ = writeln!(out, "atelier_admission_queue_seconds_count{{queue=\"{queue}\"}} {total}");
+    }
+    section(
+        out,
+        "atelier_admission_refused_total",
+        "counter",
+        "Requests refused a database slot (503), by queue and reason.",
+    );
+    for (queue, admission) in queues {
+        let report = admission.report();
+        let _ = writeln!(
+            out,
+            "atelier_admission_refused_total{{queue=\"{queue}\",reason=\"timeout\"}} {}",
+            report.refused_timeout
+        );
+        let _ = writeln!(
+            out,
+            "atelier_admission_refused_total{{queue=\"{queue}\",reason=\"queue_full\"}} {}",
+            report.refused_full
+        );
+    }
+    section(
+        out,
+        "atelier_admission_limit",
+        "gauge",
+        "Requests that may use the databases at once (ATELIER_READ_INFLIGHT_MAX, ATELIER_WRITE_INFLIGHT_MAX).",
+    );
+    section(out, "atelier_admission_in_use", "gauge", "Database slots taken now.");
+    section(out, "atelier_admission_waiting", "gauge", "Requests waiting for a database slot now.");
+    section(
+        out,
+        "atelier_admission_overloaded",
+        "gauge",
+        "1 while the queue stands above its target (CoDel): waits are short, newest first.",
+    );
+    for (queue, admission) in queues {
+        let (in_use, waiting) = admission.occupancy();
+        let _ = writeln!(out, "atelier_admission_limit{{queue=\"{queue}\"}} {}", admission.limit());
+        let _ = writeln!(out, "atelier_admission_in_use{{queue=\"{queue}\"}} {in_use}");
+        let _ = writeln!(out, "atelier_admission_waiting{{queue=\"{queue}\"}} {waiting}");
+        let _ = writeln!(out, "atelier_admission_overloaded{{queue=\"{queue}\"}} {}", u8::from(admission.overloaded()));
+    }
 }
 
 #[cfg(test)]

@@ -358,7 +358,7 @@ fn a_killed_replica_is_skipped_and_catches_up() {
 fn beyond_the_limit_a_request_waits_only_its_queue_allowance() {
     let _serial = serial();
     let mut small = config();
-    small.inflight_max = 4;
+    small.read_inflight_max = 4;
     small.queue_wait_ms = 10;
     // A read-your-writes GET for a position no replica will reach holds
     // its slot this long before it reads the primary: slow on demand.
@@ -420,7 +420,7 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
     let _serial = serial();
     // Twelve times more clients than slots: a queue, not an overload.
     let mut queued = config();
-    queued.inflight_max = 4;
+    queued.read_inflight_max = 4;
     queued.queue_target_ms = 50;
     queued.queue_interval_ms = 100;
     queued.queue_wait_ms = 5_000;
@@ -428,9 +428,9 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
     let (ok, refused, _) = hammer(addr, 48, 20);
     eprintln!("48 clients on 4 slots, fast database: {ok} served, {refused} refused");
     assert_eq!((ok, refused), (960, 0), "concurrency is served, not refused");
-    assert_eq!(metric(addr, "atelier_admission_refused_total{reason=\"timeout\"}"), 0.0);
-    assert!(metric(addr, "atelier_admission_queue_seconds_count") >= 960.0, "every read was admitted");
-    assert_eq!(metric(addr, "atelier_admission_overloaded"), 0.0);
+    assert_eq!(metric(addr, "atelier_admission_refused_total{queue=\"read\",reason=\"timeout\"}"), 0.0);
+    assert!(metric(addr, "atelier_admission_queue_seconds_count{queue=\"read\"}") >= 960.0, "every read was admitted");
+    assert_eq!(metric(addr, "atelier_admission_overloaded{queue=\"read\"}"), 0.0);
 
     // The same clients against a database slowed to 25 ms a read (a test
     // setting): 4 slots serve 160 reads a second, so 48 clients wait about
@@ -444,7 +444,7 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
     );
     assert!(refused > 0, "a standing queue must be refused");
     assert!(ok > 0, "the admitted are still served");
-    assert!(metric(addr, "atelier_admission_refused_total{reason=\"timeout\"}") >= refused as f64);
+    assert!(metric(addr, "atelier_admission_refused_total{queue=\"read\",reason=\"timeout\"}") >= refused as f64);
     assert_eq!(request_to(addr, "GET", "/healthz", &[], None).status, 200, "operations are never queued");
     // Quiet again: the queue drains, the state clears, the next read is
     // served normally (no metastable failure).
@@ -453,7 +453,7 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
         assert_eq!(request_to(addr, "GET", "/products/3", &[], None).status, 200);
         std::thread::sleep(Duration::from_millis(150));
     }
-    assert_eq!(metric(addr, "atelier_admission_overloaded"), 0.0, "no overload once quiet");
+    assert_eq!(metric(addr, "atelier_admission_overloaded{queue=\"read\"}"), 0.0, "no overload once quiet");
 }
 
 #[test]
