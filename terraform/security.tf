@@ -37,26 +37,19 @@ resource "aws_security_group" "replica" {
 
 # --- balancer -----------------------------------------------------------------
 
-resource "aws_vpc_security_group_ingress_rule" "lb_http" {
-  #checkov:skip=CKV_AWS_260:The balancer is the public storefront API; HTTP from anywhere is its job (narrow var.http_cidrs to restrict it).
-  for_each          = toset(var.http_cidrs)
+# HTTPS (every write, and reads) and plain HTTP (reads only: deploy/lb.sh
+# refuses writes there) from the storefront's clients.
+resource "aws_vpc_security_group_ingress_rule" "lb_public" {
+  #checkov:skip=CKV_AWS_260:The balancer is the public storefront API; HTTP(S) from anywhere is its job (narrow var.http_cidrs to restrict it).
+  for_each = {
+    for pair in setproduct(var.http_cidrs, [80, 443]) : "${pair[0]}-${pair[1]}" => { cidr = pair[0], port = pair[1] }
+  }
   security_group_id = aws_security_group.lb.id
-  description       = "HTTP from the storefront clients (reads only; writes need HTTPS)"
+  description       = each.value.port == 443 ? "HTTPS from the storefront clients" : "HTTP from the storefront clients (reads only)"
   ip_protocol       = "tcp"
-  from_port         = 80
-  to_port           = 80
-  cidr_ipv4         = each.value
-}
-
-resource "aws_vpc_security_group_ingress_rule" "lb_https" {
-  #checkov:skip=CKV_AWS_260:The balancer is the public storefront API; HTTPS from anywhere is its job (narrow var.http_cidrs to restrict it).
-  for_each          = toset(var.http_cidrs)
-  security_group_id = aws_security_group.lb.id
-  description       = "HTTPS from the storefront clients and back offices"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = each.value
+  from_port         = each.value.port
+  to_port           = each.value.port
+  cidr_ipv4         = each.value.cidr
 }
 
 resource "aws_vpc_security_group_ingress_rule" "lb_ssh" {
