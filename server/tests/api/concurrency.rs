@@ -215,3 +215,56 @@ fn concurrent_writers_leave_an_exact_read_model_everywhere() {
         request("DELETE", &format!("/products/{product}"), &[], None);
     }
 }
+
+/// The triggers' own lock (`lock_products`, sql/triggers.sql), without the
+/// API: every `api_*` function locks its products first, so API traffic
+/// never needs the trigger's lock, but psql sessions, the bulk loader and
+/// any future write path do. Two raw sessions insert a feature for the
+/// same product; the first holds its transaction open for 2 s. Without the
+/// lock the second rebuilds the document from a snapshot that cannot see
+/// the first's feature, commits after it, and the stored document loses
+/// that feature for good.
+#[test]
+fn the_triggers_lock_keeps_documents_exact_for_writers_outside_the_api() {
+    let _catalog = crate::helpers::catalog_lock();
+    let app = app();
+    let product = crate::helpers::create_product("Trigger Lock");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let doc = runtime.block_on(async {
+        let first = atelier_tools::connect(&app.primary).await.unwrap();
+        let second = atelier_tools::connect(&app.primary).await.unwrap();
+        first.batch_execute("begin").await.unwrap();
+        first
+            .execute("insert into feature (product_id, feature, value) values ($1, 'Held', 'first')", &[&product])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let racing = tokio::spawn(async move {
+            second
+                .execute(
+                    "insert into feature (product_id, feature, value) values ($1, 'Racing', 'second')",
+                    &[&product],
+                )
+                .await
+                .unwrap();
+            started.elapsed()
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert!(!racing.is_finished(), "the second writer must wait for the first's lock on the product");
+        first.batch_execute("commit").await.unwrap();
+        let waited = racing.await.unwrap();
+        assert!(waited >= std::time::Duration::from_secs(2), "the second writer waited {waited:?}");
+        let doc: String = first
+            .query_one("select doc::text from product_detail where product_id = $1", &[&product])
+            .await
+            .unwrap()
+            .get(0);
+        doc
+    });
+    assert!(doc.contains(r#""feature":"Held""#), "the held writer's feature is in the document: {doc}");
+    assert!(doc.contains(r#""feature":"Racing""#), "the racing writer's feature is in the document: {doc}");
+    sync_replicas();
+    let drift = runtime.block_on(atelier_tools::check::check(&app.primary, &app.replicas)).unwrap();
+    assert!(drift.is_empty(), "the read model differs from the write model: {drift:?}");
+    assert_eq!(crate::helpers::request("DELETE", &format!("/products/{product}"), &[], None).status, 204);
+}
