@@ -87,3 +87,31 @@ impl RequestIds {
         format!("{:08x}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hedge_budget_is_a_burst_then_a_share_of_reads() {
+        let budget = HedgeBudget::new(5);
+        for i in 0..HedgeBudget::BURST {
+            assert!(budget.spend(), "hedge {i} of the burst");
+        }
+        assert!(!budget.spend(), "the burst is spent");
+        // 5% of reads: one hedge per 20 reads, not sooner.
+        for _ in 0..19 {
+            budget.earn();
+        }
+        assert!(!budget.spend(), "19 reads do not pay for a hedge");
+        budget.earn();
+        assert!(budget.spend(), "the 20th read does");
+        assert!(!budget.spend());
+        // Quiet reads refill at most the burst.
+        for _ in 0..10_000 {
+            budget.earn();
+        }
+        let spent = (0..1_000).take_while(|_| budget.spend()).count();
+        assert_eq!(spent as i64, HedgeBudget::BURST, "saved up to the burst, no more");
+    }
+}

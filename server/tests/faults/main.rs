@@ -206,6 +206,13 @@ fn reads_carry_on_when_a_replica_freezes() {
     assert_eq!(step.error_rate, 0.0, "no read failed: {step}\n{}", read_counters(addr));
     assert!(p99_ms < 150.0, "reads did not wait on the frozen replica: p99 {p99_ms} ms");
     assert!(metric(addr, "atelier_replica_ejections_total") >= 1.0, "the frozen replica was ejected");
+    // Hedging stays within its budget (state.rs: a burst of 20, then 5% of
+    // reads), however slow the frozen replica makes the reads look. The
+    // probes and warm-up reads of readiness earn too: allow for 50 of them.
+    let hedges = metric(addr, "atelier_read_hedges_total");
+    let reads = metric(addr, "atelier_requests_total{route=\"/products/:id\",status=\"200\"}");
+    let allowed = 20.0 + 0.05 * (reads + 50.0);
+    assert!(hedges <= allowed, "{hedges} hedges for {reads} reads: over the budget of {allowed}");
     // Unfrozen, it answers a probe and comes back.
     let started = Instant::now();
     while metric(addr, "atelier_replica_in_rotation{replica=\"replica1\"}") != 1.0 {
@@ -301,6 +308,17 @@ fn a_frozen_primary_fails_writes_fast_and_loses_none() {
         // Reads do not need the primary.
         let (read, _) = timed(|| request_to(addr, "GET", "/products/3/styles", &[], None));
         assert_eq!(read.status, 200, "reads carry on while the primary is stuck");
+        // The bound itself, while the primary is still frozen: every write
+        // has answered within 1.5 write deadlines (a wait for a slot of at
+        // most one deadline, then at least half of one), plus slack for a
+        // loaded machine. Without a deadline they would hang until the
+        // primary thaws, which it only does after this check.
+        let bound = Duration::from_millis(1_500 + 300);
+        let waiting = Instant::now();
+        while !writers.iter().all(|w| w.is_finished()) {
+            assert!(waiting.elapsed() < bound, "writes still unanswered after {bound:?} with the primary frozen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         writers
             .into_iter()
             .map(|w| {
