@@ -349,6 +349,10 @@ fn the_position_index_pages_like_the_database() {
     .iter()
     .map(|row| row.get(0))
     .collect();
+    let name: String = query(&app.primary, "select name from product where id = 2")[0].get(0);
+    // Failure or not, the shared fixture is left as it was found: product
+    // 2's name (the goldens show it) and no added product.
+    let _restore = Restore { primary: app.primary.clone(), added: added.clone(), name };
     query(&app.primary, "update product set name = 'Renamed ' || name where id = 2");
     let same_pages = |what: &str| {
         sync_replicas();
@@ -368,4 +372,23 @@ fn the_position_index_pages_like_the_database() {
     query(&app.primary, &format!("delete from product where id = {}", added[1]));
     same_pages("both gone");
     assert!(usable(indexed), "served from the index throughout");
+}
+
+/// Puts the shared catalog back when a test that changed it ends, however
+/// it ends (errors are ignored: it runs during a panic too).
+struct Restore {
+    primary: String,
+    added: Vec<i64>,
+    name: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async {
+            let Ok(client) = atelier_tools::connect(&self.primary).await else { return };
+            let _ = client.execute("update product set name = $1 where id = 2 and name <> $1", &[&self.name]).await;
+            let _ = client.execute("delete from product where id = any($1)", &[&self.added]).await;
+        });
+    }
 }
