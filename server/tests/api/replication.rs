@@ -118,14 +118,22 @@ fn replicas_hold_no_write_model() {
     }
 }
 
-/// Tight readers on a replica: after `statements::REPLICA_HAS_APPLIED`
-/// says a write's position is applied, the very next read must see the
-/// write. Readers spin on the check with no pause, to land in the moment
-/// between the apply worker advancing its position and its transaction
-/// becoming visible, while a second writer keeps the worker busy. Returns
-/// how many reads missed their write.
-fn reads_that_missed_their_write(check: &'static str, writes: usize) -> usize {
-    const READERS: usize = 3;
+/// Tight readers on a replica: after a check says a write's position is
+/// applied, the very next read must see the write. Readers spin on their
+/// check with no pause, to land in the moment between the apply worker
+/// advancing its position and its transaction becoming visible, while a
+/// second writer keeps the worker busy. Reader `i` uses `checks[i % n]`,
+/// so every check races the same writes. Runs at least `min_rounds`
+/// writes, then stops as soon as `enough(misses)` holds, or after
+/// `max_rounds`. Returns the reads that missed their write, per check, and
+/// the rounds run.
+fn reads_that_missed_their_write(
+    checks: &[&'static str],
+    min_rounds: usize,
+    max_rounds: usize,
+    enough: impl Fn(&[usize]) -> bool,
+) -> (Vec<usize>, usize) {
+    const READERS_PER_CHECK: usize = 2;
     let app = app();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
@@ -136,14 +144,16 @@ fn reads_that_missed_their_write(check: &'static str, writes: usize) -> usize {
         let id: i64 = primary.query_one(new, &[]).await.unwrap().get(0);
         let other: i64 = noise.query_one(new, &[]).await.unwrap().get(0);
         let mut readers = Vec::new();
-        for _ in 0..READERS {
-            readers.push(atelier_tools::connect(&app.replicas[0]).await.unwrap());
+        for i in 0..READERS_PER_CHECK * checks.len() {
+            let reader = atelier_tools::connect(&app.replicas[0]).await.unwrap();
+            let check = reader.prepare(checks[i % checks.len()]).await.unwrap();
+            readers.push((i % checks.len(), reader, check));
         }
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let noise_done = done.clone();
         let noise_task = tokio::spawn(async move {
             let mut n = 0;
-            while !noise_done.load(std::sync::atomic::Ordering::Relaxed) && n < writes * 20 {
+            while !noise_done.load(std::sync::atomic::Ordering::Relaxed) && n < max_rounds * 20 {
                 noise
                     .execute("update product set slogan = $2 where id = $1", &[&other, &format!("n{n}")])
                     .await
@@ -151,53 +161,61 @@ fn reads_that_missed_their_write(check: &'static str, writes: usize) -> usize {
                 n += 1;
             }
         });
-        let mut missed = 0;
-        for round in 0..writes {
-            let slogan = format!("r{round}");
+        let mut missed = vec![0; checks.len()];
+        let mut rounds = 0;
+        while rounds < max_rounds && (rounds < min_rounds || !enough(&missed)) {
+            let slogan = format!("r{rounds}");
             primary.execute("update product set slogan = $2 where id = $1", &[&id, &slogan]).await.unwrap();
             let lsn: postgres_types::PgLsn =
                 primary.query_one("select pg_current_wal_insert_lsn()", &[]).await.unwrap().get(0);
-            let reads = readers.iter().map(|reader| {
+            let reads = readers.iter().map(|(which, reader, check)| {
                 let slogan = &slogan;
                 async move {
-                    let check = reader.prepare(check).await.unwrap();
                     for _ in 0..100_000 {
-                        if reader.query_one(&check, &[&lsn]).await.unwrap().get::<_, bool>(0) {
+                        if reader.query_one(check, &[&lsn]).await.unwrap().get::<_, bool>(0) {
                             let doc: String = reader
                                 .query_one("select doc from product_detail where product_id = $1", &[&id])
                                 .await
                                 .unwrap()
                                 .get(0);
-                            return usize::from(!doc.contains(&format!("\"slogan\":\"{slogan}\"")));
+                            return (*which, !doc.contains(&format!("\"slogan\":\"{slogan}\"")));
                         }
                     }
                     panic!("the replica never applied {lsn}");
                 }
             });
-            missed += futures_util::future::join_all(reads).await.into_iter().sum::<usize>();
+            for (which, miss) in futures_util::future::join_all(reads).await {
+                missed[which] += usize::from(miss);
+            }
+            rounds += 1;
         }
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         noise_task.await.unwrap();
         primary.execute("delete from product where id = any($1)", &[&vec![id, other]]).await.unwrap();
-        missed
+        (missed, rounds)
     })
 }
 
+/// The position alone: what `read_model_has_applied` checked before it
+/// also waited out the apply worker's commit.
+const POSITION_ONLY: &str = "select coalesce(read_model_applied_lsn() >= $1, false)";
+
+/// Self-validating: the real check and the position-only one race the same
+/// writes in the same run. The position-only check must miss (the run goes
+/// on until it has missed five times, or 6,000 writes have passed): proof
+/// that this run hit the window between "origin advanced" and "commit
+/// visible", as often as a broken check would need to be caught. The real
+/// check must never miss. A run that cannot show it exercised the race
+/// fails rather than passes.
 #[test]
 fn a_replica_that_says_it_has_applied_a_write_shows_it_to_the_next_read() {
     let _catalog = catalog_lock();
-    let missed = reads_that_missed_their_write(atelier_schema::statements::REPLICA_HAS_APPLIED, 300);
-    assert_eq!(missed, 0, "reads after a positive check that did not see their write");
-}
-
-/// The position alone is not enough: shows the race the check above
-/// closes. Not part of the suite (it asserts that PostgreSQL misbehaves,
-/// which depends on timing); run it with `--ignored` to see the window.
-#[test]
-#[ignore]
-fn the_applied_position_alone_lets_reads_miss_writes() {
-    let _catalog = catalog_lock();
-    let missed = reads_that_missed_their_write("select coalesce(read_model_applied_lsn() >= $1, false)", 300);
-    eprintln!("{missed} of 900 reads missed their write");
-    assert!(missed > 0, "no read missed its write this time");
+    let checks = [atelier_schema::statements::REPLICA_HAS_APPLIED, POSITION_ONLY];
+    let (missed, rounds) = reads_that_missed_their_write(&checks, 300, 6_000, |missed| missed[1] >= 5);
+    eprintln!("{rounds} writes: the real check missed {}, the position alone {}", missed[0], missed[1]);
+    assert!(
+        missed[1] > 0,
+        "in {rounds} writes the position-only check never missed: the race window was not hit, so this run proves nothing"
+    );
+    assert_eq!(missed[0], 0, "reads after a positive check that did not see their write ({rounds} writes)");
 }
