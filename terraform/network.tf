@@ -3,8 +3,39 @@
 # databases. Private hosts reach Debian's mirrors and AWS's APIs through the
 # NAT gateway, and S3 through a gateway endpoint.
 
+# The zone: the one asked for, else the first of the region's available
+# zones that offers every instance type used (some accounts have no "a"
+# zone, and not every zone has every type).
+data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:The list only picks the zone at the first apply; the subnets ignore later changes of it (lifecycle below), so a zone AWS adds never moves them.
+  state = "available"
+}
+
+data "aws_ec2_instance_type_offerings" "by_type" {
+  for_each      = toset([var.db_instance_type, var.app_instance_type, var.lb_instance_type])
+  location_type = "availability-zone"
+  filter {
+    name   = "instance-type"
+    values = [each.key]
+  }
+}
+
 locals {
-  az            = coalesce(var.availability_zone, "${var.region}a")
+  zones_with_every_type = [
+    for zone in data.aws_availability_zones.available.names : zone
+    if alltrue([for offering in data.aws_ec2_instance_type_offerings.by_type : contains(offering.locations, zone)])
+  ]
+}
+
+check "a_zone_offers_every_instance_type" {
+  assert {
+    condition     = var.availability_zone != null || length(local.zones_with_every_type) > 0
+    error_message = "No available zone in ${var.region} offers all of ${var.db_instance_type}, ${var.app_instance_type} and ${var.lb_instance_type}: pick other types, or set availability_zone."
+  }
+}
+
+locals {
+  az            = coalesce(var.availability_zone, try(local.zones_with_every_type[0], null))
   public_cidr   = cidrsubnet(var.vpc_cidr, 8, 0)
   app_cidr      = cidrsubnet(var.vpc_cidr, 8, 1)
   db_cidr       = cidrsubnet(var.vpc_cidr, 8, 2)
@@ -31,6 +62,12 @@ resource "aws_subnet" "public" {
   cidr_block        = local.public_cidr
   availability_zone = local.az
   tags              = { Name = "${var.name}-public" }
+
+  # Chosen once: a zone AWS adds later must not replace the subnet (and
+  # every host in it).
+  lifecycle {
+    ignore_changes = [availability_zone]
+  }
 }
 
 resource "aws_subnet" "app" {
@@ -38,6 +75,12 @@ resource "aws_subnet" "app" {
   cidr_block        = local.app_cidr
   availability_zone = local.az
   tags              = { Name = "${var.name}-app" }
+
+  # Chosen once: a zone AWS adds later must not replace the subnet (and
+  # every host in it).
+  lifecycle {
+    ignore_changes = [availability_zone]
+  }
 }
 
 resource "aws_subnet" "db" {
@@ -45,6 +88,12 @@ resource "aws_subnet" "db" {
   cidr_block        = local.db_cidr
   availability_zone = local.az
   tags              = { Name = "${var.name}-db" }
+
+  # Chosen once: a zone AWS adds later must not replace the subnet (and
+  # every host in it).
+  lifecycle {
+    ignore_changes = [availability_zone]
+  }
 }
 
 resource "aws_internet_gateway" "main" {

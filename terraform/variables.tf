@@ -5,7 +5,7 @@ variable "region" {
 }
 
 variable "availability_zone" {
-  description = "Availability zone of every subnet (null: the region's zone a)."
+  description = "Availability zone of every subnet (null: the first available zone that offers every instance type used)."
   type        = string
   default     = null
 }

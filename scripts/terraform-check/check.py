@@ -6,7 +6,14 @@
    template refers only to variables the call gives it (plus its own
    %{ for } loop variables); every variable given is used;
 4. every user-data template, rendered roughly (directives kept or dropped,
-   each ${...} replaced by a word), is valid bash (`bash -n`).
+   each ${...} replaced by a word), is valid bash (`bash -n`);
+5. every security group's and security-group rule's description uses only
+   the characters EC2 accepts there (it answers InvalidParameterValue for
+   anything else, and the provider does not check): a-z A-Z 0-9, space and
+   ._-:/()#,@[]+=;{}!$* (the strictest documented set);
+6. no availability zone is made from the region's name and a letter
+   (`"${var.region}a"`): some accounts have no "a" zone; zones come from
+   the aws_availability_zones data source.
 
 checkov runs separately (scripts/terraform-check.sh). None of this replaces
 `terraform validate` and `terraform plan` (see the README).
@@ -146,6 +153,58 @@ def bash_problems(root):
     return problems
 
 
+# EC2's set for security group and rule descriptions (the strictest one
+# documented; `&` is allowed only for some rule kinds, so not here).
+DESCRIPTION_CHARS = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]*")
+SECURITY_GROUP_TYPES = {
+    "aws_security_group",
+    "aws_security_group_rule",
+    "aws_vpc_security_group_ingress_rule",
+    "aws_vpc_security_group_egress_rule",
+}
+
+
+def description_texts(value):
+    """The literal text of a description: the string itself, or, for an
+    expression (`${a ? "x" : "y"}`), each quoted string in it."""
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, str):
+            continue
+        if v.startswith("${") and v.endswith("}"):
+            yield from re.findall(r'"((?:[^"\\]|\\.)*)"', v)
+        else:
+            yield re.sub(r"\$\{[^}]*\}", "x", v)
+
+
+def description_problems(parsed):
+    problems = []
+    for tf, doc in parsed.items():
+        for block in doc.get("resource", []):
+            for kind, resources in block.items():
+                if kind not in SECURITY_GROUP_TYPES:
+                    continue
+                for name, body in resources.items():
+                    bodies = [body] + [rule for key in ("ingress", "egress") for rule in body.get(key, [])]
+                    for part in bodies:
+                        for text in description_texts(part.get("description", [])):
+                            if not DESCRIPTION_CHARS.fullmatch(text):
+                                bad = sorted(set(re.sub(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]", "", text)))
+                                problems.append(
+                                    f"{tf.name}: {kind}.{name}: description {text!r} has characters EC2 refuses: {''.join(bad)}"
+                                )
+    return problems
+
+
+def zone_literal_problems(root):
+    problems = []
+    for tf in sorted(root.glob("*.tf")):
+        for number, line in enumerate(tf.read_text().splitlines(), 1):
+            if re.search(r'"\$\{var\.region\}[a-z]"', line.split("#")[0]):
+                problems.append(f"{tf.name}:{number}: a zone named from the region and a letter; use aws_availability_zones")
+    return problems
+
+
 def main():
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "terraform")
     parsed, problems = parse_all(root)
@@ -153,6 +212,8 @@ def main():
     more, calls = template_problems(root)
     problems += more
     problems += bash_problems(root)
+    problems += description_problems(parsed)
+    problems += zone_literal_problems(root)
     for p in problems:
         print(f"terraform check: {p}")
     variables = sum(len(b) for doc in parsed.values() for b in doc.get("variable", []))

@@ -31,6 +31,8 @@ def run(tf, template=GOOD_TEMPLATE):
         parsed, problems = check.parse_all(root)
         problems += check.variable_problems(parsed)
         problems += check.template_problems(root)[0]
+        problems += check.description_problems(parsed)
+        problems += check.zone_literal_problems(root)
         return problems
 
 
@@ -60,6 +62,28 @@ class CheckerCatches(unittest.TestCase):
         self.assertTrue(any("gone.tftpl, which does not exist" in p for p in problems))
 
 
+    def test_a_zone_made_from_the_region_name(self):
+        tf = GOOD_TF + 'locals {\n  az = coalesce(var.zone, "${var.region}a")\n}\n'
+        self.assertTrue(any("a zone named from the region" in p for p in run(tf)), run(tf))
+
+    def test_a_security_group_description_ec2_refuses(self):
+        tf = GOOD_TF + textwrap.dedent('''
+            resource "aws_vpc_security_group_ingress_rule" "http" {
+              description = "HTTP from the storefront's clients"
+            }
+            resource "aws_vpc_security_group_ingress_rule" "either" {
+              description = each.value.port == 443 ? "HTTPS (fine)" : "HTTP & more"
+            }
+            resource "aws_security_group" "ok" {
+              description = "${var.n} hosts: PostgreSQL from the apps (reads)"
+            }
+        ''')
+        problems = run(tf)
+        self.assertTrue(any("aws_vpc_security_group_ingress_rule.http" in p and "'" in p for p in problems), problems)
+        self.assertTrue(any("aws_vpc_security_group_ingress_rule.either" in p and "&" in p for p in problems), problems)
+        self.assertFalse(any("aws_security_group.ok" in p for p in problems), problems)
+
+
 class BashCheck(unittest.TestCase):
     def test_broken_bash_in_a_template_is_caught(self):
         with tempfile.TemporaryDirectory() as d:
@@ -73,3 +97,4 @@ class BashCheck(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
