@@ -26,7 +26,9 @@ data "aws_iam_policy_document" "ec2_assume" {
 
 resource "aws_iam_role" "host" {
   for_each           = local.host_roles
-  name               = "${var.name}-${each.key}"
+  # IAM names are account-wide: the region keeps two deployments of one
+  # name in two regions apart.
+  name               = "${var.name}-${var.region}-${each.key}"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
 }
 
@@ -98,6 +100,6 @@ resource "aws_iam_role_policy_attachment" "ssm_core" {
 
 resource "aws_iam_instance_profile" "host" {
   for_each = local.host_roles
-  name     = "${var.name}-${each.key}"
+  name     = "${var.name}-${var.region}-${each.key}"
   role     = aws_iam_role.host[each.key].name
 }

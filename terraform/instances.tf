@@ -255,6 +255,16 @@ resource "aws_instance" "lb" {
 
   lifecycle {
     ignore_changes = [ami]
+    # Checks that need two variables at once (a variable's own validation
+    # may name only itself before Terraform 1.9).
+    precondition {
+      condition     = var.admin_cidr == null || var.ssh_key_name != null
+      error_message = "admin_cidr opens SSH, which needs ssh_key_name (an existing EC2 key pair)."
+    }
+    precondition {
+      condition     = var.db_volume_iops <= 500 * var.db_volume_gb
+      error_message = "db_volume_iops: gp3 allows at most 500 IOPS per GiB of db_volume_gb."
+    }
   }
 }
 

@@ -28,15 +28,20 @@ variable "vpc_cidr" {
 }
 
 variable "http_cidrs" {
-  description = "Who may reach the balancer on port 80 (the storefront's clients)."
+  description = "Who may reach the balancer on ports 443 (HTTPS) and 80 (reads only): the storefront's clients."
   type        = list(string)
   default     = ["0.0.0.0/0"]
 }
 
 variable "admin_cidr" {
-  description = "Address range allowed to SSH to the balancer (and through it, as a jump host, to the others). null: no SSH at all; use SSM Session Manager."
+  description = "Address range allowed to SSH to the balancer (and through it, as a jump host, to the others). null: no SSH at all; use SSM Session Manager. Needs ssh_key_name."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.admin_cidr == null || try(cidrhost(var.admin_cidr, 0) == split("/", var.admin_cidr)[0], false)
+    error_message = "admin_cidr: a network address with its prefix length, e.g. 203.0.113.0/24 (not a host inside it)."
+  }
 }
 
 variable "ssh_key_name" {
@@ -71,18 +76,39 @@ variable "db_instance_type" {
   description = "Instance type of the primary and the replicas (memory-optimised: the catalog's hot set stays in RAM)."
   type        = string
   default     = "r6i.large"
+
+  validation {
+    # The image is Debian 12 for amd64 and the binary is x86-64: an Arm
+    # (Graviton) type would boot and never run it.
+    condition     = !can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\.", var.db_instance_type))
+    error_message = "db_instance_type: an Arm (Graviton, ...g.) type; the image and the binary are x86-64."
+  }
 }
 
 variable "app_instance_type" {
   description = "Instance type of the app servers."
   type        = string
   default     = "t3.small"
+
+  validation {
+    # The image is Debian 12 for amd64 and the binary is x86-64: an Arm
+    # (Graviton) type would boot and never run it.
+    condition     = !can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\.", var.app_instance_type))
+    error_message = "app_instance_type: an Arm (Graviton, ...g.) type; the image and the binary are x86-64."
+  }
 }
 
 variable "lb_instance_type" {
   description = "Instance type of the nginx balancer."
   type        = string
   default     = "t3.small"
+
+  validation {
+    # The image is Debian 12 for amd64 and the binary is x86-64: an Arm
+    # (Graviton) type would boot and never run it.
+    condition     = !can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\.", var.lb_instance_type))
+    error_message = "lb_instance_type: an Arm (Graviton, ...g.) type; the image and the binary are x86-64."
+  }
 }
 
 variable "db_volume_gb" {
@@ -92,15 +118,25 @@ variable "db_volume_gb" {
 }
 
 variable "db_volume_iops" {
-  description = "Provisioned IOPS of each gp3 data volume (3000 is gp3's included baseline)."
+  description = "Provisioned IOPS of each gp3 data volume (3000 is gp3's included baseline; at most 16000 and 500 per GiB)."
   type        = number
   default     = 3000
+
+  validation {
+    condition     = floor(var.db_volume_iops) == var.db_volume_iops && var.db_volume_iops >= 3000 && var.db_volume_iops <= 16000
+    error_message = "db_volume_iops: a whole number from 3000 to 16000 (gp3), and at most 500 per GiB of db_volume_gb."
+  }
 }
 
 variable "products" {
   description = "Products of the generated catalog loaded once on the primary at first boot; 0 for an empty catalog."
   type        = number
   default     = 1000000
+
+  validation {
+    condition     = floor(var.products) == var.products && var.products >= 0 && var.products <= 100000000
+    error_message = "products: a whole number from 0 to 100,000,000."
+  }
 }
 
 variable "binary_path" {
