@@ -82,12 +82,34 @@ resource "aws_s3_bucket_policy" "release" {
   policy = data.aws_iam_policy_document.release_bucket.json
 }
 
+# The release binary. Checked at plan time: that it exists (a readable
+# message, not filemd5's), and that it is an x86-64 Linux ELF executable
+# (its first bytes: the ELF magic, 64-bit, little-endian, version 1; e_machine
+# 0x3E): a macOS or arm64 build would otherwise upload fine and fail at
+# every boot.
+locals {
+  binary_path   = coalesce(var.binary_path, "${path.module}/../target/release/atelier")
+  binary_exists = fileexists(local.binary_path)
+  binary_head   = local.binary_exists ? substr(filebase64(local.binary_path), 0, 28) : ""
+}
+
 resource "aws_s3_object" "binary" {
   bucket      = aws_s3_bucket.release.id
   key         = "bin/atelier"
-  source      = var.binary_path
-  source_hash = filemd5(var.binary_path)
+  source      = local.binary_path
+  source_hash = local.binary_exists ? filemd5(local.binary_path) : null
   kms_key_id  = aws_kms_key.main.arn
+
+  lifecycle {
+    precondition {
+      condition     = local.binary_exists
+      error_message = "No atelier binary at ${local.binary_path}: run cargo build --release --locked --bin atelier in the repository, or set binary_path."
+    }
+    precondition {
+      condition     = substr(local.binary_head, 0, 8) == "f0VMRgIB" && substr(local.binary_head, 24, 4) == "PgAB"
+      error_message = "${local.binary_path} is not an x86-64 Linux ELF executable (built on macOS, or for arm64?): build it on or for x86_64-unknown-linux-gnu, Debian 12's glibc or older."
+    }
+  }
 }
 
 locals {

@@ -40,6 +40,7 @@ locals {
   app_cidr      = cidrsubnet(var.vpc_cidr, 8, 1)
   db_cidr       = cidrsubnet(var.vpc_cidr, 8, 2)
   lb_address    = cidrhost(local.public_cidr, 30)
+  nat_address   = cidrhost(local.public_cidr, 20)
   primary_addr  = cidrhost(local.db_cidr, 10)
   replica_addrs = [for i in range(var.replica_count) : cidrhost(local.db_cidr, 11 + i)]
   app_addrs     = [for i in range(var.app_count) : cidrhost(local.app_cidr, 41 + i)]
@@ -110,6 +111,9 @@ resource "aws_eip" "nat" {
 resource "aws_nat_gateway" "main" {
   allocation_id = aws_eip.nat.id
   subnet_id     = aws_subnet.public.id
+  # Its own fixed address: left to chance it could take the balancer's
+  # (local.lb_address), and that apply would fail.
+  private_ip = local.nat_address
   tags          = { Name = var.name }
   depends_on    = [aws_internet_gateway.main]
 }

@@ -140,9 +140,9 @@ variable "products" {
 }
 
 variable "binary_path" {
-  description = "The atelier release binary (x86_64 Linux, glibc of Debian 12) to upload: cargo build --release --bin atelier."
+  description = "The atelier release binary (x86_64 Linux, glibc of Debian 12 or older) to upload. null: target/release/atelier of this repository (cargo build --release --locked --bin atelier)."
   type        = string
-  default     = "../target/release/atelier"
+  default     = null
 }
 
 variable "app_port" {
