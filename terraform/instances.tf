@@ -43,6 +43,9 @@ resource "aws_instance" "primary" {
   private_ip             = local.primary_addr
   vpc_security_group_ids = [aws_security_group.primary.id]
   iam_instance_profile   = aws_iam_instance_profile.host["primary"].name
+  # The write model lives here: no terminate by accident (the data volume
+  # outlives the instance anyway, below).
+  disable_api_termination = var.db_termination_protection
   key_name               = var.admin_cidr == null ? null : var.ssh_key_name
   monitoring             = true
   ebs_optimized          = true
@@ -60,15 +63,6 @@ resource "aws_instance" "primary" {
     kms_key_id  = aws_kms_key.main.arn
   }
 
-  ebs_block_device {
-    device_name = "/dev/sdf"
-    volume_type = "gp3"
-    volume_size = var.db_volume_gb
-    iops        = var.db_volume_iops
-    encrypted   = true
-    kms_key_id  = aws_kms_key.main.arn
-  }
-
   user_data = templatefile("${path.module}/user-data/primary.sh.tftpl", {
     common               = local.common["primary"]
     address              = local.primary_addr
@@ -79,6 +73,7 @@ resource "aws_instance" "primary" {
     writer_parameter     = local.parameter["writer"]
     replicator_parameter = local.parameter["replicator"]
     products             = var.products
+    data_volume          = aws_ebs_volume.primary.id
   })
 
   tags       = { Name = "${var.name}-primary", Role = "primary" }
@@ -104,6 +99,7 @@ resource "aws_instance" "replica" {
   private_ip             = local.replica_addrs[count.index]
   vpc_security_group_ids = [aws_security_group.replica.id]
   iam_instance_profile   = aws_iam_instance_profile.host["replica"].name
+  disable_api_termination = var.db_termination_protection
   key_name               = var.admin_cidr == null ? null : var.ssh_key_name
   monitoring             = true
   ebs_optimized          = true
@@ -121,15 +117,6 @@ resource "aws_instance" "replica" {
     kms_key_id  = aws_kms_key.main.arn
   }
 
-  ebs_block_device {
-    device_name = "/dev/sdf"
-    volume_type = "gp3"
-    volume_size = var.db_volume_gb
-    iops        = var.db_volume_iops
-    encrypted   = true
-    kms_key_id  = aws_kms_key.main.arn
-  }
-
   user_data = templatefile("${path.module}/user-data/replica.sh.tftpl", {
     common               = local.common["replica"]
     address              = local.replica_addrs[count.index]
@@ -140,6 +127,7 @@ resource "aws_instance" "replica" {
     owner_parameter      = local.parameter["owner"]
     reader_parameter     = local.parameter["reader"]
     replicator_parameter = local.parameter["replicator"]
+    data_volume          = aws_ebs_volume.replica[count.index].id
   })
 
   tags       = { Name = "${var.name}-replica${count.index + 1}", Role = "replica" }
@@ -155,6 +143,53 @@ resource "aws_instance" "replica" {
   lifecycle {
     ignore_changes = [ami, user_data]
   }
+}
+
+# The database volumes, apart from their instances: resizing one or
+# changing its IOPS modifies it in place, and replacing or terminating an
+# instance leaves it (and the database on it) alone. prevent_destroy makes
+# `terraform destroy` and any plan that would delete one fail: deleting a
+# database takes editing this file on purpose.
+resource "aws_ebs_volume" "primary" {
+  availability_zone = local.az
+  type              = "gp3"
+  size              = var.db_volume_gb
+  iops              = var.db_volume_iops
+  encrypted         = true
+  kms_key_id        = aws_kms_key.main.arn
+  tags              = { Name = "${var.name}-primary-data", Role = "primary" }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_volume_attachment" "primary" {
+  device_name = "/dev/sdf"
+  volume_id   = aws_ebs_volume.primary.id
+  instance_id = aws_instance.primary.id
+}
+
+resource "aws_ebs_volume" "replica" {
+  count             = var.replica_count
+  availability_zone = local.az
+  type              = "gp3"
+  size              = var.db_volume_gb
+  iops              = var.db_volume_iops
+  encrypted         = true
+  kms_key_id        = aws_kms_key.main.arn
+  tags              = { Name = "${var.name}-replica${count.index + 1}-data", Role = "replica" }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_volume_attachment" "replica" {
+  count       = var.replica_count
+  device_name = "/dev/sdf"
+  volume_id   = aws_ebs_volume.replica[count.index].id
+  instance_id = aws_instance.replica[count.index].id
 }
 
 resource "aws_instance" "app" {

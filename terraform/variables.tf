@@ -185,3 +185,9 @@ variable "tls_private_key_pem" {
     error_message = "Give tls_certificate_pem and tls_private_key_pem together, or neither (a self-signed certificate is made)."
   }
 }
+
+variable "db_termination_protection" {
+  description = "EC2 termination protection on the primary and the replicas (set false, apply, then destroy, to remove a deployment on purpose; the data volumes also carry prevent_destroy)."
+  type        = bool
+  default     = true
+}
