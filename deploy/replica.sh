@@ -35,10 +35,31 @@ migrate replica
 # The subscription: created by the superuser (PostgreSQL 15 requires it),
 # logging in to the primary as the replicator. copy_data first copies the
 # documents there now, then streams every later change.
-if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$ATELIER_SUBSCRIPTION'")" = 0 ]; then
-    conninfo="host=$ATELIER_PRIMARY_ADDRESS port=${ATELIER_PRIMARY_PORT:-5432} user=atelier_replicator password=$ATELIER_REPLICATOR_PASSWORD dbname=$ATELIER_DATABASE connect_timeout=10"
-    node_psql -d "$ATELIER_DATABASE" -v sub_name="$ATELIER_SUBSCRIPTION" -v primary_conninfo="$conninfo" \
+#
+# Hosts boot together, and PostgreSQL 15 answers a subscription to a
+# publication that does not exist yet with only a WARNING: the subscription
+# would hold no tables and stay empty for ever. So: first wait until the
+# primary publishes (failing here makes the caller retry the whole,
+# idempotent, script), and after subscribing require that the
+# subscription lists the tables, refreshing one an earlier run left empty.
+sub=$ATELIER_SUBSCRIPTION
+primary_conn="host=$ATELIER_PRIMARY_ADDRESS port=${ATELIER_PRIMARY_PORT:-5432} user=atelier_replicator dbname=$ATELIER_DATABASE connect_timeout=10"
+published=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
+    -c "select count(*) from pg_publication_tables where pubname = 'atelier_read_model'" 2>/dev/null || echo 0)
+[ "${published:-0}" -gt 0 ] || die "the primary $ATELIER_PRIMARY_ADDRESS does not publish atelier_read_model yet"
+if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$sub'")" = 0 ]; then
+    conninfo="$primary_conn password=$ATELIER_REPLICATOR_PASSWORD"
+    node_psql -d "$ATELIER_DATABASE" -v sub_name="$sub" -v primary_conninfo="$conninfo" \
         -f - <"$ATELIER_SOURCE/replication/subscription.sql"
-    say "subscribed as $ATELIER_SUBSCRIPTION to $ATELIER_PRIMARY_ADDRESS"
+    say "subscribed as $sub to $ATELIER_PRIMARY_ADDRESS"
 fi
+subscribed_tables() {
+    node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription_rel r
+        join pg_subscription s on s.oid = r.srsubid where s.subname = '$sub'"
+}
+if [ "$(subscribed_tables)" -lt "$published" ]; then
+    node_psql -d "$ATELIER_DATABASE" -c "alter subscription \"$sub\" refresh publication with (copy_data = true)"
+    say "subscription $sub refreshed: it listed fewer tables than the primary publishes"
+fi
+[ "$(subscribed_tables)" -ge "$published" ] || die "subscription $sub lists $(subscribed_tables) of $published published tables"
 say "replica ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"

@@ -12,7 +12,8 @@
 #
 # runs each host's role script in its namespace (--no-systemd, a data
 # directory per host under ATELIER_REHEARSAL_DIR), runs every script a second
-# time to show it changes nothing, loads a small catalog, and then proves,
+# time to show it changes nothing (a replica provisioned before the primary
+# first, which must refuse to subscribe), loads a small catalog, and then proves,
 # from the client host through the balancer's address only:
 #
 #   1. the balancer serves HTTPS (a certificate this script makes, HSTS) and
@@ -202,7 +203,19 @@ provision() {
                     deploy/lb.sh --no-systemd ;;
     esac
 }
+# Hosts boot together on EC2: a replica whose role script runs before the
+# primary publishes must refuse to subscribe (PostgreSQL 15 would accept,
+# with a warning, a subscription that holds no tables for ever) and be
+# retried. Provision replica1 first, and require exactly that refusal.
+if provision replica1 >"$dir/replica1-before-primary.log" 2>&1; then
+    fail "replica1 provisioned before the primary published"
+fi
+grep -q "does not publish atelier_read_model yet" "$dir/replica1-before-primary.log" ||
+    { cat "$dir/replica1-before-primary.log" >&2; fail "replica1 failed before the primary for another reason"; }
+say "a replica provisioned before the primary publishes refuses to subscribe (and is retried)"
 for h in primary replica1 replica2; do provision "$h"; done
+[ "$(on replica1 runuser -u postgres -- psql -X -Atq -h "$dir/replica1/run" -d atelier -c \
+    "select count(*) from pg_subscription_rel")" -gt 0 ] || fail "replica1's subscription lists no tables"
 
 # The tools reach the databases over their unix sockets (one file system).
 # The catalog is loaded as a fleet's first boot does it (terraform/): on the
