@@ -1,7 +1,8 @@
-//! The queue at the door of the databases: at most `ATELIER_INFLIGHT_MAX`
-//! requests use the databases at once; the rest wait here, before any
-//! deadline of theirs has started, and are refused only when the queue has
-//! stopped draining.
+//! The queues at the door of the databases, one for reads and one for
+//! writes: at most `ATELIER_READ_INFLIGHT_MAX` reads and
+//! `ATELIER_WRITE_INFLIGHT_MAX` writes use the databases at once; the rest
+//! wait here, before any deadline of theirs has started, and are refused
+//! only when the queue has stopped draining.
 //!
 //! The rule is CoDel's, applied to an admission queue as Facebook's "Fail
 //! at Scale" describes, with its adaptive LIFO. Every admitted request
