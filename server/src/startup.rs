@@ -56,8 +56,8 @@ impl App {
         };
         let state = Arc::new(AppState {
             auth: Authorizer::new(&config),
-            reads: Admission::new(config.admission(config.read_inflight_max)),
-            writes: Admission::new(config.admission(config.write_inflight_max)),
+            reads: Admission::new(config.read_admission()),
+            writes: Admission::new(config.write_admission()),
             hedges: HedgeBudget::new(config.read_hedge_percent_max),
             config,
             pools,
