@@ -118,7 +118,7 @@ remove_everything() {
 scripts/ensure-postgres.sh
 scripts/ensure-jmeter.sh
 missing=()
-for p in nginx curl ca-certificates; do
+for p in nginx curl ca-certificates openssl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
