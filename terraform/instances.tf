@@ -73,7 +73,7 @@ resource "aws_instance" "primary" {
     writer_parameter     = local.parameter["writer"]
     replicator_parameter = local.parameter["replicator"]
     products             = var.products
-    data_volume          = aws_ebs_volume.primary.id
+    data_volume          = aws_ebs_volume.db["primary"].id
   })
 
   tags       = { Name = "${var.name}-primary", Role = "primary" }
@@ -127,7 +127,7 @@ resource "aws_instance" "replica" {
     owner_parameter      = local.parameter["owner"]
     reader_parameter     = local.parameter["reader"]
     replicator_parameter = local.parameter["replicator"]
-    data_volume          = aws_ebs_volume.replica[count.index].id
+    data_volume          = aws_ebs_volume.db["replica${count.index + 1}"].id
   })
 
   tags       = { Name = "${var.name}-replica${count.index + 1}", Role = "replica" }
@@ -150,46 +150,31 @@ resource "aws_instance" "replica" {
 # instance leaves it (and the database on it) alone. prevent_destroy makes
 # `terraform destroy` and any plan that would delete one fail: deleting a
 # database takes editing this file on purpose.
-resource "aws_ebs_volume" "primary" {
+locals {
+  # Every database host and its role: the primary and replica1..N.
+  db_hosts = merge({ primary = "primary" }, { for i in range(var.replica_count) : "replica${i + 1}" => "replica" })
+}
+
+resource "aws_ebs_volume" "db" {
+  for_each          = local.db_hosts
   availability_zone = local.az
   type              = "gp3"
   size              = var.db_volume_gb
   iops              = var.db_volume_iops
   encrypted         = true
   kms_key_id        = aws_kms_key.main.arn
-  tags              = { Name = "${var.name}-primary-data", Role = "primary" }
+  tags              = { Name = "${var.name}-${each.key}-data", Role = each.value }
 
   lifecycle {
     prevent_destroy = true
   }
 }
 
-resource "aws_volume_attachment" "primary" {
+resource "aws_volume_attachment" "db" {
+  for_each    = local.db_hosts
   device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.primary.id
-  instance_id = aws_instance.primary.id
-}
-
-resource "aws_ebs_volume" "replica" {
-  count             = var.replica_count
-  availability_zone = local.az
-  type              = "gp3"
-  size              = var.db_volume_gb
-  iops              = var.db_volume_iops
-  encrypted         = true
-  kms_key_id        = aws_kms_key.main.arn
-  tags              = { Name = "${var.name}-replica${count.index + 1}-data", Role = "replica" }
-
-  lifecycle {
-    prevent_destroy = true
-  }
-}
-
-resource "aws_volume_attachment" "replica" {
-  count       = var.replica_count
-  device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.replica[count.index].id
-  instance_id = aws_instance.replica[count.index].id
+  volume_id   = aws_ebs_volume.db[each.key].id
+  instance_id = each.key == "primary" ? aws_instance.primary.id : aws_instance.replica[tonumber(trimprefix(each.key, "replica")) - 1].id
 }
 
 resource "aws_instance" "app" {
