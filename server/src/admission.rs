@@ -91,8 +91,9 @@ impl Drop for Slot<'_> {
 }
 
 impl Admission {
-    pub fn new(settings: Settings) -> Admission {
-        let free = settings.limit.max(1);
+    pub fn new(mut settings: Settings) -> Admission {
+        settings.limit = settings.limit.max(1);
+        let free = settings.limit;
         Admission {
             state: Mutex::new(State {
                 free,
@@ -114,13 +115,7 @@ impl Admission {
     }
 
     /// Waits for a slot, as long as the queue's state allows.
-    #[cfg(test)]
     pub async fn acquire(&self) -> Result<Slot<'_>, Refusal> {
-        self.acquire_within(Duration::MAX).await
-    }
-
-    /// `acquire`, waiting at most `cap` whatever the state allows.
-    pub async fn acquire_within(&self, cap: Duration) -> Result<Slot<'_>, Refusal> {
         let arrived = Instant::now();
         let (receiver, allowance) = {
             let mut state = self.lock();
@@ -142,11 +137,9 @@ impl Admission {
             let (sender, receiver) = oneshot::channel();
             state.waiters.push_back(sender);
             let allowance = if state.overloaded { self.settings.target } else { self.settings.wait_max };
-            let allowance = allowance.min(cap);
             (receiver, allowance)
         };
         let mut receiver = receiver;
-        #[allow(clippy::drop_non_drop)]
         let admitted = match tokio::time::timeout(allowance, &mut receiver).await {
             Ok(Ok(())) => true,
             // A slot sent as the wait ran out is still ours: look under the
@@ -171,12 +164,7 @@ impl Admission {
     /// `acquire`, as the request path uses it: a refusal is a 503 (nothing
     /// was sent to any database, so a write may simply be retried).
     pub async fn admit(&self, metrics: &Metrics) -> Result<Slot<'_>, ApiError> {
-        self.admit_within(metrics, Duration::MAX).await
-    }
-
-    /// `admit`, waiting at most `cap`.
-    pub async fn admit_within(&self, metrics: &Metrics, cap: Duration) -> Result<Slot<'_>, ApiError> {
-        self.acquire_within(cap).await.map_err(|refusal| {
+        self.acquire().await.map_err(|refusal| {
             metrics.count(Counter::Shed);
             ApiError::Busy(match refusal {
                 Refusal::Timeout => "the server's database queue did not drain in time".into(),
@@ -229,20 +217,27 @@ impl Admission {
         }
     }
 
-    /// Whether the queue is standing (CoDel's state), for the hedges: a
-    /// slow read then is our own queueing, not a replica's fault.
+    /// Whether the queue is standing (CoDel's state).
     pub fn overloaded(&self) -> bool {
         self.lock().overloaded
+    }
+
+    /// Saturated: the queue stands, or more than half the slots are taken.
+    /// For the hedges: a slow read then is our own queueing, not a
+    /// replica's fault.
+    pub fn saturated(&self) -> bool {
+        let state = self.lock();
+        state.overloaded || self.settings.limit - state.free > self.settings.limit / 2
     }
 
     /// Slots in use and requests waiting now.
     pub fn occupancy(&self) -> (usize, usize) {
         let state = self.lock();
-        (self.settings.limit.max(1) - state.free, state.waiters.len())
+        (self.settings.limit - state.free, state.waiters.len())
     }
 
     pub fn limit(&self) -> usize {
-        self.settings.limit.max(1)
+        self.settings.limit
     }
 
     /// The histogram's cumulative counts (Prometheus `le` buckets, then

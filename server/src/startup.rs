@@ -2,9 +2,10 @@
 //! `App::build` validates the configuration, binds the listener, builds the
 //! pools (no connection opens until first use, so the server starts while a
 //! database is down and answers 503); `run_until_stopped` starts the
-//! background work (the token reload, the idempotency purge, the prober that brings ejected
-//! replicas back, the access log's writer, the cache's change listeners) and serves until the shutdown
-//! future completes, then lets requests in flight finish.
+//! background work (the token reload, the idempotency purge, the prober
+//! that brings ejected replicas back, the access log's writer, the cache's
+//! change listeners) and serves until the shutdown future completes, then
+//! lets requests in flight finish.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -27,7 +27,7 @@ use crate::db::Node;
 use crate::error::ApiError;
 use crate::metrics::{Counter, Metrics};
 
-pub(crate) use limiter::FailureLimiter;
+use limiter::FailureLimiter;
 
 /// One live token, as a server holds it.
 struct Held {
@@ -50,6 +50,10 @@ struct TokenSet {
 }
 
 impl TokenSet {
+    fn len(&self) -> usize {
+        self.by_hint.values().map(Vec::len).sum()
+    }
+
     fn find(&self, token: &str) -> Option<&Held> {
         let hash = tokens::hash(token);
         self.by_hint.get(tokens::hint(token))?.iter().find(|held| same(&held.hash, &hash))
@@ -131,7 +135,7 @@ impl Authorizer {
     /// Live tokens held, for /readyz; None before the first load.
     pub fn held(&self) -> Option<usize> {
         let set = self.tokens.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        set.as_ref().map(|set| set.by_hint.values().map(Vec::len).sum())
+        set.as_ref().map(|set| set.len())
     }
 
     fn replace(&self, set: TokenSet) {
@@ -159,7 +163,7 @@ pub(crate) async fn keep_loaded(authorizer: &Authorizer, primary: &Node, config:
         match load(primary, config.write_deadline(), config.tokens_max).await {
             Ok(set) => {
                 if failing || authorizer.held().is_none() {
-                    tracing::info!(tokens = set.by_hint.values().map(Vec::len).sum::<usize>(), "tokens loaded");
+                    tracing::info!(tokens = set.len(), "tokens loaded");
                 }
                 failing = false;
                 authorizer.replace(set);
@@ -197,7 +201,7 @@ async fn load(primary: &Node, within: Duration, max: usize) -> Result<TokenSet, 
         let scopes = names.iter().filter_map(|name| Scope::parse(name)).collect();
         set.by_hint.entry(hint).or_default().push(Held { hash, scopes });
     }
-    if set.by_hint.values().map(Vec::len).sum::<usize>() >= max {
+    if set.len() >= max {
         tracing::warn!(max, "ATELIER_TOKENS_MAX live tokens reached; newer tokens are not honoured");
     }
     Ok(set)

@@ -4,7 +4,8 @@
 //! headers the preflight asks for (`Authorization`, which FEC clients send
 //! on reads and writes need, and the `Cache-Control`, `Pragma` or
 //! `X-Requested-With` some storefronts add); every response names the
-//! allowed origin and exposes the headers a client needs to read. Origins come from `ATELIER_CORS_ORIGINS`: `*` (the
+//! allowed origin and exposes the headers a client needs to read. Origins
+//! come from `ATELIER_CORS_ORIGINS`: `*` (the
 //! default) allows any; otherwise only the listed ones get
 //! `Access-Control-Allow-Origin`, so a browser on any other origin refuses
 //! to use the answer.

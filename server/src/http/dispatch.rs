@@ -1,6 +1,5 @@
 //! One request, start to finish: parse the route, answer a CORS preflight,
-//! find the endpoint in the table, check its
-//! credential (`auth`), run its
+//! find the endpoint in the table, check its credential (`auth`), run its
 //! handler (one `match`), turn errors into their response, add the CORS
 //! headers and the request id, record metrics and the access log line.
 

@@ -160,6 +160,7 @@ fn lsn_bytes(text: &str) -> Option<i64> {
 /// reason, and their state now, labelled queue="read" or "write".
 fn render_admission(state: &AppState, out: &mut String) {
     let queues = [("read", &state.reads), ("write", &state.writes)];
+    let reports = queues.map(|(queue, admission)| (queue, admission.report()));
     let section = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
@@ -169,8 +170,7 @@ fn render_admission(state: &AppState, out: &mut String) {
         "histogram",
         "How long admitted requests waited for a database slot.",
     );
-    for (queue, admission) in queues {
-        let report = admission.report();
+    for (queue, report) in &reports {
         for (bound, count) in crate::admission::DELAY_BUCKETS_SECONDS.iter().zip(&report.cumulative) {
             let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{queue=\"{queue}\",le=\"{bound}\"}} {count}");
         }
@@ -185,8 +185,7 @@ fn render_admission(state: &AppState, out: &mut String) {
         "counter",
         "Requests refused a database slot (503), by queue and reason.",
     );
-    for (queue, admission) in queues {
-        let report = admission.report();
+    for (queue, report) in &reports {
         let _ = writeln!(
             out,
             "atelier_admission_refused_total{{queue=\"{queue}\",reason=\"timeout\"}} {}",

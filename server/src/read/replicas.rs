@@ -106,8 +106,7 @@ async fn from_replicas(
     // This server is saturated when its admission queue stands, or half
     // its slots or more are taken: then slowness is our own, not a
     // replica's, so no hedge starts and a busy pool ends the read (below).
-    let (in_use, _) = state.reads.occupancy();
-    let saturated = state.reads.overloaded() || in_use > state.reads.limit() / 2;
+    let saturated = state.reads.saturated();
     if let Some(node) = candidates.next() {
         started.push((node, false));
         running.push(attempt_on(state, node, sql, params));

@@ -97,12 +97,13 @@ pub async fn execute<W: Write>(
     write: &W,
     idempotency: Option<&Idempotency>,
 ) -> Result<Written, ApiError> {
-    // The queue at the door. A write waits for a slot at most its deadline,
-    // then gets what is left of it, and never less than half: a client
-    // hears within 1.5 deadlines, whatever the primary does.
+    // The queue at the door. A write waits for a slot at most its deadline
+    // (the write queue's bound, Config::write_admission), then gets what is
+    // left of it, and never less than half: a client hears within 1.5
+    // deadlines, whatever the primary does.
     let deadline = state.config.write_deadline();
     let arrived = std::time::Instant::now();
-    let _slot = state.writes.admit_within(&state.metrics, deadline).await?;
+    let _slot = state.writes.admit(&state.metrics).await?;
     let left = deadline.saturating_sub(arrived.elapsed()).max(deadline / 2);
     tokio::time::timeout(left, retrying(state, write, idempotency)).await.unwrap_or_else(|_| {
         state.metrics.count(Counter::WriteDeadlineExpiry);
