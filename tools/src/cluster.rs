@@ -44,12 +44,14 @@ impl LocalCluster {
         Ok(LocalCluster { dir, bin, run_as })
     }
 
-    /// The passwords of a local cluster's roles, if one was set up from
-    /// `project_root` (or in `dir`); needs no server binaries, so `atelier
-    /// serve` can look on any machine.
-    pub fn existing_secrets(project_root: &Path, dir: Option<PathBuf>) -> ToolResult<Option<Secrets>> {
+    /// The secrets (role passwords, development token) of the local
+    /// cluster set up from the current directory, or in
+    /// `ATELIER_CLUSTER_DIR`, if there is one; needs no server binaries, so
+    /// `atelier serve` and the load tools can look on any machine.
+    pub fn existing_secrets() -> ToolResult<Option<Secrets>> {
+        let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
         let run_as = server_user().ok().flatten();
-        Secrets::read(&Secrets::file(&locate(project_root, dir, run_as)))
+        Secrets::read(&Secrets::file(&locate(&std::env::current_dir()?, dir, run_as)))
     }
 
     /// The role passwords, generated on first use.

@@ -154,11 +154,7 @@ pub async fn stress(args: StressArgs) -> ToolResult<()> {
 fn tools_server(addr: SocketAddr) -> ToolResult<Server> {
     let token = match std::env::var(TOKEN_VAR) {
         Ok(token) if !token.trim().is_empty() => Some(token.trim().to_string()),
-        _ => {
-            let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
-            LocalCluster::existing_secrets(&std::env::current_dir()?, dir)?
-                .and_then(|secrets| secrets.token().map(str::to_string))
-        }
+        _ => LocalCluster::existing_secrets()?.and_then(|secrets| secrets.token().map(str::to_string)),
     };
     if token.is_none() {
         println!("note: no {TOKEN_VAR} and no local cluster token; writes will be refused (401)");

@@ -34,8 +34,7 @@ pub async fn serve(args: ServeArgs) -> ToolResult<()> {
     // cluster's; a deployed server is given all of them and never looks.
     let urls = &config.databases;
     if std::iter::once(&urls.primary_url).chain(&urls.replica_urls).any(|url| !has_password(url)) {
-        let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
-        if let Some(secrets) = LocalCluster::existing_secrets(&std::env::current_dir()?, dir)? {
+        if let Some(secrets) = LocalCluster::existing_secrets()? {
             fill_passwords(&mut config, &secrets);
         }
     }

@@ -67,8 +67,7 @@ pub async fn run(command: TokenCommand) -> ToolResult<()> {
             }
         }
         Action::Local => {
-            let dir = std::env::var_os("ATELIER_CLUSTER_DIR").map(Into::into);
-            let secrets = LocalCluster::existing_secrets(&std::env::current_dir()?, dir)?;
+            let secrets = LocalCluster::existing_secrets()?;
             let token = secrets.as_ref().and_then(|s| s.token()).ok_or_else(|| {
                 ToolError::msg("no local cluster token: run `atelier cluster up` (or set ATELIER_TOKEN)")
             })?;
