@@ -83,8 +83,8 @@ pub const QUEUE_WAIT_MS_DEFAULT: u64 = 2_000;
 /// above it, the queue is standing (overload): newcomers wait at most this
 /// long, newest first. 320 closed-loop clients on this machine's two cores
 /// (JMeter and three PostgreSQL servers on the same cores) stand at up to
-/// a few hundred ms at times: 100 and 300 refused some of them, 500 none
-/// (measured, docs/benchmarks.md).
+/// a few hundred ms at times: 100 and 300 refused some of them; 500 none
+/// in six runs, some in two of four later ones (docs/benchmarks.md).
 pub const QUEUE_TARGET_MS_DEFAULT: u64 = 500;
 /// CoDel's interval: how long a queue must stand before it is overload.
 pub const QUEUE_INTERVAL_MS_DEFAULT: u64 = 500;
