@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use commands::{cluster, data, loadtest, schema, serve, token};
+use commands::{backup, cluster, data, loadtest, schema, serve, token};
 
 #[derive(Parser)]
 #[command(name = "atelier", version, about = "The Atelier Products API: CQRS on PostgreSQL with logical read replicas")]
@@ -30,6 +30,9 @@ enum Command {
     Migrate(schema::MigrateArgs),
     /// Publish the read model on a primary and subscribe replicas to it.
     Replicate(schema::ReplicateArgs),
+    /// Backups of the primary with pgBackRest: take one, list them, report
+    /// their age and the WAL archive's state for Prometheus.
+    Backup(backup::BackupCommand),
     /// Issue, list and revoke the bearer tokens writes need.
     Token(token::TokenCommand),
     /// Bulk-load a catalog into the primary (generated, or from CSV files),
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => schema::migrate(args).await,
             Command::Replicate(args) => schema::replicate(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
             Command::Load(args) => data::load(args).await,
             Command::Generate(args) => data::generate(args),
             Command::Check(args) => data::check(args).await,

@@ -14,6 +14,7 @@ use atelier_schema::local::{self, Node, NODES};
 use atelier_schema::tokens::Scope;
 use atelier_schema::{roles, Role};
 
+use crate::backup;
 use crate::db::{ToolError, ToolResult};
 use crate::provision;
 use crate::secrets::Secrets;
@@ -79,6 +80,23 @@ impl LocalCluster {
                 self.initdb(node)?;
             }
             self.write_hba(node)?;
+            // The primary archives its WAL with pgbackrest; archive_mode
+            // takes a restart, so a running primary whose settings changed
+            // (a cluster made before backups, or pgbackrest just installed)
+            // restarts once.
+            let restart = node.role == Role::Primary && self.write_backup_files(&data)? && self.is_running(node)?;
+            if restart {
+                let out = self.pg_ctl(&["-D", path_str(&data)?, "-m", "fast", "-w", "-t", "60", "restart"])?;
+                if !out.status.success() {
+                    return Err(ToolError::msg(format!(
+                        "{} did not restart with its archive settings: {}",
+                        node.name,
+                        String::from_utf8_lossy(&out.stderr)
+                    )));
+                }
+                println!("{:<9} restarted with its archive settings", node.name);
+                continue;
+            }
             if self.is_running(node)? {
                 // Picks up pg_hba.conf as written just now.
                 self.pg_ctl(&["-D", path_str(&data)?, "reload"])?;
@@ -100,6 +118,11 @@ impl LocalCluster {
                 )));
             }
             println!("{:<9} started on 127.0.0.1:{} (data {})", node.name, node.port, data.display());
+        }
+        if backup::installed() {
+            self.stanza_create()?;
+        } else {
+            println!("backups   off: pgbackrest is not installed (scripts/ensure-postgres.sh installs it)");
         }
         Ok(())
     }
@@ -201,8 +224,19 @@ impl LocalCluster {
     fn prepare_dir(&self) -> ToolResult<()> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| ToolError::msg(format!("cannot create {}: {e}", self.dir.display())))?;
+        self.give_to_server(&self.dir)
+    }
+
+    /// Who the servers (and pgbackrest) run as: Some((uid, gid)) of
+    /// `postgres` when we are root, None when we run them as ourselves.
+    pub fn server_user(&self) -> Option<(u32, u32)> {
+        self.run_as
+    }
+
+    /// Hands a file or directory we made to the server's user.
+    pub(crate) fn give_to_server(&self, path: &Path) -> ToolResult<()> {
         if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(&self.dir, Some(uid), Some(gid))?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
         }
         Ok(())
     }
@@ -218,18 +252,18 @@ impl LocalCluster {
             Role::Primary => [roles::OWNER, roles::WRITER, roles::REPLICATOR].join(","),
             Role::Replica => [roles::OWNER, roles::READER].join(","),
         };
+        // The primary's socket (in the cluster's own run/ directory) is for
+        // pgbackrest, which runs as the server's user.
         let hba = format!(
             "# Written by `atelier cluster up` on every start; edits are lost.\n\
              # TYPE  DATABASE  USER  ADDRESS  METHOD\n\
+             local   all       postgres                trust\n\
              host    all       postgres  127.0.0.1/32  trust\n\
              host    all       {service_roles}  127.0.0.1/32  scram-sha-256\n"
         );
         let path = self.data_dir(node).join("pg_hba.conf");
         std::fs::write(&path, hba).map_err(|e| ToolError::msg(format!("cannot write {}: {e}", path.display())))?;
-        if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
-        }
-        Ok(())
+        self.give_to_server(&path)
     }
 
     fn initdb(&self, node: Node) -> ToolResult<()> {
@@ -337,7 +371,7 @@ fn find_server_binaries() -> ToolResult<PathBuf> {
 }
 
 /// Who runs the servers: the `postgres` user when we are root, else we.
-fn server_user() -> ToolResult<Option<(u32, u32)>> {
+pub(crate) fn server_user() -> ToolResult<Option<(u32, u32)>> {
     if unsafe { libc::geteuid() } == 0 {
         postgres_user().map(Some)
     } else {

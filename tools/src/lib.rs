@@ -11,11 +11,14 @@
 //! - `layout`: the loaded tables as COPY columns and CSV files;
 //! - `load`: the phased bulk load (binary COPY or CSV) and replica resync;
 //! - `csv`: the catalog as CSV files in the public Atelier layout;
+//! - `backup`: pgBackRest: the local cluster's archive settings, running
+//!   pgbackrest, and the backup report for Prometheus;
 //! - `check`: rebuilt versus stored documents on every node;
 //! - `tokens`: issuing, listing and revoking the service's bearer tokens;
 //! - `secrets`: the local cluster's passwords and development token;
 //! - `explain`: EXPLAIN (ANALYZE, BUFFERS) of every statement the API runs.
 
+pub mod backup;
 pub mod check;
 pub mod cluster;
 pub mod csv;

@@ -1,5 +1,6 @@
 //! One module per group of subcommands: its flags, and what it prints.
 
+pub mod backup;
 pub mod cluster;
 pub mod data;
 pub mod loadtest;

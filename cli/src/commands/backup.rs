@@ -1,0 +1,130 @@
+//! `atelier backup run|info|metrics`: pgBackRest on the local cluster's
+//! primary (its `.cluster/pgbackrest.conf`) or on a primary host
+//! (`/etc/pgbackrest/pgbackrest.conf`, written by deploy/primary.sh).
+//! pgbackrest runs as the `postgres` user when we are root, as it must.
+
+use std::path::PathBuf;
+
+use atelier_schema::local;
+use atelier_tools::backup::{self, BackupReport};
+use atelier_tools::cluster::LocalCluster;
+use atelier_tools::{ToolError, ToolResult};
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Args)]
+pub struct BackupCommand {
+    #[command(subcommand)]
+    action: Action,
+    /// pgBackRest configuration file. Default: the local cluster's, when
+    /// there is one, else /etc/pgbackrest/pgbackrest.conf (a primary host).
+    #[arg(long, env = "ATELIER_PGBACKREST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Where the local cluster keeps its data (default: ./.cluster).
+    #[arg(long, env = "ATELIER_CLUSTER_DIR", global = true)]
+    cluster_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Take a backup now; older backups past the retention expire after it.
+    Run {
+        #[arg(long = "type", value_enum, default_value = "full")]
+        kind: Kind,
+    },
+    /// What the repository holds (`pgbackrest info`).
+    Info,
+    /// The backup report in Prometheus' text format: on standard output, or
+    /// written atomically to --textfile (for node_exporter's textfile
+    /// collector; deploy/primary.sh runs this every minute).
+    Metrics {
+        /// Connection string of the primary, as a superuser or a pg_monitor
+        /// member (for pg_stat_archiver).
+        #[arg(long, env = "ATELIER_ADMIN_PRIMARY_URL", default_value_t = local::primary_url("postgres"))]
+        primary_url: String,
+        #[arg(long)]
+        textfile: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Every file.
+    Full,
+    /// What changed since the last full backup.
+    Diff,
+    /// What changed since the last backup of any type.
+    Incr,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Full => "full",
+            Kind::Diff => "diff",
+            Kind::Incr => "incr",
+        }
+    }
+}
+
+pub async fn run(command: BackupCommand) -> ToolResult<()> {
+    let (config, run_as) = where_to(&command)?;
+    let pgbackrest = |args: &[&str], what: &str| backup::checked(backup::run_pgbackrest(&config, run_as, args)?, what);
+    match command.action {
+        Action::Run { kind } => {
+            let started = std::time::Instant::now();
+            pgbackrest(&["backup", &format!("--type={}", kind.name())], "backup")?;
+            let report = BackupReport::from_info(&pgbackrest(&["info", "--output=json"], "info")?)?;
+            let newest = report.newest.iter().find(|(k, ..)| k == kind.name());
+            let (size, delta) = newest.map_or((0, 0), |(_, _, size, delta)| (*size, *delta));
+            println!(
+                "{} backup done in {:.1} s: database {:.1} MiB, {:.1} MiB added to the repository; {} good backups kept",
+                kind.name(),
+                started.elapsed().as_secs_f64(),
+                mib(size),
+                mib(delta),
+                report.backups
+            );
+        }
+        Action::Info => print!("{}", pgbackrest(&["info"], "info")?),
+        Action::Metrics { primary_url, textfile } => {
+            let report = BackupReport::read(&pgbackrest(&["info", "--output=json"], "info")?, &primary_url).await?;
+            let text = report.prometheus();
+            match textfile {
+                None => print!("{text}"),
+                Some(path) => {
+                    // Written beside and renamed, so a reader never sees half a file.
+                    let tmp = path.with_extension("prom.tmp");
+                    std::fs::write(&tmp, &text)
+                        .map_err(|e| ToolError::msg(format!("cannot write {}: {e}", tmp.display())))?;
+                    std::fs::rename(&tmp, &path)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The configuration to use, and who runs pgbackrest.
+fn where_to(command: &BackupCommand) -> ToolResult<(PathBuf, Option<(u32, u32)>)> {
+    let cluster = LocalCluster::discover(&std::env::current_dir()?, command.cluster_dir.clone()).ok();
+    let config = match (&command.config, &cluster) {
+        (Some(config), _) => config.clone(),
+        (None, Some(cluster)) if cluster.backup_config().exists() => cluster.backup_config(),
+        _ => PathBuf::from(backup::HOST_CONFIG),
+    };
+    if !config.exists() {
+        return Err(ToolError::msg(format!(
+            "no pgBackRest configuration at {}: run `atelier cluster up` (local) or deploy/primary.sh (a host)",
+            config.display()
+        )));
+    }
+    let run_as = match cluster {
+        Some(cluster) => cluster.server_user(),
+        None => backup::server_user()?,
+    };
+    Ok((config, run_as))
+}
+
+fn mib(bytes: i64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}

@@ -1,0 +1,442 @@
+//! Backups of the write model with pgBackRest (Debian's `pgbackrest`): the
+//! primary's WAL is archived continuously (`archive_command` runs
+//! `pgbackrest archive-push`) and base backups are taken on a schedule, so
+//! the primary can be restored to the latest commit or to any time since
+//! the oldest retained full backup.
+//!
+//! This module owns three things:
+//! - the local cluster's pgBackRest configuration (`<cluster>/pgbackrest.conf`,
+//!   repository in `<cluster>/backup`) and the archive settings its primary
+//!   includes (`archive.conf` in the primary's data directory);
+//! - running pgbackrest, as the `postgres` user when we are root, on the
+//!   local cluster or with a host's `/etc/pgbackrest/pgbackrest.conf`;
+//! - the backup report for Prometheus: the newest good backup's age and
+//!   size (`pgbackrest info --output=json`) and the archiver's state
+//!   (`pg_stat_archiver`, and the WAL segments still waiting to be pushed).
+//!
+//! On a fleet, deploy/primary.sh writes the same settings for its host.
+
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+
+use crate::cluster::LocalCluster;
+use crate::db::{connect, ToolError, ToolResult};
+
+/// The stanza: pgBackRest's name for the one PostgreSQL cluster it backs up.
+pub const STANZA: &str = "atelier";
+/// Seconds after which a quiet primary switches WAL segments anyway, so
+/// that a commit reaches the repository within this long: the most a total
+/// loss of the primary (disk and all) can lose.
+pub const ARCHIVE_TIMEOUT_S: u32 = 60;
+/// Full backups the local cluster keeps (older ones, and the WAL only they
+/// need, are expired after each backup).
+const LOCAL_RETENTION_FULL: u32 = 2;
+/// The line of the primary's postgresql.conf that reads archive.conf.
+const INCLUDE_ARCHIVE: &str = "include_if_exists 'archive.conf'";
+/// The host default configuration file, used when no other is given.
+pub const HOST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
+
+/// Whether the `pgbackrest` command is installed.
+pub fn installed() -> bool {
+    Command::new("pgbackrest").arg("version").output().is_ok_and(|out| out.status.success())
+}
+
+/// The archive settings of a primary whose pgBackRest configuration is
+/// `config`; archiving off when pgbackrest is not installed.
+pub fn archive_settings(config: &Path, socket_dir: &Path, enabled: bool) -> String {
+    let mut text = String::from(
+        "# Written by `atelier cluster up` on every start (tools/src/backup.rs); edits are lost.\n\
+         # The socket is for pgbackrest, which reaches PostgreSQL only that way.\n",
+    );
+    let _ = writeln!(text, "unix_socket_directories = '{}'", socket_dir.display());
+    if enabled {
+        let _ = writeln!(text, "archive_mode = on");
+        let _ = writeln!(
+            text,
+            "archive_command = 'pgbackrest --config={} --stanza={STANZA} archive-push %p'",
+            config.display()
+        );
+        let _ = writeln!(text, "archive_timeout = {ARCHIVE_TIMEOUT_S}");
+    } else {
+        text.push_str("# pgbackrest is not installed: no WAL archive, no backups.\narchive_mode = off\n");
+    }
+    text
+}
+
+impl LocalCluster {
+    /// The local cluster's pgBackRest configuration file.
+    pub fn backup_config(&self) -> PathBuf {
+        self.dir.join("pgbackrest.conf")
+    }
+
+    /// The repository: beside the data directories, never inside one, so
+    /// that removing a node's data leaves its backups.
+    pub fn backup_repo(&self) -> PathBuf {
+        self.dir.join("backup")
+    }
+
+    /// Where the primary's Unix socket lives (for pgbackrest only; the
+    /// service and the tools use TCP on loopback).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    /// Writes pgbackrest.conf and the primary's archive.conf (which its
+    /// postgresql.conf includes). Returns true when archive.conf changed,
+    /// so a running primary must restart to pick it up (archive_mode).
+    pub(crate) fn write_backup_files(&self, primary_data: &Path) -> ToolResult<bool> {
+        let enabled = installed();
+        let state = self.dir.join("pgbackrest");
+        for dir in [self.backup_repo(), self.socket_dir(), state.clone(), state.join("log")] {
+            std::fs::create_dir_all(&dir)?;
+            // The repository holds the whole write model: the server's user only.
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            self.give_to_server(&dir)?;
+        }
+        let port = atelier_schema::local::primary().port;
+        let conf = format!(
+            "# Written by `atelier cluster up` (tools/src/backup.rs); edits are lost.\n\
+             [global]\n\
+             repo1-path={repo}\n\
+             repo1-retention-full={LOCAL_RETENTION_FULL}\n\
+             log-path={state}/log\n\
+             lock-path={state}/lock\n\
+             spool-path={state}/spool\n\
+             log-level-console=warn\n\
+             log-level-file=info\n\
+             compress-type=zst\n\
+             start-fast=y\n\
+             \n\
+             [{STANZA}]\n\
+             pg1-path={data}\n\
+             pg1-port={port}\n\
+             pg1-socket-path={socket}\n\
+             pg1-user=postgres\n",
+            repo = self.backup_repo().display(),
+            state = state.display(),
+            data = primary_data.display(),
+            socket = self.socket_dir().display(),
+        );
+        write_owned(self, &self.backup_config(), &conf)?;
+        let settings = archive_settings(&self.backup_config(), &self.socket_dir(), enabled);
+        let path = primary_data.join("archive.conf");
+        let mut changed = std::fs::read_to_string(&path).map_or(true, |old| old != settings);
+        if changed {
+            write_owned(self, &path, &settings)?;
+        }
+        // Last in postgresql.conf, so these settings win (a cluster made
+        // before backups gets the line on its next `up`).
+        let main = primary_data.join("postgresql.conf");
+        let text = std::fs::read_to_string(&main)?;
+        if !text.contains(INCLUDE_ARCHIVE) {
+            use std::io::Write;
+            std::fs::OpenOptions::new().append(true).open(&main)?.write_all(format!("{INCLUDE_ARCHIVE}\n").as_bytes())?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Runs pgbackrest with the local cluster's configuration.
+    pub fn pgbackrest(&self, args: &[&str]) -> ToolResult<Output> {
+        run_pgbackrest(&self.backup_config(), self.server_user(), args)
+    }
+
+    /// Creates the stanza (idempotent: an existing, matching one is kept).
+    pub(crate) fn stanza_create(&self) -> ToolResult<()> {
+        checked(self.pgbackrest(&["stanza-create"])?, "stanza-create")?;
+        Ok(())
+    }
+}
+
+fn write_owned(cluster: &LocalCluster, path: &Path, text: &str) -> ToolResult<()> {
+    std::fs::write(path, text).map_err(|e| ToolError::msg(format!("cannot write {}: {e}", path.display())))?;
+    cluster.give_to_server(path)
+}
+
+/// Who runs pgbackrest: the `postgres` user when we are root (it must run
+/// as the server's user), else we.
+pub fn server_user() -> ToolResult<Option<(u32, u32)>> {
+    crate::cluster::server_user()
+}
+
+/// Runs `pgbackrest --config=<config> --stanza=atelier <args>`, as the
+/// PostgreSQL server's user (`run_as`) when given.
+pub fn run_pgbackrest(config: &Path, run_as: Option<(u32, u32)>, args: &[&str]) -> ToolResult<Output> {
+    let mut cmd = Command::new("pgbackrest");
+    cmd.arg(format!("--config={}", config.display())).arg(format!("--stanza={STANZA}")).args(args);
+    if let Some((uid, gid)) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.output().map_err(|e| {
+        ToolError::msg(format!(
+            "cannot run pgbackrest ({e}); install it with `apt-get install pgbackrest` (scripts/ensure-postgres.sh does)"
+        ))
+    })
+}
+
+/// The output of a pgbackrest run that must succeed.
+pub fn checked(out: Output, what: &str) -> ToolResult<String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(ToolError::msg(format!(
+            "pgbackrest {what} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        )))
+    }
+}
+
+/// One stanza of `pgbackrest info --output=json`: only what the report uses.
+#[derive(Debug, Deserialize)]
+struct StanzaInfo {
+    status: InfoStatus,
+    #[serde(default)]
+    backup: Vec<BackupInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InfoStatus {
+    code: i64,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BackupInfo {
+    #[serde(rename = "type")]
+    kind: String,
+    timestamp: Timestamps,
+    info: SizeInfo,
+    #[serde(default)]
+    error: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Timestamps {
+    stop: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SizeInfo {
+    size: i64,
+    repository: RepoSize,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepoSize {
+    delta: i64,
+}
+
+/// What the backup report says, read at one moment.
+#[derive(Debug, Default, PartialEq)]
+pub struct BackupReport {
+    /// pgbackrest's stanza status (0 = ok) and its message.
+    pub status_code: i64,
+    pub status_message: String,
+    /// The newest good (not errored) backup of each type: (type, stop time
+    /// as Unix seconds, database size, bytes it added to the repository).
+    pub newest: Vec<(String, i64, i64, i64)>,
+    /// Good backups in the repository.
+    pub backups: usize,
+    /// pg_stat_archiver: segments pushed and failed since the stats reset,
+    /// and when the last of each happened (Unix seconds).
+    pub archived_count: i64,
+    pub failed_count: i64,
+    pub last_archived: Option<f64>,
+    pub last_failed: Option<f64>,
+    /// WAL segments finished but not yet pushed (`.ready` files).
+    pub ready_segments: i64,
+    /// When the report was read (Unix seconds).
+    pub now: f64,
+}
+
+impl BackupReport {
+    /// Reads the report: `info_json` from `pgbackrest info --output=json`,
+    /// the archiver's state from the primary at `primary_url` (a superuser
+    /// or a pg_monitor member: the `.ready` count needs it).
+    pub async fn read(info_json: &str, primary_url: &str) -> ToolResult<BackupReport> {
+        let mut report = BackupReport::from_info(info_json)?;
+        let client = connect(primary_url).await?;
+        let row = client
+            .query_one(
+                "select archived_count, failed_count,
+                        extract(epoch from last_archived_time)::float8,
+                        extract(epoch from last_failed_time)::float8,
+                        (select count(*) from pg_ls_archive_statusdir() where name like '%.ready'),
+                        extract(epoch from now())::float8
+                 from pg_stat_archiver",
+                &[],
+            )
+            .await?;
+        report.archived_count = row.get(0);
+        report.failed_count = row.get(1);
+        report.last_archived = row.get(2);
+        report.last_failed = row.get(3);
+        report.ready_segments = row.get(4);
+        report.now = row.get(5);
+        Ok(report)
+    }
+
+    /// The pgbackrest half of the report.
+    pub fn from_info(info_json: &str) -> ToolResult<BackupReport> {
+        let stanzas: Vec<StanzaInfo> = serde_json::from_str(info_json)
+            .map_err(|e| ToolError::msg(format!("cannot read `pgbackrest info --output=json`: {e}")))?;
+        let stanza = stanzas.into_iter().next().ok_or_else(|| ToolError::msg("pgbackrest info: no stanza"))?;
+        let good: Vec<&BackupInfo> = stanza.backup.iter().filter(|b| !b.error).collect();
+        let mut newest: Vec<(String, i64, i64, i64)> = Vec::new();
+        for kind in ["full", "diff", "incr"] {
+            if let Some(b) = good.iter().filter(|b| b.kind == kind).max_by_key(|b| b.timestamp.stop) {
+                newest.push((kind.to_string(), b.timestamp.stop, b.info.size, b.info.repository.delta));
+            }
+        }
+        Ok(BackupReport {
+            status_code: stanza.status.code,
+            status_message: stanza.status.message,
+            newest,
+            backups: good.len(),
+            ..BackupReport::default()
+        })
+    }
+
+    /// Seconds since the newest good backup of any type finished.
+    pub fn newest_age(&self) -> Option<f64> {
+        self.newest.iter().map(|(_, stop, _, _)| *stop).max().map(|stop| self.now - stop as f64)
+    }
+
+    /// Whether the archiver's last attempt failed.
+    pub fn archive_failing(&self) -> bool {
+        match (self.last_failed, self.last_archived) {
+            (Some(failed), Some(archived)) => failed > archived,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// The report in Prometheus' text format (for node_exporter's textfile
+    /// collector, or scraped from a file by any agent).
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        gauge(
+            "atelier_backup_status_ok",
+            "1 when pgbackrest reports the stanza ok (code 0), else 0.",
+            &[(String::new(), f64::from(u8::from(self.status_code == 0)))],
+        );
+        gauge("atelier_backup_count", "Good backups in the repository.", &[(String::new(), self.backups as f64)]);
+        let ages: Vec<(String, f64)> = self
+            .newest
+            .iter()
+            .map(|(kind, stop, _, _)| (format!("{{type=\"{kind}\"}}"), self.now - *stop as f64))
+            .collect();
+        gauge(
+            "atelier_backup_newest_age_seconds",
+            "Seconds since the newest good backup of each type finished.",
+            &ages,
+        );
+        let sizes: Vec<(String, f64)> =
+            self.newest.iter().map(|(kind, _, size, _)| (format!("{{type=\"{kind}\"}}"), *size as f64)).collect();
+        gauge("atelier_backup_newest_size_bytes", "Database size of the newest good backup of each type.", &sizes);
+        let deltas: Vec<(String, f64)> =
+            self.newest.iter().map(|(kind, _, _, delta)| (format!("{{type=\"{kind}\"}}"), *delta as f64)).collect();
+        gauge(
+            "atelier_backup_newest_repository_bytes",
+            "Bytes the newest good backup of each type added to the repository (compressed).",
+            &deltas,
+        );
+        gauge(
+            "atelier_archive_failing",
+            "1 when the last archive_command attempt failed (pg_stat_archiver), else 0.",
+            &[(String::new(), f64::from(u8::from(self.archive_failing())))],
+        );
+        gauge(
+            "atelier_archive_failed_segments",
+            "WAL segments whose archiving failed since the statistics were reset.",
+            &[(String::new(), self.failed_count as f64)],
+        );
+        gauge(
+            "atelier_archive_archived_segments",
+            "WAL segments archived since the statistics were reset.",
+            &[(String::new(), self.archived_count as f64)],
+        );
+        gauge(
+            "atelier_archive_ready_segments",
+            "Finished WAL segments not yet in the repository.",
+            &[(String::new(), self.ready_segments as f64)],
+        );
+        if let Some(archived) = self.last_archived {
+            gauge(
+                "atelier_archive_last_success_age_seconds",
+                "Seconds since a WAL segment last reached the repository.",
+                &[(String::new(), self.now - archived)],
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape pgbackrest 2.45 prints (trimmed), with one errored backup
+    /// that must not count as good.
+    const INFO: &str = r#"[{"name":"atelier","status":{"code":0,"message":"ok"},
+      "backup":[
+        {"type":"full","timestamp":{"start":100,"stop":110},"info":{"size":1000,"delta":1000,"repository":{"size":300,"delta":300}},"error":false},
+        {"type":"diff","timestamp":{"start":200,"stop":205},"info":{"size":1100,"delta":100,"repository":{"size":320,"delta":40}},"error":false},
+        {"type":"full","timestamp":{"start":300,"stop":310},"info":{"size":1200,"delta":1200,"repository":{"size":350,"delta":350}},"error":true}
+      ]}]"#;
+
+    #[test]
+    fn the_report_counts_only_good_backups() {
+        let mut report = BackupReport::from_info(INFO).unwrap();
+        report.now = 1000.0;
+        assert_eq!(report.backups, 2);
+        assert_eq!(report.newest, vec![("full".into(), 110, 1000, 300), ("diff".into(), 205, 1100, 40)]);
+        assert_eq!(report.newest_age(), Some(795.0));
+        let text = report.prometheus();
+        assert!(text.contains("atelier_backup_newest_age_seconds{type=\"full\"} 890\n"), "{text}");
+        assert!(text.contains("atelier_backup_status_ok 1\n"), "{text}");
+        assert!(text.contains("atelier_backup_count 2\n"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_stanza_has_no_newest_backup() {
+        let report = BackupReport::from_info(
+            r#"[{"name":"atelier","status":{"code":2,"message":"no valid backups"},"backup":[]}]"#,
+        )
+        .unwrap();
+        assert_eq!(report.newest_age(), None);
+        assert!(report.prometheus().contains("atelier_backup_status_ok 0\n"));
+    }
+
+    #[test]
+    fn a_failure_after_the_last_success_is_failing() {
+        let mut report = BackupReport { last_archived: Some(10.0), last_failed: Some(20.0), ..Default::default() };
+        assert!(report.archive_failing());
+        report.last_archived = Some(30.0);
+        assert!(!report.archive_failing());
+        report.last_archived = None;
+        assert!(report.archive_failing());
+    }
+
+    #[test]
+    fn archive_settings_name_the_config_and_bound_the_timeout() {
+        let on = archive_settings(Path::new("/c/pgbackrest.conf"), Path::new("/c/run"), true);
+        assert!(on.contains("archive_mode = on\n"));
+        assert!(on.contains("--config=/c/pgbackrest.conf --stanza=atelier archive-push %p"));
+        assert!(on.contains("archive_timeout = 60\n"));
+        assert!(on.contains("unix_socket_directories = '/c/run'"));
+        let off = archive_settings(Path::new("/c/pgbackrest.conf"), Path::new("/c/run"), false);
+        assert!(off.contains("archive_mode = off\n"));
+    }
+}
