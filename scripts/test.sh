@@ -5,7 +5,9 @@
 # templates, checkov), starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
 # then the OpenAPI document against the live server (schemathesis), the
-# JMeter plan at a tiny size, and finally the multi-host rehearsal of the
+# JMeter plan at a tiny size, the restore drill (a backup, writes, a
+# point-in-time restore and the replicas following it; it says why it
+# skips without pgbackrest), and finally the multi-host rehearsal of the
 # deploy/ scripts in network namespaces (root only; it says why it skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +21,5 @@ cargo test --locked --workspace
 mkdir -p out
 scripts/schemathesis.sh
 scripts/jmeter-smoke.sh
+scripts/restore-drill.sh
 scripts/rehearsal.sh

@@ -130,10 +130,21 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A connection could not be opened: that node is unavailable to us,
+    /// whatever the reason the server gave (down, refusing logins, or
+    /// fenced while `atelier replicate --resync` copies it, which denies
+    /// CONNECT): the next node is worth trying.
+    pub fn connecting(error: tokio_postgres::Error) -> ApiError {
+        ApiError::Unavailable(format!("cannot connect: {error}"))
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(error: deadpool_postgres::PoolError) -> ApiError {
         match error {
-            deadpool_postgres::PoolError::Backend(e) => ApiError::from(e),
+            // The pool's backend errors come from opening connections.
+            deadpool_postgres::PoolError::Backend(e) => ApiError::connecting(e),
             other => ApiError::Unavailable(format!("pool: {other}")),
         }
     }

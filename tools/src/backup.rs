@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -134,7 +135,10 @@ impl LocalCluster {
         let text = std::fs::read_to_string(&main)?;
         if !text.contains(INCLUDE_ARCHIVE) {
             use std::io::Write;
-            std::fs::OpenOptions::new().append(true).open(&main)?.write_all(format!("{INCLUDE_ARCHIVE}\n").as_bytes())?;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&main)?
+                .write_all(format!("{INCLUDE_ARCHIVE}\n").as_bytes())?;
             changed = true;
         }
         Ok(changed)
@@ -145,11 +149,72 @@ impl LocalCluster {
         run_pgbackrest(&self.backup_config(), self.server_user(), args)
     }
 
+    /// Restores the newest backup (and the WAL after it) into `to`, an
+    /// empty or new directory, up to `target` (a time PostgreSQL parses,
+    /// e.g. `2026-12-02 10:00:00.123+00`) or, without one, to the end of the
+    /// archive; starts it on loopback `port` and waits until it has
+    /// promoted itself and takes writes. The copy's archiving is off, so
+    /// it never pushes into the repository of the primary it came from.
+    /// Returns how long the restore and the recovery took.
+    pub async fn restore(&self, to: &Path, target: Option<&str>, port: u16) -> ToolResult<Restored> {
+        if to.join("PG_VERSION").exists() {
+            return Err(ToolError::msg(format!(
+                "{} already holds a data directory: restore into an empty one",
+                to.display()
+            )));
+        }
+        std::fs::create_dir_all(to)?;
+        std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        self.give_to_server(to)?;
+        let started = std::time::Instant::now();
+        let mut args = vec!["restore".to_string(), format!("--pg1-path={}", to.display()), "--archive-mode=off".into()];
+        if let Some(target) = target {
+            args.extend(["--type=time".into(), format!("--target={target}"), "--target-action=promote".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        checked(self.pgbackrest(&args)?, "restore")?;
+        let copied = started.elapsed();
+        let log = to.with_extension("log");
+        let data = to.to_str().ok_or_else(|| ToolError::msg("restore path is not UTF-8"))?;
+        let log_path = log.to_str().ok_or_else(|| ToolError::msg("restore path is not UTF-8"))?;
+        let out =
+            self.pg_ctl(&["-D", data, "-l", log_path, "-o", &format!("-p {port}"), "-w", "-t", "300", "start"])?;
+        if !out.status.success() {
+            return Err(ToolError::msg(format!(
+                "the restored copy did not start: {} (see {})",
+                String::from_utf8_lossy(&out.stderr),
+                log.display()
+            )));
+        }
+        let url = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+        let promoted = crate::wait::until(Duration::from_secs(600), Duration::from_millis(50), async || {
+            let Ok(client) = connect(&url).await else { return Ok(None) };
+            let recovering: bool = client.query_one("select pg_is_in_recovery()", &[]).await?.get(0);
+            Ok((!recovering).then_some(()))
+        })
+        .await?;
+        if promoted.is_none() {
+            return Err(ToolError::msg(format!("the restored copy is still recovering (see {})", log.display())));
+        }
+        Ok(Restored { copied, ready: started.elapsed(), log })
+    }
+
     /// Creates the stanza (idempotent: an existing, matching one is kept).
     pub(crate) fn stanza_create(&self) -> ToolResult<()> {
         checked(self.pgbackrest(&["stanza-create"])?, "stanza-create")?;
         Ok(())
     }
+}
+
+/// What a restore took.
+pub struct Restored {
+    /// Copying the backup's files out of the repository.
+    pub copied: Duration,
+    /// From the start of the restore until the copy took writes (files,
+    /// WAL replay and promotion).
+    pub ready: Duration,
+    /// The restored server's log.
+    pub log: PathBuf,
 }
 
 fn write_owned(cluster: &LocalCluster, path: &Path, text: &str) -> ToolResult<()> {

@@ -295,7 +295,7 @@ impl LocalCluster {
         Ok(())
     }
 
-    fn pg_ctl(&self, args: &[&str]) -> ToolResult<Output> {
+    pub(crate) fn pg_ctl(&self, args: &[&str]) -> ToolResult<Output> {
         self.run("pg_ctl", args)
     }
 

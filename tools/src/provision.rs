@@ -284,3 +284,121 @@ pub async fn attach(primary_url: &str, detached: &[Detached], timeout: Duration)
     let urls: Vec<String> = detached.iter().map(|d| d.replica_url.clone()).collect();
     wait_for_replicas(primary_url, &urls, timeout.saturating_sub(started.elapsed())).await
 }
+
+/// Points every replica at a (new or restored) primary and copies its read
+/// model afresh: each replica's subscriptions in this database are dropped
+/// (their slots too, when the old publisher still answers; else the slot is
+/// let go, and max_slot_wal_keep_size bounds what it keeps there), the
+/// replica's read model is emptied, and it subscribes under the same name
+/// (`atelier_replica<N>` when it had none) to the primary at
+/// `primary_conninfo` (as the replicas reach it), with an initial copy.
+/// Returns once every replica has caught up with `primary_url`.
+///
+/// While a replica copies, its read model is incomplete, so it is fenced:
+/// the service's reader may not connect to that database (CONNECT revoked
+/// from PUBLIC, its sessions ended), the service ejects the replica and
+/// reads the others or the primary, and the fence lifts once the replica
+/// has caught up. Replicas are resynced one at a time, so the others keep
+/// serving. If this is interrupted, run it again: it lifts the fence.
+pub async fn resync(
+    primary_url: &str,
+    replica_urls: &[String],
+    primary_conninfo: &str,
+    timeout: Duration,
+) -> ToolResult<()> {
+    let primary = connect(primary_url).await?;
+    for (i, url) in replica_urls.iter().enumerate() {
+        let client = connect(url).await?;
+        let names: Vec<String> = client
+            .query(
+                "select subname::text from pg_subscription
+                 where subdbid = (select oid from pg_database where datname = current_database())",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for name in &names {
+            drop_subscription(&client, name).await?;
+        }
+        let name = names.into_iter().next().unwrap_or_else(|| format!("atelier_replica{}", i + 1));
+        // A slot of that name left on the new primary (a restored copy of
+        // the old one carries none; a primary this replica left does) would
+        // make the new subscription fail.
+        primary
+            .execute(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots
+                 where slot_name = $1 and not active",
+                &[&name],
+            )
+            .await?;
+        fence(&client, true).await?;
+        let one = [Detached { replica_url: url.clone(), name, conninfo: primary_conninfo.to_string() }];
+        let attached = attach(primary_url, &one, timeout).await;
+        fence(&client, false).await?;
+        attached?;
+    }
+    Ok(())
+}
+
+/// Fences (or un-fences) a replica's database from the service's reader:
+/// no new connections (CONNECT is PUBLIC's by default), and the reader's
+/// sessions ended so its pool reconnects, and fails, at once. The tools
+/// connect as a superuser or the owner, which keep their access.
+async fn fence(client: &tokio_postgres::Client, on: bool) -> ToolResult<()> {
+    let db: String = client.query_one("select current_database()::text", &[]).await?.get(0);
+    let db = ident(&db)?;
+    if on {
+        client
+            .batch_execute(&format!(
+                "revoke connect on database {db} from public;
+                 select pg_terminate_backend(pid) from pg_stat_activity
+                 where datname = current_database() and usename = '{}'",
+                roles::READER
+            ))
+            .await?;
+    } else {
+        client.batch_execute(&format!("grant connect on database {db} to public")).await?;
+    }
+    Ok(())
+}
+
+/// How long dropping a subscription may spend reaching its old publisher
+/// to drop the slot there.
+const DROP_SLOT_TIMEOUT: &str = "10s";
+
+/// Drops a subscription and its slot on the publisher; when the publisher
+/// cannot be reached in time, lets the slot go and drops the subscription.
+async fn drop_subscription(client: &tokio_postgres::Client, name: &str) -> ToolResult<()> {
+    let name = ident(name)?;
+    client.batch_execute(&format!("alter subscription {name} disable")).await?;
+    // The publisher's WAL sender for it takes a moment to stop after the
+    // disable; until then its slot is "active" and cannot be dropped.
+    let mut last_error = String::new();
+    let dropped = wait::until(Duration::from_secs(10), SYNC_POLL_INTERVAL, async || {
+        // One statement per call: several in one would be a transaction
+        // block, where DROP SUBSCRIPTION may not run.
+        client.batch_execute(&format!("set statement_timeout = '{DROP_SLOT_TIMEOUT}'")).await?;
+        let attempt = client.batch_execute(&format!("drop subscription {name}")).await;
+        match attempt {
+            Ok(()) => {
+                client.batch_execute("reset statement_timeout").await?;
+                Ok(Some(true))
+            }
+            Err(error) => {
+                last_error = error.as_db_error().map_or_else(|| error.to_string(), |db| db.message().to_string());
+                client.batch_execute("reset statement_timeout").await?;
+                // Active: try again. Anything else (unreachable): give up on the slot.
+                Ok((!last_error.contains("is active")).then_some(false))
+            }
+        }
+    })
+    .await?;
+    if dropped != Some(true) {
+        tracing::warn!(subscription = name, error = %last_error, "the old publisher did not drop its slot; leaving the slot there");
+        client.batch_execute(&format!("alter subscription {name} set (slot_name = none)")).await?;
+        client.batch_execute(&format!("drop subscription {name}")).await?;
+    }
+    Ok(())
+}

@@ -33,6 +33,22 @@ enum Action {
     },
     /// What the repository holds (`pgbackrest info`).
     Info,
+    /// Local cluster: restore the newest backup into a new directory, up
+    /// to a time or to the end of the WAL archive, and start it on a spare
+    /// loopback port (a primary's copy, archiving off). On a host, restore
+    /// with pgbackrest itself: docs/operations.md.
+    Restore {
+        /// The new data directory (must not hold one).
+        #[arg(long)]
+        to: PathBuf,
+        /// Recover up to this time (e.g. "2026-12-02 10:00:00+00");
+        /// default: every archived commit.
+        #[arg(long)]
+        target_time: Option<String>,
+        /// The loopback port the restored copy listens on.
+        #[arg(long, default_value_t = 54329)]
+        port: u16,
+    },
     /// The backup report in Prometheus' text format: on standard output, or
     /// written atomically to --textfile (for node_exporter's textfile
     /// collector; deploy/primary.sh runs this every minute).
@@ -86,6 +102,17 @@ pub async fn run(command: BackupCommand) -> ToolResult<()> {
             );
         }
         Action::Info => print!("{}", pgbackrest(&["info"], "info")?),
+        Action::Restore { to, target_time, port } => {
+            let cluster = LocalCluster::discover(&std::env::current_dir()?, command.cluster_dir.clone())?;
+            let restored = cluster.restore(&to, target_time.as_deref(), port).await?;
+            println!(
+                "restored into {} in {:.1} s (files {:.1} s); taking writes on 127.0.0.1:{port}; log {}",
+                to.display(),
+                restored.ready.as_secs_f64(),
+                restored.copied.as_secs_f64(),
+                restored.log.display()
+            );
+        }
         Action::Metrics { primary_url, textfile } => {
             let report = BackupReport::read(&pgbackrest(&["info", "--output=json"], "info")?, &primary_url).await?;
             let text = report.prometheus();

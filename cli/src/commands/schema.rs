@@ -5,6 +5,7 @@ use crate::commands::AdminUrls;
 use atelier_schema::Role;
 use atelier_tools::{provision, ToolResult};
 use clap::ValueEnum;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct MigrateArgs {
@@ -25,9 +26,20 @@ enum RoleArg {
 pub struct ReplicateArgs {
     #[command(flatten)]
     databases: AdminUrls,
-    /// How the replicas reach the primary, when not as --primary-url does.
+    /// How the replicas reach the primary, when not as --primary-url does
+    /// (as the replication role, with its password: set it in the
+    /// environment, never on a command line).
     #[arg(long, env = "ATELIER_PRIMARY_URL_FROM_REPLICAS")]
     primary_url_from_replicas: Option<String>,
+    /// Point every replica at this primary afresh, with a new copy of the
+    /// read model (after a restore or a new primary): drop each replica's
+    /// subscription, empty its read model, subscribe again. One replica at
+    /// a time, each fenced from the service while it copies.
+    #[arg(long)]
+    resync: bool,
+    /// How long each replica may take to copy and catch up, with --resync.
+    #[arg(long, default_value = "600")]
+    timeout_s: u64,
 }
 
 pub async fn migrate(args: MigrateArgs) -> ToolResult<()> {
@@ -44,6 +56,18 @@ pub async fn replicate(args: ReplicateArgs) -> ToolResult<()> {
     let db = args.databases;
     provision::ensure_publication(&db.primary_url).await?;
     let from_replicas = args.primary_url_from_replicas.unwrap_or_else(|| db.primary_url.clone());
+    if args.resync {
+        let started = std::time::Instant::now();
+        provision::resync(&db.primary_url, &db.replica_urls, &from_replicas, Duration::from_secs(args.timeout_s))
+            .await?;
+        println!(
+            "{} replicas resynced from {} in {:.1} s",
+            db.replica_urls.len(),
+            provision::redact(&from_replicas),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     for (i, url) in db.replica_urls.iter().enumerate() {
         provision::ensure_subscription(url, &from_replicas, &format!("atelier_replica{}", i + 1)).await?;
         println!("replica{} subscribed: {}", i + 1, provision::redact(url));

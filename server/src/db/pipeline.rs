@@ -49,7 +49,8 @@ impl Pipelines {
         }
         let (client, connection) = tokio::time::timeout(within, self.config.connect(NoTls))
             .await
-            .map_err(|_| ApiError::Unavailable("opening a connection took too long".into()))??;
+            .map_err(|_| ApiError::Unavailable("opening a connection took too long".into()))?
+            .map_err(ApiError::connecting)?;
         tokio::spawn(connection);
         let pipeline = Arc::new(Pipeline { client, statements: std::sync::Mutex::new(HashMap::new()) });
         *slot = Some(pipeline.clone());
