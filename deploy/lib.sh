@@ -86,7 +86,9 @@ $(cat)"
     data=$ATELIER_DATA_DIR/postgres
     run=$ATELIER_DATA_DIR/run
     install -d -m 0700 -o postgres -g postgres "$ATELIER_DATA_DIR" "$run"
-    if [ ! -f "$data/PG_VERSION" ]; then
+    if [ ! -f "$data/PG_VERSION" ] && [ -n "${ATELIER_RESTORE_FROM_BACKUP:-}" ]; then
+        restore_data_dir "$data" # deploy/backup.sh: a new primary from the repository
+    elif [ ! -f "$data/PG_VERSION" ]; then
         say "initdb $data"
         install -d -m 0700 -o postgres -g postgres "$data"
         as_postgres "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale \
@@ -138,8 +140,23 @@ UNIT
             as_postgres "$bin/pg_ctl" -D "$data" reload >/dev/null
         fi
     fi
+    wait_ready "$bin" "$run"
+    # A setting that a reload cannot apply (archive_mode, shared_buffers...)
+    # changed: restart once, now, rather than leave it pending.
+    if [ "$(node_psql -d postgres -Atc "select count(*) from pg_settings where pending_restart")" != 0 ]; then
+        say "restarting PostgreSQL for: $(node_psql -d postgres -Atc "select string_agg(name, ', ') from pg_settings where pending_restart")"
+        if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
+            systemctl restart atelier-postgres
+        else
+            as_postgres "$bin/pg_ctl" -D "$data" -m fast -w -t 60 restart >/dev/null
+        fi
+        wait_ready "$bin" "$run"
+    fi
+}
+
+wait_ready() {
     for _ in $(seq 120); do
-        as_postgres "$bin/pg_isready" -q -h "$run" -p "$ATELIER_PG_PORT" && return 0
+        as_postgres "$1/pg_isready" -q -h "$2" -p "$ATELIER_PG_PORT" && return 0
         sleep 0.5
     done
     die "PostgreSQL did not become ready"

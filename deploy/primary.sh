@@ -17,22 +17,32 @@
 #   ATELIER_DATA_DIR  default /var/lib/atelier (PostgreSQL data in postgres/, socket in run/)
 #   ATELIER_PG_PORT   default 5432;  ATELIER_DATABASE  default atelier
 #   ATELIER_SOURCE    the checkout or bundle holding sql/ and replication/ (default: this script's)
-# --no-systemd: start PostgreSQL with pg_ctl instead of a systemd unit.
+#   ATELIER_BACKUP_*, ATELIER_ARCHIVE_TIMEOUT, ATELIER_PGBACKREST_CONFIG: the WAL archive and
+#                     backups (pgBackRest), see deploy/backup.sh
+# --no-systemd: start PostgreSQL with pg_ctl instead of a systemd unit, and
+# schedule no backups (the caller takes them: `atelier backup run`).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/backup.sh"
 for v in ATELIER_LISTEN_ADDRESS ATELIER_APP_ADDRESSES ATELIER_REPLICA_ADDRESSES \
          ATELIER_OWNER_PASSWORD ATELIER_WRITER_PASSWORD ATELIER_REPLICATOR_PASSWORD; do need "$v"; done
 [ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
 
 install_postgres
+ensure_packages pgbackrest
+write_backup_config
+settings=$(mktemp)
+trap 'rm -f "$settings"' EXIT
+{ cat "$ATELIER_SOURCE/replication/primary.conf"; archive_settings; } >"$settings"
 
 # Who may connect, beyond the operator and the owner (see postgres_node):
 # the writer from the app servers, the replicator from the replicas.
 # Nothing else, from nowhere else.
-postgres_node "$ATELIER_SOURCE/replication/primary.conf" <<HBA
+postgres_node "$settings" <<HBA
 $(hba_lines "$ATELIER_DATABASE" atelier_writer "$ATELIER_APP_ADDRESSES")
 $(hba_lines "$ATELIER_DATABASE" atelier_replicator "$ATELIER_REPLICA_ADDRESSES")
 HBA
+wait_promoted
 
 ensure_roles
 ensure_database
@@ -40,4 +50,5 @@ migrate primary
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
     node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
 fi
+ensure_backups
 say "primary ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT (database $ATELIER_DATABASE)"

@@ -13,7 +13,9 @@
 # runs each host's role script in its namespace (--no-systemd, a data
 # directory per host under ATELIER_REHEARSAL_DIR), runs every script a second
 # time to show it changes nothing (a replica provisioned before the primary
-# first, which must refuse to subscribe), loads a small catalog, and then proves,
+# first, which must refuse to subscribe), loads a small catalog, takes a
+# differential backup by hand (primary.sh took the full one; a host's
+# timers take the rest) and checks the backup report, and then proves,
 # from the client host through the balancer's address only:
 #
 #   1. the balancer serves HTTPS (a certificate this script makes, HSTS) and
@@ -26,7 +28,12 @@
 #   4. an app server killed mid-run (every process of its host) loses no GET,
 #      the balancer stops sending to it, and it comes back when restarted;
 #   5. a replica stopped under reads and writes, then restarted, catches up,
-#      and `atelier check` finds no difference on any node.
+#      and `atelier check` finds no difference on any node;
+#   6. the primary's data directory is lost (stopped hard, removed): primary.sh
+#      with ATELIER_RESTORE_FROM_BACKUP=latest restores it from the backup
+#      repository, every archived write is there, `atelier replicate --resync`
+#      points the replicas at it, reads never fail meanwhile, writes work
+#      again and `atelier check` is clean.
 #
 # Everything is torn down at the end, on failure too (logs are copied to
 # out/rehearsal/ first). Needs root; without it (or without network
@@ -186,7 +193,9 @@ provision() {
         primary) on primary env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[primary]}" \
                     ATELIER_APP_ADDRESSES="$apps" ATELIER_REPLICA_ADDRESSES="$replicas" \
                     ATELIER_OWNER_PASSWORD="$owner_pw" ATELIER_WRITER_PASSWORD="$writer_pw" \
-                    ATELIER_REPLICATOR_PASSWORD="$replicator_pw" deploy/primary.sh --no-systemd ;;
+                    ATELIER_REPLICATOR_PASSWORD="$replicator_pw" \
+                    ATELIER_PGBACKREST_CONFIG="$dir/primary/pgbackrest.conf" \
+                    ATELIER_BACKUP_REPO_PATH="$dir/backup-repo" deploy/primary.sh --no-systemd ;;
         replica*) on "$1" env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[$1]}" \
                     ATELIER_APP_ADDRESSES="$apps" ATELIER_PRIMARY_ADDRESS="${addr[primary]}" \
                     ATELIER_SUBSCRIPTION="atelier_$1" ATELIER_OWNER_PASSWORD="$owner_pw" \
@@ -236,6 +245,19 @@ export ATELIER_TOKEN
 (umask 077; printf 'Authorization: Bearer %s\n' "$ATELIER_TOKEN" >"$dir/auth-header")
 
 for h in app1 app2 lb; do provision "$h"; done
+
+# Backups: primary.sh took a full backup when it set the host up; a host's
+# timers take the next ones, taken here by hand (namespaces have no
+# systemd), then the report Prometheus would read must show them, and an
+# archive that works.
+on primary "$bin" backup run --type diff --config "$dir/primary/pgbackrest.conf" >"$dir/backup-diff.log"
+report=$(on primary runuser -u postgres -- "$bin" backup metrics --config "$dir/primary/pgbackrest.conf" \
+    --primary-url "$(socket_url primary postgres | sed 's/dbname=atelier/dbname=postgres/')")
+for want in 'atelier_backup_status_ok 1' 'atelier_backup_count 2' 'atelier_archive_failing 0'; do
+    grep -qx "$want" <<<"$report" || { echo "$report" >&2; fail "the backup report lacks '$want'"; }
+done
+grep -q '^atelier_backup_newest_age_seconds{type="diff"}' <<<"$report" || fail "the backup report shows no diff backup"
+say "backups: a full one at provisioning, a diff one now; the report shows both and a working archive"
 
 # --- running every script again changes nothing -----------------------------
 
@@ -398,5 +420,61 @@ grep -E "^(GET|POST)" "$dir/stress-replica.log"
 provision replica1 >"$dir/restart-replica1.log"
 "$bin" check
 say "5. replica1 restarted, caught up, and check is clean"
+
+# --- 6. the primary's disk is lost; a new primary comes from the backups -----
+
+say "6. the primary's data directory is lost; primary.sh restores it from the backup repository"
+primary_sql() { on primary runuser -u postgres -- psql -X -Atq -h "$dir/primary/run" -d atelier -c "$1"; }
+expect 201 "a movement before the loss" -H @"$dir/auth-header" -H 'Content-Type: application/json' \
+    -d '{"delta":3,"reason":"rehearsal: archived"}' "$lb_url/skus/$sku/movements"
+archived_qty=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["quantity"])' "$dir/body")
+# Its WAL reaches the repository (a quiet primary switches segments every
+# archive_timeout; here at once).
+segment=$(primary_sql "select pg_walfile_name(pg_switch_wal())")
+for _ in $(seq 100); do
+    last=$(primary_sql "select coalesce(last_archived_wal, '') from pg_stat_archiver")
+    [[ "$last" > "$segment" || "$last" == "$segment" ]] && break
+    sleep 0.2
+done
+[[ "$last" > "$segment" || "$last" == "$segment" ]] || fail "segment $segment never reached the repository"
+# One more, acknowledged but not yet archived when the disk goes: what a
+# total loss can cost, at most archive_timeout of writes.
+expect 201 "a movement after the last archived segment" -H @"$dir/auth-header" -H 'Content-Type: application/json' \
+    -d '{"delta":4,"reason":"rehearsal: not archived"}' "$lb_url/skus/$sku/movements"
+client "$bin" stress --server "${addr[lb]}:80" --routes product --rates 50 --step-seconds 30 \
+    --out-dir "$dir/out" --fail-on-error >"$dir/stress-restore.log" 2>&1 &
+reads=$!
+sleep 1
+runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
+    -D "$dir/primary/postgres" stop -m immediate >/dev/null
+rm -rf "$dir/primary/postgres"
+lost_at=$SECONDS
+on primary env ATELIER_RESTORE_FROM_BACKUP=latest "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[primary]}" \
+    ATELIER_APP_ADDRESSES="$apps" ATELIER_REPLICA_ADDRESSES="$replicas" \
+    ATELIER_OWNER_PASSWORD="$owner_pw" ATELIER_WRITER_PASSWORD="$writer_pw" \
+    ATELIER_REPLICATOR_PASSWORD="$replicator_pw" ATELIER_PGBACKREST_CONFIG="$dir/primary/pgbackrest.conf" \
+    ATELIER_BACKUP_REPO_PATH="$dir/backup-repo" deploy/primary.sh --no-systemd >"$dir/restore-primary.log"
+restored_in=$((SECONDS - lost_at))
+grep -q "restoring $dir/primary/postgres" "$dir/restore-primary.log" || fail "primary.sh did not restore from the repository"
+restored_qty=$(primary_sql "select quantity from sku where id = $sku")
+if [ "$restored_qty" = "$archived_qty" ]; then lost="the one movement acknowledged after the last archived segment was lost"
+elif [ "$restored_qty" = "$((archived_qty + 4))" ]; then lost="nothing was lost"
+else fail "sku $sku holds $restored_qty after the restore: neither $archived_qty nor $((archived_qty + 4))"; fi
+# The replicas stream from a slot the restored primary no longer has, and
+# may hold documents it lost: they copy the read model afresh from it,
+# one at a time, each fenced from the apps meanwhile.
+(
+    export ATELIER_PRIMARY_URL_FROM_REPLICAS="host=${addr[primary]} port=5432 user=atelier_replicator password=$replicator_pw dbname=atelier connect_timeout=10"
+    runuser -u postgres -- env ATELIER_ADMIN_PRIMARY_URL="$(socket_url primary postgres)" \
+        ATELIER_ADMIN_REPLICA_URLS="$(socket_url replica1 postgres),$(socket_url replica2 postgres)" \
+        "$bin" replicate --resync --timeout-s 120
+) >"$dir/resync.log" 2>&1 || { cat "$dir/resync.log" >&2; fail "the replicas did not resync from the restored primary"; }
+tail -1 "$dir/resync.log"
+wait "$reads" || { cat "$dir/stress-restore.log" >&2; fail "reads failed while the primary was lost and restored"; }
+grep -E "^GET" "$dir/stress-restore.log"
+expect 201 "a movement after the restore" -H @"$dir/auth-header" -H 'Content-Type: application/json' \
+    -d '{"delta":1,"reason":"rehearsal: after the restore"}' "$lb_url/skus/$sku/movements"
+"$bin" check
+say "6. primary restored from the repository in ${restored_in} s ($lost); no read failed; replicas resynced; writes work; check is clean"
 
 say "passed"

@@ -2,15 +2,20 @@
 # the scripts (every host), the binary (the database hosts run the
 # migrations and the load with it; the apps serve with it), and the
 # passwords of the database roles it uses (the balancer: its HTTPS
-# certificate and key). All may register with SSM
-# Session Manager, the way in for operators (no inbound port needed).
+# certificate and key), and the backup bucket (backups.tf): the primary
+# reads and writes it, the restore role only reads it. All may register
+# with SSM Session Manager, the way in for operators (no inbound port
+# needed). The restore role has no instance of its own: attach its profile
+# to the host that restores a new primary or rehearses a restore
+# (docs/operations.md).
 
 locals {
   host_roles = {
-    primary = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false }
-    replica = { binary = true, passwords = ["owner", "reader", "replicator"], tls = false }
-    app     = { binary = true, passwords = ["writer", "reader"], tls = false }
-    lb      = { binary = false, passwords = [], tls = true }
+    primary = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false, backup = "write" }
+    replica = { binary = true, passwords = ["owner", "reader", "replicator"], tls = false, backup = "none" }
+    app     = { binary = true, passwords = ["writer", "reader"], tls = false, backup = "none" }
+    lb      = { binary = false, passwords = [], tls = true, backup = "none" }
+    restore = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false, backup = "read" }
   }
 }
 
@@ -70,6 +75,39 @@ data "aws_iam_policy_document" "host" {
       sid       = "BalancerCertificate"
       actions   = ["ssm:GetParameter"]
       resources = [for p in aws_ssm_parameter.tls : p.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.backup == "none" ? [] : [1]
+    content {
+      sid       = "BackupRepository"
+      actions   = each.value.backup == "write" ? ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] : ["s3:GetObject"]
+      resources = ["${aws_s3_bucket.backup.arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.backup == "none" ? [] : [1]
+    content {
+      sid       = "ListBackups"
+      actions   = ["s3:ListBucket"]
+      resources = [aws_s3_bucket.backup.arn]
+    }
+  }
+
+  # Writing SSE-KMS objects needs a data key from the deployment's key.
+  dynamic "statement" {
+    for_each = each.value.backup == "write" ? [1] : []
+    content {
+      sid       = "EncryptBackupsViaS3"
+      actions   = ["kms:GenerateDataKey", "kms:Encrypt"]
+      resources = [aws_kms_key.main.arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${var.region}.amazonaws.com"]
+      }
     }
   }
 

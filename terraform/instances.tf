@@ -74,6 +74,12 @@ resource "aws_instance" "primary" {
     replicator_parameter = local.parameter["replicator"]
     products             = var.products
     data_volume          = aws_ebs_volume.db["primary"].id
+    backup_bucket        = aws_s3_bucket.backup.id
+    region               = var.region
+    backup_kms_key       = aws_kms_key.main.arn
+    backup_retention_full = var.backup_retention_full
+    backup_retention_diff = var.backup_retention_diff
+    archive_timeout      = var.archive_timeout
   })
 
   tags       = { Name = "${var.name}-primary", Role = "primary" }
@@ -84,6 +90,7 @@ resource "aws_instance" "primary" {
     aws_s3_object.binary,
     aws_s3_object.source,
     aws_iam_role_policy.host,
+    aws_s3_bucket_policy.backup,
   ]
 
   lifecycle {

@@ -61,3 +61,13 @@ output "ssh" {
   description = "SSH through the balancer as a jump host, when admin_cidr and ssh_key_name are set."
   value       = var.admin_cidr == null ? "SSH is off (admin_cidr unset): use Session Manager (see the psql output)." : "ssh -J admin@${aws_eip.lb.public_ip} admin@${local.primary_addr}"
 }
+
+output "backup_bucket" {
+  description = "The backup repository (pgBackRest, repo1-type=s3, prefix /atelier): WAL archive and base backups of the primary."
+  value       = aws_s3_bucket.backup.id
+}
+
+output "restore_instance_profile" {
+  description = "Attach to the host that restores a new primary from the backup bucket (read-only on it); docs/operations.md."
+  value       = aws_iam_instance_profile.host["restore"].name
+}

@@ -191,3 +191,47 @@ variable "db_termination_protection" {
   type        = bool
   default     = true
 }
+
+variable "backup_retention_full" {
+  description = "Full backups pgBackRest keeps in the backup bucket (weekly by default: 2 keeps two weeks of point-in-time restore). Older ones, and the WAL only they need, are expired after each backup."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.backup_retention_full >= 1 && floor(var.backup_retention_full) == var.backup_retention_full
+    error_message = "backup_retention_full: a whole number, at least 1."
+  }
+}
+
+variable "backup_retention_diff" {
+  description = "Differential backups pgBackRest keeps (daily by default)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.backup_retention_diff >= 1 && floor(var.backup_retention_diff) == var.backup_retention_diff
+    error_message = "backup_retention_diff: a whole number, at least 1."
+  }
+}
+
+variable "backup_noncurrent_days" {
+  description = "Days an expired or overwritten object of the backup bucket stays recoverable (S3 versioning) before the lifecycle rule removes it."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.backup_noncurrent_days >= 1
+    error_message = "backup_noncurrent_days: at least 1."
+  }
+}
+
+variable "archive_timeout" {
+  description = "Seconds after which a quiet primary switches WAL segments, so every commit reaches the backup bucket within this long: the most a total loss of the primary can lose."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.archive_timeout >= 10 && var.archive_timeout <= 3600
+    error_message = "archive_timeout: between 10 and 3600 seconds (below 10 the archive fills with nearly empty segments)."
+  }
+}

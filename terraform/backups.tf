@@ -1,0 +1,111 @@
+# The backup repository: pgBackRest on the primary pushes every WAL segment
+# and its scheduled base backups here (deploy/backup.sh, repo1-type=s3,
+# instance credentials: no keys anywhere). A private bucket, versioned (a
+# deleted or overwritten backup stays recoverable for
+# backup_noncurrent_days), encrypted with the deployment's KMS key, TLS
+# only, and readable or writable by two roles only: the primary's, and the
+# restore role's (read-only, for a host that restores a new primary or
+# rehearses it). pgBackRest's own retention (backup_retention_*) expires
+# backups; the lifecycle rule then removes their old versions.
+#
+# The bucket is not force_destroy: `terraform destroy` stops at a bucket
+# with backups in it, on purpose. Empty it yourself when you mean it.
+
+resource "aws_s3_bucket" "backup" {
+  #checkov:skip=CKV_AWS_144:One region; cross-region replication of the backups is a choice with its own cost (a second bucket and key), left to the operator.
+  #checkov:skip=CKV_AWS_18:Access is limited to two roles by the bucket policy; CloudTrail data events are the place to audit it if needed.
+  #checkov:skip=CKV2_AWS_62:Nothing reacts to new backups; the backup report (atelier backup metrics) watches them.
+  bucket_prefix = "${var.name}-backup-"
+  force_destroy = false
+}
+
+resource "aws_s3_bucket_public_access_block" "backup" {
+  bucket                  = aws_s3_bucket.backup.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "backup" {
+  bucket = aws_s3_bucket.backup.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_versioning" "backup" {
+  bucket = aws_s3_bucket.backup.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "backup" {
+  bucket = aws_s3_bucket.backup.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.main.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "backup" {
+  bucket = aws_s3_bucket.backup.id
+  rule {
+    id     = "expired-backups"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.backup_noncurrent_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+locals {
+  # Who may touch the backups' objects at all.
+  backup_roles = [aws_iam_role.host["primary"].arn, aws_iam_role.host["restore"].arn]
+}
+
+data "aws_iam_policy_document" "backup_bucket" {
+  statement {
+    sid       = "TlsOnly"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.backup.arn, "${aws_s3_bucket.backup.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+  statement {
+    sid       = "OnlyThePrimaryAndTheRestoreRole"
+    effect    = "Deny"
+    actions   = ["s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:ListBucket*", "s3:RestoreObject"]
+    resources = [aws_s3_bucket.backup.arn, "${aws_s3_bucket.backup.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = local.backup_roles
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "backup" {
+  bucket = aws_s3_bucket.backup.id
+  policy = data.aws_iam_policy_document.backup_bucket.json
+}
