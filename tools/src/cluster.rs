@@ -441,6 +441,13 @@ pub async fn provision_local(cluster: &LocalCluster, dbname: &str, fresh: bool) 
         provision::ensure_subscription(&replica.url(dbname), &from_replicas, &sub_name).await?;
     }
     let replica_urls = local::replica_urls(dbname);
+    // A slot that fell more than max_slot_wal_keep_size behind is lost for
+    // good (a huge load in another catalog of this cluster can do it: every
+    // slot decodes all of the cluster's WAL): copy the replicas afresh.
+    if provision::lost_slots(&primary.url(dbname)).await? > 0 {
+        println!("replicas of {dbname} lost their slots (max_slot_wal_keep_size): resyncing them");
+        provision::resync(&primary.url(dbname), &replica_urls, &from_replicas, CATCH_UP_TIMEOUT).await?;
+    }
     provision::wait_for_replicas(&primary.url(dbname), &replica_urls, CATCH_UP_TIMEOUT).await?;
     Ok((primary.url(dbname), replica_urls))
 }

@@ -285,6 +285,19 @@ pub async fn attach(primary_url: &str, detached: &[Detached], timeout: Duration)
     wait_for_replicas(primary_url, &urls, timeout.saturating_sub(started.elapsed())).await
 }
 
+/// Replication slots of this database the primary has given up on
+/// (`wal_status = 'lost'`): their subscribers can never catch up.
+pub async fn lost_slots(primary_url: &str) -> ToolResult<i64> {
+    let client = connect(primary_url).await?;
+    let row = client
+        .query_one(
+            "select count(*) from pg_replication_slots where database = current_database() and wal_status = 'lost'",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Points every replica at a (new or restored) primary and copies its read
 /// model afresh: each replica's subscriptions in this database are dropped
 /// (their slots too, when the old publisher still answers; else the slot is
