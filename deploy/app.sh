@@ -9,7 +9,9 @@
 #
 # Settings (environment):
 #   ATELIER_LISTEN             address:port the service listens on (the balancer's upstream)
-#   ATELIER_PRIMARY_ADDRESS    the primary (ATELIER_PG_PORT, default 5432, for every node)
+#   ATELIER_PRIMARY_ADDRESS    the primary (ATELIER_PG_PORT, default 5432, for every node); for a
+#                              Patroni cluster every database node, comma-separated (the service
+#                              writes to whichever is primary: target_session_attrs=read-write)
 #   ATELIER_REPLICA_ADDRESSES  every replica, comma-separated: each gets its own read pool
 #   ATELIER_WRITER_PASSWORD, ATELIER_READER_PASSWORD
 #   ATELIER_BIN (default /usr/local/bin/atelier), ATELIER_DATABASE, ATELIER_DATA_DIR
@@ -30,6 +32,10 @@ IFS=',' read -ra hosts <<<"$ATELIER_REPLICA_ADDRESSES"
 for host in "${hosts[@]}"; do
     replicas+="${replicas:+,}host=$host port=$ATELIER_PG_PORT user=atelier_reader password=$ATELIER_READER_PASSWORD dbname=$ATELIER_DATABASE"
 done
+# Several primaries (a Patroni cluster's nodes): connect to whichever takes
+# writes now; a connection that breaks on a failover reconnects to the new one.
+leader_only=
+[[ "$ATELIER_PRIMARY_ADDRESS" == *,* ]] && leader_only=" target_session_attrs=read-write"
 env_file=$ATELIER_DATA_DIR/atelier.env
 # KEY='value': read the same by systemd's EnvironmentFile and by bash (the
 # connection strings hold spaces).
@@ -40,7 +46,7 @@ env_line() {
 env_content=$(
     echo "# Written by deploy/app.sh; edits are lost on the next run."
     env_line ATELIER_LISTEN "$ATELIER_LISTEN"
-    env_line ATELIER_PRIMARY_URL "host=$ATELIER_PRIMARY_ADDRESS port=$ATELIER_PG_PORT user=atelier_writer password=$ATELIER_WRITER_PASSWORD dbname=$ATELIER_DATABASE"
+    env_line ATELIER_PRIMARY_URL "host=$ATELIER_PRIMARY_ADDRESS port=$ATELIER_PG_PORT user=atelier_writer password=$ATELIER_WRITER_PASSWORD dbname=$ATELIER_DATABASE$leader_only"
     env_line ATELIER_REPLICA_URLS "$replicas"
     # Limits given to this script pass through (not the tools' settings).
     while IFS= read -r name; do

@@ -8,7 +8,8 @@
 #   deploy/replica.sh [--no-systemd]
 #
 # Settings (environment), beyond those of deploy/primary.sh:
-#   ATELIER_PRIMARY_ADDRESS   the primary's private address (ATELIER_PRIMARY_PORT, default 5432)
+#   ATELIER_PRIMARY_ADDRESS   the primary's private address (ATELIER_PRIMARY_PORT, default 5432);
+#                             for a Patroni cluster, every database node, comma-separated
 #   ATELIER_SUBSCRIPTION      this replica's subscription, unique per replica (it also names
 #                             the replication slot on the primary), e.g. atelier_replica1
 #   ATELIER_APP_ADDRESSES     app servers (reader)
@@ -44,12 +45,20 @@ migrate replica
 # subscription lists the tables, refreshing one an earlier run left empty.
 sub=$ATELIER_SUBSCRIPTION
 primary_conn="host=$ATELIER_PRIMARY_ADDRESS port=${ATELIER_PRIMARY_PORT:-5432} user=atelier_replicator dbname=$ATELIER_DATABASE connect_timeout=10"
+# A Patroni cluster: the subscription follows whichever node is primary, and
+# streams from the permanent slot Patroni keeps on both nodes (named after
+# the subscription) instead of making its own.
+create_slot=true
+if [[ "$ATELIER_PRIMARY_ADDRESS" == *,* ]]; then
+    primary_conn+=" target_session_attrs=read-write"
+    create_slot=false
+fi
 published=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
     -c "select count(*) from pg_publication_tables where pubname = 'atelier_read_model'" 2>/dev/null || echo 0)
 [ "${published:-0}" -gt 0 ] || die "the primary $ATELIER_PRIMARY_ADDRESS does not publish atelier_read_model yet"
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$sub'")" = 0 ]; then
     conninfo="$primary_conn password=$ATELIER_REPLICATOR_PASSWORD"
-    node_psql -d "$ATELIER_DATABASE" -v sub_name="$sub" -v primary_conninfo="$conninfo" \
+    node_psql -d "$ATELIER_DATABASE" -v sub_name="$sub" -v primary_conninfo="$conninfo" -v create_slot="$create_slot" \
         -f - <"$ATELIER_SOURCE/replication/subscription.sql"
     say "subscribed as $sub to $ATELIER_PRIMARY_ADDRESS"
 fi

@@ -15,7 +15,7 @@ if [ "$(psql "$primary" -Atc "select count(*) from pg_publication where pubname 
     psql "$primary" -v ON_ERROR_STOP=1 -f "$here/publication.sql"
 fi
 if [ "$(psql "$replica" -Atc "select count(*) from pg_subscription where subname = '$sub'")" = 0 ]; then
-    psql "$replica" -v ON_ERROR_STOP=1 -v sub_name="$sub" -v primary_conninfo="$from_replica" \
+    psql "$replica" -v ON_ERROR_STOP=1 -v sub_name="$sub" -v primary_conninfo="$from_replica" -v create_slot=true \
         -f "$here/subscription.sql"
 fi
 echo "replication: $sub subscribed to atelier_read_model"

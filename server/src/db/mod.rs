@@ -92,12 +92,18 @@ pub(crate) fn node_config(url: &str, config: &Config) -> Result<tokio_postgres::
 
 fn build_pool(url: &str, size: usize, config: &Config) -> Result<Pool, ConfigError> {
     let pg = node_config(url, config)?;
+    // The connect timeout applies to each host of a multi-host URL (a
+    // Patroni cluster's nodes, tried in order until one takes writes), so
+    // opening a connection may take that long per host: with one host cut
+    // off, a timeout of one host's length would give up before the next.
+    let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    let create_timeout = config.connect_timeout().saturating_mul(hosts);
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(config.pool_wait()))
-        .create_timeout(Some(config.connect_timeout()))
+        .create_timeout(Some(create_timeout))
         .recycle_timeout(Some(config.connect_timeout()))
         .build()
         .map_err(|e| ConfigError::new(format!("pool: {e}")))

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Provisions one node of the WRITE MODEL'S PATRONI CLUSTER (Debian 12's
+# patroni, etcd as its store): a primary and a synchronous standby, the
+# standby promoted automatically when the primary fails. Patroni owns
+# PostgreSQL's settings and pg_hba.conf on these nodes; this script writes
+# Patroni's configuration, starts it, and, on the node that is the leader,
+# applies the roles, the database, the migrations and the publication
+# (idempotent). Run on every database node, in any order. Run as root.
+#
+#   ATELIER_NODE_NAME=db1 ATELIER_LISTEN_ADDRESS=10.0.1.10 ATELIER_DB_ADDRESSES=10.0.1.10,10.0.4.10 \
+#   ATELIER_ETCD_HOSTS=10.0.1.10:2379,10.0.4.10:2379,10.0.3.11:2379 \
+#   ATELIER_APP_ADDRESSES=10.0.2.0/24 ATELIER_REPLICA_ADDRESSES=10.0.3.11,10.0.3.12 \
+#   ATELIER_LOGICAL_SLOTS=atelier_replica1,atelier_replica2 \
+#   ATELIER_OWNER_PASSWORD=... ATELIER_WRITER_PASSWORD=... ATELIER_REPLICATOR_PASSWORD=... \
+#   ATELIER_STANDBY_PASSWORD=... ATELIER_REWIND_PASSWORD=... deploy/patroni.sh [--no-systemd]
+#
+# Settings (environment), beyond those of deploy/primary.sh:
+#   ATELIER_NODE_NAME        this node's name in the cluster (db1, db2)
+#   ATELIER_DB_ADDRESSES     every database node (they stream to each other and pg_rewind)
+#   ATELIER_ETCD_HOSTS       the etcd members' client endpoints, address:2379, comma-separated
+#   ATELIER_LOGICAL_SLOTS    the read replicas' slot names (each replica's ATELIER_SUBSCRIPTION):
+#                            permanent logical slots, kept on the standby too, so the replicas
+#                            stream on across a failover without a new copy
+#   ATELIER_STANDBY_PASSWORD the physical replication role (atelier_standby) between the nodes
+#   ATELIER_REWIND_PASSWORD  the pg_rewind role (atelier_rewind), used when an old primary rejoins
+#   ATELIER_PATRONI_TTL      seconds the leader lock lives without renewal (default 8): a failover
+#                            starts about this long after the primary stops answering
+#   ATELIER_PATRONI_LOOP_WAIT, ATELIER_PATRONI_RETRY_TIMEOUT (defaults 1 and 3)
+# Backups: as deploy/primary.sh (deploy/backup.sh), from whichever node leads; both archive
+# to the same repository (S3 on EC2).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/backup.sh"
+for v in ATELIER_NODE_NAME ATELIER_LISTEN_ADDRESS ATELIER_DB_ADDRESSES ATELIER_ETCD_HOSTS \
+         ATELIER_APP_ADDRESSES ATELIER_REPLICA_ADDRESSES ATELIER_OWNER_PASSWORD ATELIER_WRITER_PASSWORD \
+         ATELIER_REPLICATOR_PASSWORD ATELIER_STANDBY_PASSWORD ATELIER_REWIND_PASSWORD; do need "$v"; done
+[ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
+[[ "$ATELIER_NODE_NAME" =~ ^[a-z][a-z0-9_]*$ ]] || die "ATELIER_NODE_NAME must be a plain name"
+
+install_postgres
+ensure_packages patroni pgbackrest curl
+if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet patroni 2>/dev/null; then
+    systemctl disable --now --quiet patroni # the package's own, for Debian's clusters; not ours
+fi
+write_backup_config
+
+bin=$(pg_bin)
+data=$ATELIER_DATA_DIR/postgres
+run=$ATELIER_DATA_DIR/run
+install -d -m 0700 -o postgres -g postgres "$ATELIER_DATA_DIR" "$run"
+yaml_list() { local IFS=','; read -ra items <<<"$1"; for i in "${items[@]}"; do [ -n "$i" ] && printf '%s- %s\n' "$2" "$i"; done; }
+hba_yaml() { sed 's/^/    - /'; }
+slots=
+IFS=',' read -ra slot_names <<<"${ATELIER_LOGICAL_SLOTS:-}"
+for s in "${slot_names[@]}"; do
+    [[ "$s" =~ ^[a-z_][a-z0-9_]*$ ]] || die "ATELIER_LOGICAL_SLOTS: $s is not a plain SQL name"
+    slots+="
+      $s: {type: logical, database: $ATELIER_DATABASE, plugin: pgoutput}"
+done
+[ -n "$slots" ] || slots=" {}"
+# Patroni passes parameters on postgres's command line, so the archive
+# settings come from backup.sh's text, one "name = value" line each.
+# Values not already quoted are quoted ("on" would be YAML's true).
+archive_yaml=$(archive_settings | sed -n -e "s/^\([a-z_]*\) = \('.*'\)$/        \1: \2/p" \
+    -e "s/^\([a-z_]*\) = \([^'].*\)$/        \1: \"\2\"/p")
+config=$(cat <<YAML
+# Written by deploy/patroni.sh; edits are lost on the next run.
+scope: atelier
+namespace: /atelier/
+name: $ATELIER_NODE_NAME
+restapi:
+  listen: $ATELIER_LISTEN_ADDRESS:8008
+  connect_address: $ATELIER_LISTEN_ADDRESS:8008
+etcd3:
+  hosts:
+$(yaml_list "$ATELIER_ETCD_HOSTS" "    ")
+bootstrap:
+  dcs:
+    ttl: ${ATELIER_PATRONI_TTL:-8}
+    loop_wait: ${ATELIER_PATRONI_LOOP_WAIT:-1}
+    retry_timeout: ${ATELIER_PATRONI_RETRY_TIMEOUT:-3}
+    maximum_lag_on_failover: 1048576
+    # A commit is acknowledged only once the standby has it: losing either
+    # node loses no acknowledged write. With the standby gone, the primary
+    # goes on alone (not strict), and writes are then on one node only.
+    synchronous_mode: true
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        wal_level: logical
+        hot_standby: "on"
+        # Permanent logical slots on the standby need the primary to keep
+        # the catalog rows they decode with.
+        hot_standby_feedback: "on"
+        wal_log_hints: "on"
+        max_wal_senders: 40
+        max_replication_slots: 40
+        max_slot_wal_keep_size: 4GB
+        max_connections: ${ATELIER_PG_MAX_CONNECTIONS:-200}
+        shared_buffers: ${ATELIER_PG_SHARED_BUFFERS:-256MB}
+        password_encryption: scram-sha-256
+$archive_yaml
+    slots:$slots
+  initdb:
+    - encoding: UTF8
+    - no-locale
+    - data-checksums
+postgresql:
+  listen: $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT
+  connect_address: $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT
+  data_dir: $data
+  bin_dir: $bin
+  pgpass: $ATELIER_DATA_DIR/patroni.pgpass
+  use_unix_socket: true
+  authentication:
+    superuser:
+      username: postgres
+    replication:
+      username: atelier_standby
+      password: '$ATELIER_STANDBY_PASSWORD'
+    rewind:
+      username: atelier_rewind
+      password: '$ATELIER_REWIND_PASSWORD'
+  parameters:
+    unix_socket_directories: '$run'
+    port: $ATELIER_PG_PORT
+  pg_hba:
+    - local all postgres peer
+    - local $ATELIER_DATABASE atelier_owner scram-sha-256
+    - host $ATELIER_DATABASE atelier_owner $ATELIER_LISTEN_ADDRESS/32 scram-sha-256
+$(hba_lines "$ATELIER_DATABASE" atelier_writer "$ATELIER_APP_ADDRESSES" | hba_yaml)
+$(hba_lines "$ATELIER_DATABASE" atelier_replicator "$ATELIER_REPLICA_ADDRESSES" | hba_yaml)
+$(hba_lines replication atelier_standby "$ATELIER_DB_ADDRESSES" | hba_yaml)
+$(hba_lines all atelier_rewind "$ATELIER_DB_ADDRESSES" | hba_yaml)
+YAML
+)
+case $ATELIER_STANDBY_PASSWORD$ATELIER_REWIND_PASSWORD in *"'"*) die "the passwords must not hold a single quote" ;; esac
+changed=0
+if printf '%s\n' "$config" | write_if_changed "$ATELIER_DATA_DIR/patroni.yml" 0600 postgres:postgres; then changed=1; fi
+
+if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
+    unit=/etc/systemd/system/atelier-patroni.service
+    if write_if_changed "$unit" 0644 root:root <<UNIT; then systemctl daemon-reload; fi
+[Unit]
+Description=Patroni for atelier's write model ($ATELIER_NODE_NAME)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=postgres
+ExecStart=/usr/bin/patroni $ATELIER_DATA_DIR/patroni.yml
+ExecReload=/bin/kill -HUP \$MAINPID
+KillMode=process
+TimeoutSec=30
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    systemctl enable --quiet atelier-patroni
+    if ! systemctl is-active --quiet atelier-patroni; then systemctl start atelier-patroni
+    elif [ "$changed" = 1 ]; then systemctl reload atelier-patroni; fi
+else
+    # Patroni runs as postgres (it starts PostgreSQL, which refuses root).
+    supervised "$ATELIER_DATA_DIR/patroni" "$(md5sum <"$ATELIER_DATA_DIR/patroni.yml")" \
+        runuser -u postgres -- /usr/bin/patroni "$ATELIER_DATA_DIR/patroni.yml"
+fi
+
+api=http://$ATELIER_LISTEN_ADDRESS:8008
+# Running, as the leader or as a streaming standby ("master" or "replica"
+# in Patroni 3.0's /patroni).
+role() { curl -sf "$api/patroni" | tr -d '\n' | sed -n 's/.*"role": *"\([a-z_]*\)".*/\1/p'; }
+for _ in $(seq 240); do
+    case $(role) in master|primary|replica) break ;; esac
+    sleep 0.5
+done
+case $(role) in
+    master|primary)
+        ensure_roles
+        ensure_database
+        migrate primary
+        if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
+            node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
+        fi
+        ensure_backups
+        say "$ATELIER_NODE_NAME leads the write model on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"
+        ;;
+    replica) say "$ATELIER_NODE_NAME is a standby of the write model" ;;
+    *) die "Patroni reports $ATELIER_NODE_NAME neither leading nor following: $(curl -s "$api/patroni")" ;;
+esac

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The failover rehearsal: the write model on a Patroni cluster (deploy/patroni.sh,
+# etcd as its store, deploy/etcd.sh), in network namespaces on one machine:
+#
+#   db1 10.78.0.10  db2 .11   (Patroni nodes; an etcd member on each)
+#   witness .12 (the third etcd member)   replica1 .20   app1 .30   client .40
+#
+#   scripts/failover-rehearsal.sh [ROUNDS]
+#
+# db1 bootstraps and leads, db2 follows as the synchronous standby, replica1
+# subscribes with a connection string naming both nodes
+# (target_session_attrs=read-write) from a permanent logical slot that
+# Patroni keeps on both, and app1 writes to whichever node is primary. Then
+# for each fault (the leader's PostgreSQL killed with SIGKILL; the leader
+# host's network cut), ROUNDS times (default 1): GETs at 100/s and stock
+# movements at 40/s with idempotency keys from a client that keeps its own
+# ledger; the fault 3 s in; and it requires writes to succeed again within
+# 15 s of the fault, no GET to fail, every acknowledged movement to be on
+# the primary (sku by sku, the client's ledger against the stock ledger),
+# and `atelier check` to find no difference. After a network cut the old
+# leader's network comes back, and it must rejoin as a standby.
+#
+# Prints, per round, the seconds from the fault to the first acknowledged
+# write. Needs root; without it, says why and exits 0. Not yet part of the
+# test command (issue 21 is open).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+rounds=${1:-1}
+fleet=failover prefix=atf
+net=${ATELIER_FAILOVER_NET:-10.78.0}
+dir=${ATELIER_FAILOVER_DIR:-/var/tmp/atelier-failover}
+declare -A addr=([db1]=$net.10 [db2]=$net.11 [witness]=$net.12 [replica1]=$net.20 [app1]=$net.30 [client]=$net.40)
+hosts=(db1 db2 witness replica1 app1 client)
+source scripts/fleet.sh
+fleet_preflight
+
+scripts/ensure-postgres.sh
+missing=()
+for p in patroni etcd-server etcd-client curl; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+built=$(scripts/debug-bin.sh)
+remove_everything
+trap teardown EXIT
+install -d -m 0755 "$dir" "$dir/bin"
+install -m 0755 "$built" "$dir/bin/atelier"
+bin=$dir/bin/atelier
+fleet_network
+
+owner_pw=$(secret) writer_pw=$(secret) reader_pw=$(secret) replicator_pw=$(secret) standby_pw=$(secret) rewind_pw=$(secret)
+common=(ATELIER_SOURCE="$repo" ATELIER_BIN="$bin")
+etcd_cluster="db1=${addr[db1]},db2=${addr[db2]},witness=${addr[witness]}"
+etcd_hosts="${addr[db1]}:2379,${addr[db2]}:2379,${addr[witness]}:2379"
+dbs="${addr[db1]},${addr[db2]}"
+
+say "etcd on db1, db2 and witness"
+for h in db1 db2 witness; do
+    on "$h" env "${common[@]}" ATELIER_ETCD_NAME="$h" ATELIER_LISTEN_ADDRESS="${addr[$h]}" \
+        ATELIER_ETCD_CLUSTER="$etcd_cluster" deploy/etcd.sh --no-systemd >"$dir/etcd-$h.out" 2>&1 &
+done
+wait
+patroni_node() {
+    on "$1" env "${common[@]}" ATELIER_NODE_NAME="$1" ATELIER_LISTEN_ADDRESS="${addr[$1]}" \
+        ATELIER_DB_ADDRESSES="$dbs" ATELIER_ETCD_HOSTS="$etcd_hosts" \
+        ATELIER_APP_ADDRESSES="${addr[app1]}" ATELIER_REPLICA_ADDRESSES="${addr[replica1]}" \
+        ATELIER_LOGICAL_SLOTS=atelier_replica1 \
+        ATELIER_OWNER_PASSWORD="$owner_pw" ATELIER_WRITER_PASSWORD="$writer_pw" \
+        ATELIER_REPLICATOR_PASSWORD="$replicator_pw" ATELIER_STANDBY_PASSWORD="$standby_pw" \
+        ATELIER_REWIND_PASSWORD="$rewind_pw" ATELIER_PGBACKREST_CONFIG="$dir/$1/pgbackrest.conf" \
+        ATELIER_BACKUP_REPO_PATH="$dir/backup-repo" deploy/patroni.sh --no-systemd
+}
+say "Patroni: db1 first (it bootstraps), then db2"
+patroni_node db1
+patroni_node db2
+api() { on client curl -s --max-time 2 "http://${addr[$1]}:8008/$2"; }
+# The leader, as node $1 (default: db1, then db2) sees it in etcd. Ask a
+# node on the majority's side: a node cut off may still report old news.
+leader() {
+    local h
+    for h in ${1:-db1 db2}; do
+        api "$h" cluster | python3 -c 'import json,sys; print(next(m["name"] for m in json.load(sys.stdin)["members"] if m["role"] in ("leader","master")))' 2>/dev/null && return 0
+    done
+    return 1
+}
+sync_standby() {
+    for h in db1 db2; do
+        api "$h" cluster | python3 -c 'import json,sys; print(next(m["name"] for m in json.load(sys.stdin)["members"] if m["role"] == "sync_standby"))' 2>/dev/null && return 0
+    done
+    return 1
+}
+for _ in $(seq 60); do sync_standby >/dev/null && break; sleep 0.5; done
+[ "$(sync_standby)" = db2 ] || fail "db2 is not the synchronous standby: $(api db1 cluster)"
+say "db1 leads, db2 is the synchronous standby"
+
+socket_url() { echo "host=$dir/$1/run port=5432 user=$2 dbname=atelier${3:+ password=$3}"; }
+on replica1 env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[replica1]}" ATELIER_APP_ADDRESSES="${addr[app1]}" \
+    ATELIER_PRIMARY_ADDRESS="$dbs" ATELIER_SUBSCRIPTION=atelier_replica1 ATELIER_OWNER_PASSWORD="$owner_pw" \
+    ATELIER_READER_PASSWORD="$reader_pw" ATELIER_REPLICATOR_PASSWORD="$replicator_pw" \
+    deploy/replica.sh --no-systemd >"$dir/replica1.out"
+say "loading 500 products on the leader; replica1 follows from its permanent slot"
+runuser -u postgres -- env ATELIER_ADMIN_PRIMARY_URL="$(socket_url db1 postgres)" ATELIER_ADMIN_REPLICA_URLS= \
+    "$bin" load --products 500 >"$dir/load.log"
+export ATELIER_ADMIN_PRIMARY_URL ATELIER_ADMIN_REPLICA_URLS
+admin_urls() {  # the tools' URLs, on whichever node leads now
+    ATELIER_ADMIN_PRIMARY_URL=$(socket_url "$(leader)" atelier_owner "$owner_pw")
+    ATELIER_ADMIN_REPLICA_URLS=$(socket_url replica1 atelier_owner "$owner_pw")
+}
+admin_urls
+"$bin" check >"$dir/check-after-load.log" || { cat "$dir/check-after-load.log" >&2; fail "replica1 differs after the load"; }
+ATELIER_TOKEN=$("$bin" token create --name failover --scope catalog:write,stock:write 2>/dev/null)
+export ATELIER_TOKEN
+on app1 env "${common[@]}" ATELIER_LISTEN="${addr[app1]}:3000" ATELIER_PRIMARY_ADDRESS="$dbs" \
+    ATELIER_REPLICA_ADDRESSES="${addr[replica1]}" ATELIER_WRITER_PASSWORD="$writer_pw" \
+    ATELIER_READER_PASSWORD="$reader_pw" ATELIER_CONNECT_TIMEOUT_MS=1000 deploy/app.sh --no-systemd >"$dir/app1.out"
+for _ in $(seq 100); do on client curl -sf "http://${addr[app1]}:3000/readyz" >/dev/null && break; sleep 0.2; done
+skus=$(owner_sql() { psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "$1"; }; owner_sql "select string_agg(id::text, ',') from (select id from sku order by id desc limit 8) s")
+ledger_sum() { psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "select coalesce(sum(delta), 0) from stock_movement where sku_id in ($skus)"; }
+
+# One round: reads and movements for 25 s, the fault ($1) 3 s in.
+# The standby is synchronous, and has stayed so for 5 s (Patroni restarts
+# it once to copy the permanent logical slot, and a standby that is not
+# synchronous may not be promoted: it could lack acknowledged commits).
+steady_sync() {
+    local steady=0
+    for _ in $(seq 120); do
+        if [ -n "$(sync_standby 2>/dev/null)" ]; then steady=$((steady + 1)); else steady=0; fi
+        [ "$steady" -ge 10 ] && return 0
+        sleep 0.5
+    done
+    fail "no steady synchronous standby: $(api db1 cluster) $(api db2 cluster)"
+}
+fault_round() {
+    local kind=$1 round=$2 victim before log reads t_fault first_ok after acked unacked
+    steady_sync
+    victim=$(leader)
+    before=$(ledger_sum)
+    log=$dir/movements-$kind-$round.log
+    on client "$bin" stress --server "${addr[app1]}:3000" --routes product --rates 100 --step-seconds 25 \
+        --out-dir "$dir/out-$kind-$round" --fail-on-error >"$dir/stress-$kind-$round.log" 2>&1 &
+    reads=$!
+    on client python3 scripts/failover/movements.py "http://${addr[app1]}:3000" "$skus" 25 40 "$log" &
+    local writer=$!
+    sleep 3
+    t_fault=$(date +%s.%N)
+    case $kind in
+        kill) kill -KILL "$(head -1 "$dir/$victim/postgres/postmaster.pid")" ;;
+        cut) ip -n "$prefix-$victim" link set eth0 down ;;
+    esac
+    wait "$writer"
+    local stress_ok=0
+    wait "$reads" || stress_ok=$?
+    local survivor=db1
+    [ "$victim" = db1 ] && survivor=db2
+    first_ok=$(awk -v t="$t_fault" '$3 == 201 && $1 > t { print $2 - t; exit }' "$log")
+    [ -n "$first_ok" ] || fail "$kind $round: no write succeeded after the fault"
+    [ "$stress_ok" = 0 ] || { cat "$dir/stress-$kind-$round.log" >&2; fail "$kind $round: reads failed during the failover"; }
+    acked=$(tail -1 "$log" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["acked"].values()))')
+    unacked=$(tail -1 "$log" | python3 -c 'import json,sys; print(json.load(sys.stdin)["unacknowledged"])')
+    local now_leading
+    if [ "$kind" = cut ]; then now_leading=$(leader "$survivor") || fail "$kind $round: $survivor sees no leader"
+    else now_leading=$(leader); fi
+    ATELIER_ADMIN_PRIMARY_URL=$(socket_url "$now_leading" atelier_owner "$owner_pw")
+    after=$(( $(ledger_sum) - before ))
+    [ "$after" -ge "$acked" ] || fail "$kind $round: $acked movements acknowledged, only $after in the new primary's ledger"
+    [ "$after" -le $((acked + unacked)) ] || fail "$kind $round: $after movements in the ledger, more than the $acked acknowledged plus $unacked unanswered"
+    "$bin" check >"$dir/check-$kind-$round.log" || { cat "$dir/check-$kind-$round.log" >&2; fail "$kind $round: check found differences"; }
+    if [ "$kind" = cut ]; then
+        ip -n "$prefix-$victim" link set eth0 up
+    fi
+    say "$kind $round: leader $victim -> $now_leading; first acknowledged write $(printf '%.1f' "$first_ok") s after the fault; $acked acknowledged, $after in the ledger, $unacked unanswered; reads: $(grep -o 'errors [0-9.]*%' "$dir/stress-$kind-$round.log" | head -1); check clean"
+    echo "$kind $first_ok" >>"$dir/figures"
+    [ "$(awk -v f="$first_ok" 'BEGIN { print (f <= 15) }')" = 1 ] || fail "$kind $round: writes came back after ${first_ok} s, more than 15"
+    # Both nodes running again, one leading and one the synchronous standby.
+    for _ in $(seq 120); do sync_standby >/dev/null && break; sleep 0.5; done
+    sync_standby >/dev/null || fail "$kind $round: no synchronous standby again after 60 s: $(api db1 cluster) $(api db2 cluster)"
+}
+for round in $(seq "$rounds"); do
+    for kind in ${ATELIER_FAILOVER_FAULTS:-kill cut}; do fault_round "$kind" "$round"; done
+done
+say "passed: $(awk '{ print $1 " " $2 " s" }' "$dir/figures" | paste -sd ';')"
