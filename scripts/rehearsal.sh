@@ -43,16 +43,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-started=$SECONDS
-say() { echo "[rehearsal $((SECONDS - started))s] $*"; }
-skip() { echo "rehearsal: skipped: $*"; exit 0; }
-fail() { echo "rehearsal: $*" >&2; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces; PostgreSQL runs as the postgres user)"
-command -v ip >/dev/null || skip "no ip command (Debian package iproute2)"
-ip netns add atl-probe 2>/dev/null || skip "this machine does not allow network namespaces"
-ip netns del atl-probe
-
+fleet=rehearsal prefix=atl
 net=${ATELIER_REHEARSAL_NET:-10.77.0}
 dir=${ATELIER_REHEARSAL_DIR:-/var/tmp/atelier-rehearsal}
 declare -A addr=([primary]=$net.10 [replica1]=$net.11 [replica2]=$net.12
@@ -63,60 +54,13 @@ lb_url=https://${addr[lb]}
 plain_url=http://${addr[lb]}:80
 bin=$dir/bin/atelier
 
-# --- teardown: every namespace, process and file this script made ---------
+source scripts/fleet.sh
+fleet_preflight
 
 # Stops host $1's PostgreSQL (fast shutdown: sessions cut, data safe).
 stop_postgres() {
     runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
         -D "$dir/$1/postgres" stop -m fast -t 20 >/dev/null
-}
-
-stop_host() {
-    local h=$1 pids
-    ip netns list | grep -qw "atl-$h" || return 0
-    [ ! -f "$dir/$h/postgres/postmaster.pid" ] || stop_postgres "$h" 2>/dev/null || true
-    pids=$(ip netns pids "atl-$h")
-    [ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
-    for _ in $(seq 50); do
-        [ -z "$(ip netns pids "atl-$h")" ] && return 0
-        sleep 0.1
-    done
-    pids=$(ip netns pids "atl-$h")
-    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
-}
-
-teardown() {
-    local status=$?
-    set +e
-    if [ "$status" != 0 ] && [ -d "$dir" ]; then
-        rm -rf out/rehearsal && mkdir -p out/rehearsal
-        for h in "${hosts[@]}"; do
-            [ -d "$dir/$h" ] || continue
-            find "$dir/$h" -maxdepth 3 -name '*.log' | while read -r log; do
-                cp "$log" "out/rehearsal/$h-$(basename "$log")"
-            done
-        done
-        echo "rehearsal: FAILED after $((SECONDS - started)) s; logs in out/rehearsal/" >&2
-        for log in out/rehearsal/*.log; do
-            [ -f "$log" ] || continue
-            echo "--- $log (last 15 lines)" >&2
-            tail -n 15 "$log" >&2
-        done
-    fi
-    if [ "${ATELIER_REHEARSAL_KEEP:-0}" = 1 ]; then
-        echo "rehearsal: left running (ATELIER_REHEARSAL_KEEP=1); run this script again to clean up" >&2
-        exit "$status"
-    fi
-    remove_everything
-    exit "$status"
-}
-
-remove_everything() {
-    for h in "${hosts[@]}"; do stop_host "$h"; done
-    for h in "${hosts[@]}" net; do
-        if ip netns list | grep -qw "atl-$h"; then ip netns del "atl-$h"; fi
-    done
-    rm -rf "$dir"
 }
 
 # --- what every host needs, installed while the network is still there ----
@@ -154,24 +98,10 @@ install -m 0755 "$built" "$bin"
 
 # --- the network ------------------------------------------------------------
 
-say "network $net.0/24: ${hosts[*]}"
-ip netns add atl-net
-ip -n atl-net link add br0 type bridge
-ip -n atl-net link set br0 up
-ip -n atl-net link set lo up
-for h in "${hosts[@]}"; do
-    ip netns add "atl-$h"
-    ip link add "atl-$h" netns atl-net type veth peer name eth0 netns "atl-$h"
-    ip -n atl-net link set "atl-$h" master br0 up
-    ip -n "atl-$h" addr add "${addr[$h]}/24" dev eth0
-    ip -n "atl-$h" link set eth0 up
-    ip -n "atl-$h" link set lo up
-done
-on() { local h=$1; shift; ip netns exec "atl-$h" env ATELIER_DATA_DIR="$dir/$h" "$@"; }
+fleet_network
 
 # --- secrets: generated here, passed to each host in its environment -------
 
-secret() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
 owner_pw=$(secret) writer_pw=$(secret) reader_pw=$(secret) replicator_pw=$(secret)
 (umask 077; printf 'ATELIER_%s_PASSWORD=%s\n' OWNER "$owner_pw" WRITER "$writer_pw" \
     READER "$reader_pw" REPLICATOR "$replicator_pw" >"$dir/secrets.env")

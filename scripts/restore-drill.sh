@@ -17,7 +17,10 @@
 #  7. the replicas resync from the restored copy (`atelier replicate
 #     --resync`) while reads go on (every read must answer 200), `atelier
 #     check` finds 0 differences on every node; then they resync back from
-#     the real primary and the check is clean again.
+#     the real primary and the check is clean again;
+#  8. archiving made to fail (archive_command 'false'): the backup report
+#     (`atelier backup metrics`) must say so within a minute, and stop saying
+#     so once archiving works again.
 #
 # Prints RPO (acknowledged writes lost, and how far before the target the
 # restore landed) and RTO (restore started until the copy took writes).
@@ -45,8 +48,10 @@ scratch=$("$bin" cluster status | awk '$1 == "primary" { print $NF }')-drill-res
 work=$(mktemp -d)
 ATELIER_ACCESS_LOG=false "$bin" serve --listen 127.0.0.1:$port >out/restore-drill-server.log 2>&1 &
 server=$!
+superuser="host=127.0.0.1 port=54320 user=postgres dbname=postgres"
 cleanup() {
     kill "$server" 2>/dev/null || true
+    psql "$superuser" -XAtq -c "alter system reset archive_command" -c "select pg_reload_conf()" >/dev/null 2>&1 || true
     if [ -f "$scratch/postmaster.pid" ]; then
         pg_ctl=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl
         if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$pg_ctl" -D "$scratch" -m immediate stop >/dev/null 2>&1 || true
@@ -178,6 +183,24 @@ got=$(q "host=127.0.0.1 port=54321 user=postgres dbname=atelier_drill" "select c
 resync "$primary" "host=127.0.0.1 port=54320"
 got=$(q "host=127.0.0.1 port=54321 user=postgres dbname=atelier_drill" "select count(*) from product_card where product_id = ${before_products[0]}")
 [ "$got" = 0 ] || fail "replica1 still shows product ${before_products[0]}, deleted on the real primary"
+
+echo "restore drill: 8. a failing archive shows in the backup report"
+failing() { "$bin" backup metrics | grep -qx "atelier_archive_failing $1"; }
+failing 0 || fail "the backup report says archiving fails before it does"
+psql "$superuser" -XAtq -c "alter system set archive_command = 'false'" -c "select pg_reload_conf()" >/dev/null
+q "$primary" "update replication_heartbeat set beat = beat + 1" >/dev/null  # some WAL to switch
+q "$primary" "select pg_switch_wal()" >/dev/null
+shown_after=
+started_ms=$(now_ms)
+for _ in $(seq 120); do
+    if failing 1; then shown_after=$(( $(now_ms) - started_ms )); break; fi
+    sleep 0.5
+done
+[ -n "$shown_after" ] || fail "a failing archive_command did not show in the backup report within 60 s"
+psql "$superuser" -XAtq -c "alter system reset archive_command" -c "select pg_reload_conf()" >/dev/null
+for _ in $(seq 240); do failing 0 && break; sleep 0.5; done
+failing 0 || fail "the backup report still says archiving fails 2 minutes after it was repaired"
+echo "restore drill: the failing archive showed ${shown_after} ms after the segment switch, and cleared once repaired"
 
 echo "restore drill: passed"
 echo "restore drill: RPO: 0 of $acked writes acknowledged before the target lost, 0 of the later ones restored;" \

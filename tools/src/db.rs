@@ -12,12 +12,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ToolError {
     #[error("{0}")]
     Message(String),
-    #[error("database: {0}")]
+    #[error("database: {}", database_message(.0))]
     Database(#[from] tokio_postgres::Error),
     #[error("migration: {0}")]
     Migration(#[from] refinery::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What the server said (tokio-postgres' own Display is only "db error").
+fn database_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.hint() {
+            Some(hint) => format!("{} ({hint})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => error.to_string(),
+    }
 }
 
 impl ToolError {

@@ -89,9 +89,10 @@ pub async fn drop_replica_database(admin_url: &str, db_url: &str, dbname: &str) 
         return Ok(());
     }
     let db = connect(db_url).await?;
-    for row in db.query("select subname from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())", &[]).await? {
+    for row in db.query("select subname::text from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())", &[]).await? {
         let name: String = row.get(0);
-        db.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
+        // Its publisher may be gone (a restored copy the drill removed).
+        drop_subscription(&db, &name).await?;
     }
     drop(db);
     admin.batch_execute(&format!("drop database if exists {} with (force)", ident(dbname)?)).await?;
