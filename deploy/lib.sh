@@ -188,6 +188,18 @@ ensure_database() {
     node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/sql/catalog_grants.sql"
 }
 
+# What the primary holds beyond PostgreSQL itself: the roles, the catalog
+# database, its migrations and the publication of the read model
+# (deploy/primary.sh, and deploy/patroni.sh on the leader). Idempotent.
+write_model_objects() {
+    ensure_roles
+    ensure_database
+    migrate primary
+    if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
+        node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
+    fi
+}
+
 # Migrations through refinery (`atelier migrate`), as the owner role over
 # this node's unix socket.
 migrate() {

@@ -178,12 +178,7 @@ for _ in $(seq 240); do
 done
 case $(role) in
     master|primary)
-        ensure_roles
-        ensure_database
-        migrate primary
-        if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
-            node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
-        fi
+        write_model_objects
         ensure_backups
         say "$ATELIER_NODE_NAME leads the write model on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"
         ;;

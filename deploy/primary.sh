@@ -44,11 +44,6 @@ $(hba_lines "$ATELIER_DATABASE" atelier_replicator "$ATELIER_REPLICA_ADDRESSES")
 HBA
 wait_promoted
 
-ensure_roles
-ensure_database
-migrate primary
-if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
-    node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
-fi
+write_model_objects
 ensure_backups
 say "primary ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT (database $ATELIER_DATABASE)"

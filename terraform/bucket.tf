@@ -11,30 +11,44 @@ resource "aws_s3_bucket" "release" {
   force_destroy = true
 }
 
-resource "aws_s3_bucket_public_access_block" "release" {
-  bucket                  = aws_s3_bucket.release.id
+# What every bucket of the deployment is: public access blocked,
+# owner-enforced, versioned, encrypted with the deployment's key. The
+# release bucket (here) and the backup bucket (backups.tf).
+locals {
+  private_buckets = {
+    release = aws_s3_bucket.release.id
+    backup  = aws_s3_bucket.backup.id
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "private" {
+  for_each                = local.private_buckets
+  bucket                  = each.value
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
 }
 
-resource "aws_s3_bucket_ownership_controls" "release" {
-  bucket = aws_s3_bucket.release.id
+resource "aws_s3_bucket_ownership_controls" "private" {
+  for_each = local.private_buckets
+  bucket   = each.value
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
-resource "aws_s3_bucket_versioning" "release" {
-  bucket = aws_s3_bucket.release.id
+resource "aws_s3_bucket_versioning" "private" {
+  for_each = local.private_buckets
+  bucket   = each.value
   versioning_configuration {
     status = "Enabled"
   }
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "release" {
-  bucket = aws_s3_bucket.release.id
+resource "aws_s3_bucket_server_side_encryption_configuration" "private" {
+  for_each = local.private_buckets
+  bucket   = each.value
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
@@ -128,4 +142,25 @@ resource "aws_s3_object" "source" {
   source      = "${local.repo}/${each.value}"
   source_hash = filemd5("${local.repo}/${each.value}")
   kms_key_id  = aws_kms_key.main.arn
+}
+
+# Where these settings were before they served both buckets.
+moved {
+  from = aws_s3_bucket_public_access_block.release
+  to   = aws_s3_bucket_public_access_block.private["release"]
+}
+
+moved {
+  from = aws_s3_bucket_ownership_controls.release
+  to   = aws_s3_bucket_ownership_controls.private["release"]
+}
+
+moved {
+  from = aws_s3_bucket_versioning.release
+  to   = aws_s3_bucket_versioning.private["release"]
+}
+
+moved {
+  from = aws_s3_bucket_server_side_encryption_configuration.release
+  to   = aws_s3_bucket_server_side_encryption_configuration.private["release"]
 }
