@@ -17,7 +17,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 for v in ATELIER_ETCD_NAME ATELIER_LISTEN_ADDRESS ATELIER_ETCD_CLUSTER; do need "$v"; done
-ensure_packages etcd-server
+ensure_packages etcd-server etcd-client
 if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] && systemctl is-enabled --quiet etcd 2>/dev/null; then
     systemctl disable --now --quiet etcd # the package's own member is not ours
 fi
@@ -40,7 +40,12 @@ args=(--name "$ATELIER_ETCD_NAME" --data-dir "$data"
       --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token atelier
       # Short heartbeats: a lost member is noticed in about a second, and
       # Patroni's leader lock, not etcd, sets how fast a failover is.
-      --heartbeat-interval 100 --election-timeout 1000)
+      --heartbeat-interval 100 --election-timeout 1000
+      # A member cut off and back must not force an election (3.4's default
+      # lets it: its raised term deposes the leader, and for a few seconds
+      # nobody can renew Patroni's lock, so the new primary demotes itself;
+      # seen in scripts/failover-rehearsal.sh).
+      --pre-vote=true)
 if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
     unit=/etc/systemd/system/atelier-etcd.service
     if write_if_changed "$unit" 0644 root:root <<UNIT; then systemctl daemon-reload; systemctl restart atelier-etcd; fi

@@ -80,6 +80,9 @@ bootstrap:
     loop_wait: ${ATELIER_PATRONI_LOOP_WAIT:-1}
     retry_timeout: ${ATELIER_PATRONI_RETRY_TIMEOUT:-3}
     maximum_lag_on_failover: 1048576
+    # A node on an older timeline (an old leader back from a partition)
+    # never promotes itself over the one that took over.
+    check_timeline: true
     # A commit is acknowledged only once the standby has it: losing either
     # node loses no acknowledged write. With the standby gone, the primary
     # goes on alone (not strict), and writes are then on one node only.

@@ -120,7 +120,6 @@ on app1 env "${common[@]}" ATELIER_LISTEN="${addr[app1]}:3000" ATELIER_PRIMARY_A
     ATELIER_READER_PASSWORD="$reader_pw" ATELIER_CONNECT_TIMEOUT_MS=1000 deploy/app.sh --no-systemd >"$dir/app1.out"
 for _ in $(seq 100); do on client curl -sf "http://${addr[app1]}:3000/readyz" >/dev/null && break; sleep 0.2; done
 skus=$(owner_sql() { psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "$1"; }; owner_sql "select string_agg(id::text, ',') from (select id from sku order by id desc limit 8) s")
-ledger_sum() { psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "select coalesce(sum(delta), 0) from stock_movement where sku_id in ($skus)"; }
 
 # One round: reads and movements for 25 s, the fault ($1) 3 s in.
 # The standby is synchronous, and has stayed so for 5 s (Patroni restarts
@@ -136,15 +135,15 @@ steady_sync() {
     fail "no steady synchronous standby: $(api db1 cluster) $(api db2 cluster)"
 }
 fault_round() {
-    local kind=$1 round=$2 victim before log reads t_fault first_ok after acked unacked
+    local kind=$1 round=$2 victim log reads t_fault first_ok after acked unacked
     steady_sync
     victim=$(leader)
-    before=$(ledger_sum)
+    say "$kind $round: leader $victim, synchronous standby $(sync_standby)"
     log=$dir/movements-$kind-$round.log
     on client "$bin" stress --server "${addr[app1]}:3000" --routes product --rates 100 --step-seconds 25 \
         --out-dir "$dir/out-$kind-$round" --fail-on-error >"$dir/stress-$kind-$round.log" 2>&1 &
     reads=$!
-    on client python3 scripts/failover/movements.py "http://${addr[app1]}:3000" "$skus" 25 40 "$log" &
+    on client python3 scripts/failover/movements.py "http://${addr[app1]}:3000" "$skus" 25 40 "$log" "failover $kind $round" &
     local writer=$!
     sleep 3
     t_fault=$(date +%s.%N)
@@ -166,7 +165,13 @@ fault_round() {
     if [ "$kind" = cut ]; then now_leading=$(leader "$survivor") || fail "$kind $round: $survivor sees no leader"
     else now_leading=$(leader); fi
     ATELIER_ADMIN_PRIMARY_URL=$(socket_url "$now_leading" atelier_owner "$owner_pw")
-    after=$(( $(ledger_sum) - before ))
+    # The movements of this round on the primary now, counted by their
+    # reason, and every acknowledged key among its idempotency keys.
+    after=$(psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "select count(*) from stock_movement where reason = 'failover $kind $round'")
+    local keys missing
+    keys=$(awk '$3 == 201 { printf "%s\x27%s\x27", (n++ ? "," : ""), $4 }' "$log")
+    missing=$(psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "select count(*) from unnest(array[$keys]::text[]) k where not exists (select 1 from idempotency_key i where i.key = k)")
+    [ "$missing" = 0 ] || fail "$kind $round: $missing acknowledged Idempotency-Keys are not on the primary ($now_leading)"
     [ "$after" -ge "$acked" ] || fail "$kind $round: $acked movements acknowledged, only $after in the new primary's ledger"
     [ "$after" -le $((acked + unacked)) ] || fail "$kind $round: $after movements in the ledger, more than the $acked acknowledged plus $unacked unanswered"
     "$bin" check >"$dir/check-$kind-$round.log" || { cat "$dir/check-$kind-$round.log" >&2; fail "$kind $round: check found differences"; }

@@ -1,10 +1,11 @@
 """Stock movements at a steady rate, keeping the client's own ledger.
 
-    python3 movements.py BASE_URL SKUS SECONDS RATE LOG
+    python3 movements.py BASE_URL SKUS SECONDS RATE LOG REASON
 
 Restocks (+1, so none is refused) round-robin over the comma-separated
 SKUS, each with its own Idempotency-Key, sent to BASE_URL for SECONDS at
-RATE per second, one at a time. The bearer token comes from ATELIER_TOKEN.
+RATE per second, one at a time, each with REASON (so the ledger's rows of
+this run can be counted). The bearer token comes from ATELIER_TOKEN.
 A movement that gets no 201 (a 503, a timeout, a broken connection) is
 sent again later with the same key and body, as a careful client does, until
 it is acknowledged or 30 s after the end. LOG gets one line per attempt,
@@ -19,7 +20,8 @@ import time
 import urllib.parse
 import uuid
 
-base, skus, seconds, rate, log_path = sys.argv[1], sys.argv[2].split(","), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+base, skus, seconds, rate, log_path, reason = (
+    sys.argv[1], sys.argv[2].split(","), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6])
 url = urllib.parse.urlsplit(base)
 token = os.environ["ATELIER_TOKEN"]
 acked = {sku: 0 for sku in skus}
@@ -29,7 +31,7 @@ conn = None
 
 def post(key, sku):
     global conn
-    body = json.dumps({"delta": 1, "reason": "failover rehearsal"})
+    body = json.dumps({"delta": 1, "reason": reason})
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Idempotency-Key": key}
     try:
         if conn is None:
