@@ -169,9 +169,11 @@ fault_round() {
     # reason, and every acknowledged key among its idempotency keys.
     after=$(psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "select count(*) from stock_movement where reason = 'failover $kind $round'")
     local keys missing
-    keys=$(awk '$3 == 201 { printf "%s\x27%s\x27", (n++ ? "," : ""), $4 }' "$log")
+    # Every round's so far: a later failover must not lose an earlier one's.
+    awk '$3 == 201 { print $4 }' "$log" >>"$dir/acked-keys"
+    keys=$(awk '{ printf "%s\x27%s\x27", (n++ ? "," : ""), $1 }' "$dir/acked-keys")
     missing=$(psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "select count(*) from unnest(array[$keys]::text[]) k where not exists (select 1 from idempotency_key i where i.key = k)")
-    [ "$missing" = 0 ] || fail "$kind $round: $missing acknowledged Idempotency-Keys are not on the primary ($now_leading)"
+    [ "$missing" = 0 ] || fail "$kind $round: $missing of the $(wc -l <"$dir/acked-keys") Idempotency-Keys acknowledged so far are not on the primary ($now_leading)"
     [ "$after" -ge "$acked" ] || fail "$kind $round: $acked movements acknowledged, only $after in the new primary's ledger"
     [ "$after" -le $((acked + unacked)) ] || fail "$kind $round: $after movements in the ledger, more than the $acked acknowledged plus $unacked unanswered"
     "$bin" check >"$dir/check-$kind-$round.log" || { cat "$dir/check-$kind-$round.log" >&2; fail "$kind $round: check found differences"; }
