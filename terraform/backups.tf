@@ -43,21 +43,7 @@ locals {
 }
 
 data "aws_iam_policy_document" "backup_bucket" {
-  statement {
-    sid       = "TlsOnly"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.backup.arn, "${aws_s3_bucket.backup.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.tls_only["backup"].json]
   statement {
     sid       = "OnlyThePrimaryAndTheRestoreRole"
     effect    = "Deny"

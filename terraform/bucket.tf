@@ -73,12 +73,15 @@ resource "aws_s3_bucket_lifecycle_configuration" "release" {
   }
 }
 
-data "aws_iam_policy_document" "release_bucket" {
+# TLS only, for every private bucket (the backup bucket adds its own
+# statements to this, in backups.tf).
+data "aws_iam_policy_document" "tls_only" {
+  for_each = { release = aws_s3_bucket.release.arn, backup = aws_s3_bucket.backup.arn }
   statement {
     sid       = "TlsOnly"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.release.arn, "${aws_s3_bucket.release.arn}/*"]
+    resources = [each.value, "${each.value}/*"]
     principals {
       type        = "*"
       identifiers = ["*"]
@@ -93,7 +96,7 @@ data "aws_iam_policy_document" "release_bucket" {
 
 resource "aws_s3_bucket_policy" "release" {
   bucket = aws_s3_bucket.release.id
-  policy = data.aws_iam_policy_document.release_bucket.json
+  policy = data.aws_iam_policy_document.tls_only["release"].json
 }
 
 # The release binary. Checked at plan time: that it exists (a readable
