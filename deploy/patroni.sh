@@ -103,7 +103,6 @@ bootstrap:
         max_connections: ${ATELIER_PG_MAX_CONNECTIONS:-200}
         shared_buffers: ${ATELIER_PG_SHARED_BUFFERS:-256MB}
         password_encryption: scram-sha-256
-$archive_yaml
     slots:$slots
   initdb:
     - encoding: UTF8
@@ -125,9 +124,13 @@ postgresql:
     rewind:
       username: atelier_rewind
       password: '$ATELIER_REWIND_PASSWORD'
+  # This node's own: archive_command names this host's pgbackrest.conf.
+  # (In the cluster-wide part above, a standby promoted later would push
+  # with the first node's configuration, and fail.)
   parameters:
     unix_socket_directories: '$run'
     port: $ATELIER_PG_PORT
+$(sed 's/^    //' <<<"$archive_yaml")
   pg_hba:
     - local all postgres peer
     - local $ATELIER_DATABASE atelier_owner scram-sha-256
