@@ -100,6 +100,10 @@ bootstrap:
         max_wal_senders: 40
         max_replication_slots: 40
         max_slot_wal_keep_size: 4GB
+        # A primary cut off shuts down (demotes) only once its WAL senders
+        # give up on the standby: 60 s by default, 10 s here, so the old
+        # primary rejoins in seconds after the network heals.
+        wal_sender_timeout: 10s
         max_connections: ${ATELIER_PG_MAX_CONNECTIONS:-200}
         shared_buffers: ${ATELIER_PG_SHARED_BUFFERS:-256MB}
         password_encryption: scram-sha-256
