@@ -143,8 +143,10 @@ UNIT
     wait_ready "$bin" "$run"
     # A setting that a reload cannot apply (archive_mode, shared_buffers...)
     # changed: restart once, now, rather than leave it pending.
-    if [ "$(node_psql -d postgres -Atc "select count(*) from pg_settings where pending_restart")" != 0 ]; then
-        say "restarting PostgreSQL for: $(node_psql -d postgres -Atc "select string_agg(name, ', ') from pg_settings where pending_restart")"
+    local pending
+    pending=$(node_psql -d postgres -Atc "select string_agg(name, ', ') from pg_settings where pending_restart")
+    if [ -n "$pending" ]; then
+        say "restarting PostgreSQL for: $pending"
         if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
             systemctl restart atelier-postgres
         else

@@ -179,16 +179,8 @@ fault_round() {
     "$bin" check >"$dir/check-$kind-$round.log" || { cat "$dir/check-$kind-$round.log" >&2; fail "$kind $round: check found differences"; }
     # The primary of the moment archives to the shared repository (its
     # timeline's history file first, then a segment switched now).
-    local superuser segment last
-    superuser="host=$dir/$now_leading/run port=5432 user=postgres dbname=postgres"
-    segment=$(runuser -u postgres -- psql "$superuser" -XAtqc "select pg_walfile_name(pg_switch_wal())")
-    for _ in $(seq 60); do
-        last=$(runuser -u postgres -- psql "$superuser" -XAtqc "select coalesce(last_archived_wal, '') from pg_stat_archiver")
-        [[ "$last" > "$segment" || "$last" == "$segment" ]] && break
-        sleep 0.5
-    done
-    [[ "$last" > "$segment" || "$last" == "$segment" ]] ||
-        fail "$kind $round: $now_leading did not archive $segment within 30 s (last archived: $last)"
+    runuser -u postgres -- "$bin" backup archive-now --primary-url "$(socket_url "$now_leading" postgres)" \
+        --timeout-s 30 >/dev/null || fail "$kind $round: $now_leading did not archive within 30 s"
     if [ "$kind" = cut ]; then
         ip -n "$prefix-$victim" link set eth0 up
     fi

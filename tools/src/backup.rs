@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cluster::LocalCluster;
+use crate::cluster::{path_str, LocalCluster};
 use crate::db::{connect, ToolError, ToolResult};
 
 /// The stanza: pgBackRest's name for the one PostgreSQL cluster it backs up.
@@ -89,8 +89,7 @@ impl LocalCluster {
     /// Writes pgbackrest.conf and the primary's archive.conf (which its
     /// postgresql.conf includes). Returns true when archive.conf changed,
     /// so a running primary must restart to pick it up (archive_mode).
-    pub(crate) fn write_backup_files(&self, primary_data: &Path) -> ToolResult<bool> {
-        let enabled = installed();
+    pub(crate) fn write_backup_files(&self, primary_data: &Path, enabled: bool) -> ToolResult<bool> {
         let state = self.dir.join("pgbackrest");
         for dir in [self.backup_repo(), self.socket_dir(), state.clone(), state.join("log")] {
             std::fs::create_dir_all(&dir)?;
@@ -175,10 +174,18 @@ impl LocalCluster {
         checked(self.pgbackrest(&args)?, "restore")?;
         let copied = started.elapsed();
         let log = to.with_extension("log");
-        let data = to.to_str().ok_or_else(|| ToolError::msg("restore path is not UTF-8"))?;
-        let log_path = log.to_str().ok_or_else(|| ToolError::msg("restore path is not UTF-8"))?;
-        let out =
-            self.pg_ctl(&["-D", data, "-l", log_path, "-o", &format!("-p {port}"), "-w", "-t", "300", "start"])?;
+        let out = self.pg_ctl(&[
+            "-D",
+            path_str(to)?,
+            "-l",
+            path_str(&log)?,
+            "-o",
+            &format!("-p {port}"),
+            "-w",
+            "-t",
+            "300",
+            "start",
+        ])?;
         if !out.status.success() {
             return Err(ToolError::msg(format!(
                 "the restored copy did not start: {} (see {})",
@@ -222,12 +229,6 @@ fn write_owned(cluster: &LocalCluster, path: &Path, text: &str) -> ToolResult<()
     cluster.give_to_server(path)
 }
 
-/// Who runs pgbackrest: the `postgres` user when we are root (it must run
-/// as the server's user), else we.
-pub fn server_user() -> ToolResult<Option<(u32, u32)>> {
-    crate::cluster::server_user()
-}
-
 /// Runs `pgbackrest --config=<config> --stanza=atelier <args>`, as the
 /// PostgreSQL server's user (`run_as`) when given.
 pub fn run_pgbackrest(config: &Path, run_as: Option<(u32, u32)>, args: &[&str]) -> ToolResult<Output> {
@@ -254,6 +255,24 @@ pub fn checked(out: Output, what: &str) -> ToolResult<String> {
             String::from_utf8_lossy(&out.stdout)
         )))
     }
+}
+
+/// Ends the primary's current WAL segment now (as `archive_timeout` would
+/// on a quiet primary) and waits until that segment is in the repository
+/// (`pg_stat_archiver`); returns its name and how long it took. `None` when
+/// it was not archived within `timeout`. Needs a superuser.
+pub async fn archive_now(primary_url: &str, timeout: Duration) -> ToolResult<(String, Option<Duration>)> {
+    let client = connect(primary_url).await?;
+    let segment: String = client.query_one("select pg_walfile_name(pg_switch_wal())", &[]).await?.get(0);
+    let started = std::time::Instant::now();
+    // Segment names of one timeline sort as their positions do.
+    let archived = crate::wait::until(timeout, Duration::from_millis(50), async || {
+        let row =
+            client.query_one("select coalesce(last_archived_wal, '') >= $1 from pg_stat_archiver", &[&segment]).await?;
+        Ok(row.get::<_, bool>(0).then(|| started.elapsed()))
+    })
+    .await?;
+    Ok((segment, archived))
 }
 
 /// One stanza of `pgbackrest info --output=json`: only what the report uses.

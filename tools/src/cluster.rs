@@ -74,6 +74,7 @@ impl LocalCluster {
     /// Idempotent: running nodes are left alone.
     pub fn up(&self) -> ToolResult<()> {
         self.prepare_dir()?;
+        let backups = backup::installed();
         for node in NODES {
             let data = self.data_dir(node);
             if !data.join("PG_VERSION").exists() {
@@ -84,7 +85,8 @@ impl LocalCluster {
             // takes a restart, so a running primary whose settings changed
             // (a cluster made before backups, or pgbackrest just installed)
             // restarts once.
-            let restart = node.role == Role::Primary && self.write_backup_files(&data)? && self.is_running(node)?;
+            let restart =
+                node.role == Role::Primary && self.write_backup_files(&data, backups)? && self.is_running(node)?;
             if restart {
                 let out = self.pg_ctl(&["-D", path_str(&data)?, "-m", "fast", "-w", "-t", "60", "restart"])?;
                 if !out.status.success() {
@@ -119,7 +121,7 @@ impl LocalCluster {
             }
             println!("{:<9} started on 127.0.0.1:{} (data {})", node.name, node.port, data.display());
         }
-        if backup::installed() {
+        if backups {
             self.stanza_create()?;
         } else {
             println!("backups   off: pgbackrest is not installed (scripts/ensure-postgres.sh installs it)");
@@ -371,7 +373,7 @@ fn find_server_binaries() -> ToolResult<PathBuf> {
 }
 
 /// Who runs the servers: the `postgres` user when we are root, else we.
-pub(crate) fn server_user() -> ToolResult<Option<(u32, u32)>> {
+pub fn server_user() -> ToolResult<Option<(u32, u32)>> {
     if unsafe { libc::geteuid() } == 0 {
         postgres_user().map(Some)
     } else {
@@ -395,7 +397,7 @@ fn postgres_user() -> ToolResult<(u32, u32)> {
     Ok((uid, gid))
 }
 
-fn path_str(path: &Path) -> ToolResult<&str> {
+pub(crate) fn path_str(path: &Path) -> ToolResult<&str> {
     path.to_str().ok_or_else(|| ToolError::msg(format!("path is not UTF-8: {}", path.display())))
 }
 

@@ -89,8 +89,7 @@ pub async fn drop_replica_database(admin_url: &str, db_url: &str, dbname: &str) 
         return Ok(());
     }
     let db = connect(db_url).await?;
-    for row in db.query("select subname::text from pg_subscription where subdbid = (select oid from pg_database where datname = current_database())", &[]).await? {
-        let name: String = row.get(0);
+    for (name, _) in subscriptions(&db).await? {
         // Its publisher may be gone (a restored copy the drill removed).
         drop_subscription(&db, &name).await?;
     }
@@ -235,20 +234,24 @@ pub async fn detach(replica_urls: &[String]) -> ToolResult<Vec<Detached>> {
     let mut detached = Vec::new();
     for url in replica_urls {
         let client = connect(url).await?;
-        let rows = client
-            .query(
-                "select subname::text, subconninfo from pg_subscription
-                 where subdbid = (select oid from pg_database where datname = current_database())",
-                &[],
-            )
-            .await?;
-        for row in rows {
-            let name: String = row.get(0);
-            client.batch_execute(&format!("drop subscription {}", ident(&name)?)).await?;
-            detached.push(Detached { replica_url: url.clone(), name, conninfo: row.get(1) });
+        for (name, conninfo) in subscriptions(&client).await? {
+            drop_subscription(&client, &name).await?;
+            detached.push(Detached { replica_url: url.clone(), name, conninfo });
         }
     }
     Ok(detached)
+}
+
+/// This database's subscriptions on a replica: name and connection string.
+async fn subscriptions(client: &tokio_postgres::Client) -> ToolResult<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "select subname::text, subconninfo from pg_subscription
+             where subdbid = (select oid from pg_database where datname = current_database())",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// Empties each detached replica's read model and subscribes it again with
@@ -323,20 +326,8 @@ pub async fn resync(
     let primary = connect(primary_url).await?;
     for (i, url) in replica_urls.iter().enumerate() {
         let client = connect(url).await?;
-        let names: Vec<String> = client
-            .query(
-                "select subname::text from pg_subscription
-                 where subdbid = (select oid from pg_database where datname = current_database())",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        for name in &names {
-            drop_subscription(&client, name).await?;
-        }
-        let name = names.into_iter().next().unwrap_or_else(|| format!("atelier_replica{}", i + 1));
+        let old = detach(std::slice::from_ref(url)).await?;
+        let name = old.into_iter().next().map_or_else(|| format!("atelier_replica{}", i + 1), |d| d.name);
         // A slot of that name left on the new primary (a restored copy of
         // the old one carries none; a primary this replica left does) would
         // make the new subscription fail.
@@ -395,14 +386,11 @@ async fn drop_subscription(client: &tokio_postgres::Client, name: &str) -> ToolR
         // block, where DROP SUBSCRIPTION may not run.
         client.batch_execute(&format!("set statement_timeout = '{DROP_SLOT_TIMEOUT}'")).await?;
         let attempt = client.batch_execute(&format!("drop subscription {name}")).await;
+        client.batch_execute("reset statement_timeout").await?;
         match attempt {
-            Ok(()) => {
-                client.batch_execute("reset statement_timeout").await?;
-                Ok(Some(true))
-            }
+            Ok(()) => Ok(Some(true)),
             Err(error) => {
                 last_error = error.as_db_error().map_or_else(|| error.to_string(), |db| db.message().to_string());
-                client.batch_execute("reset statement_timeout").await?;
                 // Active: try again. Anything else (unreachable): give up on the slot.
                 Ok((!last_error.contains("is active")).then_some(false))
             }

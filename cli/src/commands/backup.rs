@@ -4,6 +4,7 @@
 //! pgbackrest runs as the `postgres` user when we are root, as it must.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use atelier_schema::local;
 use atelier_tools::backup::{self, BackupReport};
@@ -49,6 +50,16 @@ enum Action {
         #[arg(long, default_value_t = 54329)]
         port: u16,
     },
+    /// End the primary's current WAL segment now and wait until it is in
+    /// the repository; exits 1 when it is not within --timeout-s. Prints
+    /// how long it took.
+    ArchiveNow {
+        /// Connection string of the primary, as a superuser.
+        #[arg(long, env = "ATELIER_ADMIN_PRIMARY_URL", default_value_t = local::primary_url("postgres"))]
+        primary_url: String,
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+    },
     /// The backup report in Prometheus' text format: on standard output, or
     /// written atomically to --textfile (for node_exporter's textfile
     /// collector; deploy/primary.sh runs this every minute).
@@ -83,13 +94,13 @@ impl Kind {
 }
 
 pub async fn run(command: BackupCommand) -> ToolResult<()> {
-    let (config, run_as) = where_to(&command)?;
-    let pgbackrest = |args: &[&str], what: &str| backup::checked(backup::run_pgbackrest(&config, run_as, args)?, what);
-    match command.action {
+    let BackupCommand { action, config, cluster_dir } = command;
+    match action {
         Action::Run { kind } => {
+            let pgbackrest = Pgbackrest::find(config, cluster_dir)?;
             let started = std::time::Instant::now();
-            pgbackrest(&["backup", &format!("--type={}", kind.name())], "backup")?;
-            let report = BackupReport::from_info(&pgbackrest(&["info", "--output=json"], "info")?)?;
+            pgbackrest.run(&["backup", &format!("--type={}", kind.name())], "backup")?;
+            let report = BackupReport::from_info(&pgbackrest.run(&["info", "--output=json"], "info")?)?;
             let newest = report.newest.iter().find(|(k, ..)| k == kind.name());
             let (size, delta) = newest.map_or((0, 0), |(_, _, size, delta)| (*size, *delta));
             println!(
@@ -101,9 +112,9 @@ pub async fn run(command: BackupCommand) -> ToolResult<()> {
                 report.backups
             );
         }
-        Action::Info => print!("{}", pgbackrest(&["info"], "info")?),
+        Action::Info => print!("{}", Pgbackrest::find(config, cluster_dir)?.run(&["info"], "info")?),
         Action::Restore { to, target_time, port } => {
-            let cluster = LocalCluster::discover(&std::env::current_dir()?, command.cluster_dir.clone())?;
+            let cluster = LocalCluster::discover(&std::env::current_dir()?, cluster_dir)?;
             let restored = cluster.restore(&to, target_time.as_deref(), port).await?;
             println!(
                 "restored into {} in {:.1} s (files {:.1} s); taking writes on 127.0.0.1:{port}; log {}",
@@ -113,9 +124,16 @@ pub async fn run(command: BackupCommand) -> ToolResult<()> {
                 restored.log.display()
             );
         }
+        Action::ArchiveNow { primary_url, timeout_s } => {
+            let (segment, archived) = backup::archive_now(&primary_url, Duration::from_secs(timeout_s)).await?;
+            let Some(took) = archived else {
+                return Err(ToolError::msg(format!("WAL segment {segment} was not archived within {timeout_s} s")));
+            };
+            println!("WAL segment {segment} reached the repository {} ms after the switch", took.as_millis());
+        }
         Action::Metrics { primary_url, textfile } => {
-            let report = BackupReport::read(&pgbackrest(&["info", "--output=json"], "info")?, &primary_url).await?;
-            let text = report.prometheus();
+            let info = Pgbackrest::find(config, cluster_dir)?.run(&["info", "--output=json"], "info")?;
+            let text = BackupReport::read(&info, &primary_url).await?.prometheus();
             match textfile {
                 None => print!("{text}"),
                 Some(path) => {
@@ -131,25 +149,39 @@ pub async fn run(command: BackupCommand) -> ToolResult<()> {
     Ok(())
 }
 
-/// The configuration to use, and who runs pgbackrest.
-fn where_to(command: &BackupCommand) -> ToolResult<(PathBuf, Option<(u32, u32)>)> {
-    let cluster = LocalCluster::discover(&std::env::current_dir()?, command.cluster_dir.clone()).ok();
-    let config = match (&command.config, &cluster) {
-        (Some(config), _) => config.clone(),
-        (None, Some(cluster)) if cluster.backup_config().exists() => cluster.backup_config(),
-        _ => PathBuf::from(backup::HOST_CONFIG),
-    };
-    if !config.exists() {
-        return Err(ToolError::msg(format!(
-            "no pgBackRest configuration at {}: run `atelier cluster up` (local) or deploy/primary.sh (a host)",
-            config.display()
-        )));
+/// pgbackrest with the configuration to use, run as the user it must run as.
+struct Pgbackrest {
+    config: PathBuf,
+    run_as: Option<(u32, u32)>,
+}
+
+impl Pgbackrest {
+    /// `config` if given, else the local cluster's when it has one, else
+    /// the host's.
+    fn find(config: Option<PathBuf>, cluster_dir: Option<PathBuf>) -> ToolResult<Pgbackrest> {
+        let cluster = LocalCluster::discover(&std::env::current_dir()?, cluster_dir).ok();
+        let config = match (config, &cluster) {
+            (Some(config), _) => config,
+            (None, Some(cluster)) if cluster.backup_config().exists() => cluster.backup_config(),
+            _ => PathBuf::from(backup::HOST_CONFIG),
+        };
+        if !config.exists() {
+            return Err(ToolError::msg(format!(
+                "no pgBackRest configuration at {}: run `atelier cluster up` (local) or deploy/primary.sh (a host)",
+                config.display()
+            )));
+        }
+        let run_as = match cluster {
+            Some(cluster) => cluster.server_user(),
+            None => atelier_tools::cluster::server_user()?,
+        };
+        Ok(Pgbackrest { config, run_as })
     }
-    let run_as = match cluster {
-        Some(cluster) => cluster.server_user(),
-        None => backup::server_user()?,
-    };
-    Ok((config, run_as))
+
+    /// The output of `pgbackrest <args>`, which must succeed.
+    fn run(&self, args: &[&str], what: &str) -> ToolResult<String> {
+        backup::checked(backup::run_pgbackrest(&self.config, self.run_as, args)?, what)
+    }
 }
 
 fn mib(bytes: i64) -> f64 {
