@@ -4,13 +4,15 @@
 //! the write model builds, on the primary and on both replicas, and every
 //! sku's quantity must equal its ledger.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{app, catalog_lock, query, request, send, sync_replicas, Response};
+use crate::helpers::{app, catalog_lock, query, request, send, sync_replicas, Response, JSON};
 
 /// Writers at once: more than the server's write pool (16), so requests
 /// also queue for connections.
@@ -54,6 +56,45 @@ fn product_body(name: &str) -> Value {
            "features": [{"feature": "Sole", "value": "Rubber"}]})
 }
 
+/// Answers "outcome unknown" (a 503 when a deadline ran out, which a slow
+/// or busy machine can cause) that a client retried, as the contract tells
+/// it to: printed, not failed on, since retrying is the client's part.
+static RETRIES: AtomicUsize = AtomicUsize::new(0);
+/// Retries of one request before its last answer counts.
+const RETRIES_MAX: usize = 8;
+
+/// A write as a storefront sends it: every POST with an Idempotency-Key of
+/// its own, and a 503 retried (with the same key) after a pause. The last
+/// answer is returned; a write applied before its 503 then answers as the
+/// first attempt did (POST) or as a repeat does (PUT, PATCH; DELETE's 404).
+fn client(step: usize, method: &str, path: &str, body: &Value) -> Response {
+    client_request(step, method, path, Some(body))
+}
+
+fn client_delete(step: usize, path: &str) -> Response {
+    client_request(step, "DELETE", path, None)
+}
+
+fn client_request(step: usize, method: &str, path: &str, body: Option<&Value>) -> Response {
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let key = format!("concurrency-{:016x}-{step}", RUN.get_or_init(rand::random::<u64>));
+    let mut headers = vec![JSON];
+    if method == "POST" {
+        headers.push(("Idempotency-Key", key.as_str()));
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    let mut attempt = 0;
+    loop {
+        let r = request(method, path, &headers, bytes.as_deref());
+        if r.status != 503 || attempt == RETRIES_MAX {
+            return r;
+        }
+        attempt += 1;
+        RETRIES.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50 * attempt as u64));
+    }
+}
+
 /// One random write on the shared products; returns (what, status, body).
 fn step(rng: &mut StdRng, live: &Mutex<Live>, step: usize) -> (String, Response, &'static [u16]) {
     let pick = |rng: &mut StdRng, v: &[i64]| v[rng.random_range(0..v.len())];
@@ -66,12 +107,12 @@ fn step(rng: &mut StdRng, live: &Mutex<Live>, step: usize) -> (String, Response,
         0..=6 if !skus.is_empty() => {
             let sku = pick(rng, &skus);
             let delta: i64 = if rng.random_bool(0.6) { rng.random_range(1..4) } else { -rng.random_range(1..3) };
-            let r = send("POST", &format!("/skus/{sku}/movements"), &json!({"delta": delta}));
+            let r = client(step, "POST", &format!("/skus/{sku}/movements"), &json!({"delta": delta}));
             (format!("movement sku {sku} {delta:+}"), r, &[201, 404, 409])
         }
         7 | 8 => {
             let product = pick(rng, &products);
-            let r = send("POST", &format!("/products/{product}/styles"), &style_body(rng, step));
+            let r = client(step, "POST", &format!("/products/{product}/styles"), &style_body(rng, step));
             if r.status == 201 {
                 live.lock().unwrap().add_style(product, &r.json());
             }
@@ -81,12 +122,13 @@ fn step(rng: &mut StdRng, live: &Mutex<Live>, step: usize) -> (String, Response,
             let (_, style) = styles[rng.random_range(0..styles.len())];
             let mut body = style_body(rng, step);
             body.as_object_mut().unwrap().remove("skus");
-            let r = send("PUT", &format!("/styles/{style}"), &body);
+            let r = client(step, "PUT", &format!("/styles/{style}"), &body);
             (format!("put style {style}"), r, &[200, 404])
         }
         11 if !styles.is_empty() => {
             let (_, style) = styles[rng.random_range(0..styles.len())];
-            let r = send(
+            let r = client(
+                step,
                 "POST",
                 &format!("/styles/{style}/skus"),
                 &json!({"size": "N", "quantity": rng.random_range(0..9)}),
@@ -98,18 +140,19 @@ fn step(rng: &mut StdRng, live: &Mutex<Live>, step: usize) -> (String, Response,
         }
         12 if !skus.is_empty() => {
             let sku = pick(rng, &skus);
-            (format!("delete sku {sku}"), request("DELETE", &format!("/skus/{sku}"), &[], None), &[204, 404])
+            (format!("delete sku {sku}"), client_delete(step, &format!("/skus/{sku}")), &[204, 404])
         }
         13 if styles.len() > 4 => {
             let (_, style) = styles[rng.random_range(0..styles.len())];
-            (format!("delete style {style}"), request("DELETE", &format!("/styles/{style}"), &[], None), &[204, 404])
+            (format!("delete style {style}"), client_delete(step, &format!("/styles/{style}")), &[204, 404])
         }
         14 | 15 => {
             let product = pick(rng, &products);
             let features: Vec<Value> = (0..rng.random_range(0..4))
                 .map(|i| json!({"feature": format!("F{i}"), "value": if i == 1 { Value::Null } else { json!(format!("v{step}")) }}))
                 .collect();
-            let r = send(
+            let r = client(
+                step,
                 "PATCH",
                 &format!("/products/{product}"),
                 &json!({"features": features, "slogan": format!("s{step}")}),
@@ -120,20 +163,20 @@ fn step(rng: &mut StdRng, live: &Mutex<Live>, step: usize) -> (String, Response,
             let product = pick(rng, &products);
             let related: Vec<i64> =
                 (0..rng.random_range(0..4)).map(|_| pick(rng, &products)).filter(|r| *r != product).collect();
-            let r = send("PUT", &format!("/products/{product}/related"), &json!(related));
+            let r = client(step, "PUT", &format!("/products/{product}/related"), &json!(related));
             // A related id may be deleted by another writer in between: 422.
             (format!("related of {product}: {related:?}"), r, &[200, 404, 422])
         }
         18 if products.len() > 3 => {
             let victim = pick(rng, &products);
-            let r = request("DELETE", &format!("/products/{victim}"), &[], None);
+            let r = client_delete(step, &format!("/products/{victim}"));
             if r.status == 204 {
                 live.lock().unwrap().products.retain(|p| *p != victim);
             }
             (format!("delete product {victim}"), r, &[204, 404])
         }
         _ => {
-            let r = send("POST", "/products", &product_body(&format!("Racer {step}")));
+            let r = client(step, "POST", "/products", &product_body(&format!("Racer {step}")));
             if r.status == 201 {
                 live.lock().unwrap().products.push(r.json()["id"].as_i64().unwrap());
             }
@@ -188,6 +231,8 @@ fn concurrent_writers_leave_an_exact_read_model_everywhere() {
         })
         .collect();
     let unexpected: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+
+    eprintln!("{} answers of 503 retried by their writers", RETRIES.load(Ordering::Relaxed));
 
     sync_replicas();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
