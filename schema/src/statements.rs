@@ -46,6 +46,11 @@ pub const REPLICA_NOTICE_QUEUE_USAGE: &str = "select pg_notification_queue_usage
 pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()::text";
 /// On the primary: its current WAL position, as text (health).
 pub const PRIMARY_WAL_LSN: &str = "select pg_current_wal_lsn()::text";
+/// On the primary, for /readyz: which node answered as the primary (with a
+/// multi-host URL, the one that accepted a read-write session), as
+/// "address:port", or "local socket, port N" over a Unix socket.
+pub const PRIMARY_NODE: &str = "select coalesce(host(inet_server_addr()) || ':' || current_setting('port'), \
+    'local socket, port ' || current_setting('port'))";
 /// On the primary, right after a write commits: the WAL insert position,
 /// which every replica has passed once it has applied that write (the
 /// `X-Read-After` token).

@@ -22,16 +22,19 @@ pub fn healthz() -> HttpResponse {
     respond::json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"up\"}"))
 }
 
-/// GET /readyz: 200 when the primary and at least one replica answer.
+/// GET /readyz: 200 when the primary and at least one replica answer; it
+/// names the node that answers as the primary (after a failover, the new
+/// one).
 pub async fn readyz(state: &AppState) -> HttpResponse {
-    let (primary, replicas) = health(state).await;
+    let ((primary, replicas), node) =
+        tokio::join!(health(state), probe::<String>(&state.pools.primary, statements::PRIMARY_NODE));
     // Writes answer 503 until the live tokens have been loaded once: a
     // balancer should not send this server traffic before then.
     let tokens = state.auth.held();
     let ready = primary.is_some() && replicas.iter().any(|r| r.up) && tokens.is_some();
     let body = serde_json::json!({
         "ready": ready,
-        "primary": { "up": primary.is_some() },
+        "primary": { "up": primary.is_some(), "node": node },
         "tokens": { "loaded": tokens.is_some(), "live": tokens.unwrap_or(0) },
         "replicas": replicas.iter().map(|r| serde_json::json!({
             "name": r.name, "up": r.up, "lag_bytes": r.lag_bytes,

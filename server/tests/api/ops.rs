@@ -18,6 +18,9 @@ fn readyz_reports_primary_and_both_replicas() {
     let body = response.json();
     assert_eq!(body["ready"], true);
     assert_eq!(body["primary"]["up"], true);
+    // The test servers reach the local cluster's primary over TCP.
+    let port = atelier_schema::local::primary().port;
+    assert_eq!(body["primary"]["node"], format!("127.0.0.1:{port}"), "{body}");
     assert_eq!(body["tokens"]["loaded"], true, "ready only once the tokens are loaded");
     assert!(body["tokens"]["live"].as_u64().unwrap() >= 1, "the development token at least");
     let replicas = body["replicas"].as_array().unwrap();
