@@ -43,6 +43,10 @@ enum Command {
     /// Rebuild every document from the write model and compare it with the
     /// primary's and every replica's stored documents; exit 1 on any drift.
     Check(data::CheckArgs),
+    /// After a failover (a new primary timeline): compare one replica with
+    /// the primary and copy it afresh if it differs; counts kept in a
+    /// Prometheus text file.
+    Reconcile(data::ReconcileArgs),
     /// EXPLAIN (ANALYZE, BUFFERS) of every API statement on the primary and
     /// the first replica, for ids in the last 10% and the deepest page.
     Explain(data::ExplainArgs),
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
             Command::Load(args) => data::load(args).await,
             Command::Generate(args) => data::generate(args),
             Command::Check(args) => data::check(args).await,
+            Command::Reconcile(args) => data::reconcile(args).await,
             Command::Explain(args) => data::explain(args).await,
             Command::ExportIds(args) => loadtest::export_ids(args).await,
             Command::WriteLoad(args) => loadtest::write_load(args).await,

@@ -448,7 +448,14 @@ pub async fn provision_local(cluster: &LocalCluster, dbname: &str, fresh: bool) 
     // slot decodes all of the cluster's WAL): copy the replicas afresh.
     if provision::lost_slots(&primary.url(dbname)).await? > 0 {
         println!("replicas of {dbname} lost their slots (max_slot_wal_keep_size): resyncing them");
-        provision::resync(&primary.url(dbname), &replica_urls, &from_replicas, CATCH_UP_TIMEOUT).await?;
+        provision::resync(
+            &primary.url(dbname),
+            &replica_urls,
+            Some(&from_replicas),
+            provision::Slot::Create,
+            CATCH_UP_TIMEOUT,
+        )
+        .await?;
     }
     provision::wait_for_replicas(&primary.url(dbname), &replica_urls, CATCH_UP_TIMEOUT).await?;
     Ok((primary.url(dbname), replica_urls))

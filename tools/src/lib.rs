@@ -14,6 +14,8 @@
 //! - `backup`: pgBackRest: the local cluster's archive settings, running
 //!   pgbackrest, and the backup report for Prometheus;
 //! - `check`: rebuilt versus stored documents on every node;
+//! - `reconcile`: after a failover, a replica checked against the new
+//!   primary, and copied afresh if it differs;
 //! - `tokens`: issuing, listing and revoking the service's bearer tokens;
 //! - `secrets`: the local cluster's passwords and development token;
 //! - `explain`: EXPLAIN (ANALYZE, BUFFERS) of every statement the API runs.
@@ -28,6 +30,7 @@ pub mod generate;
 pub mod layout;
 pub mod load;
 pub mod provision;
+pub mod reconcile;
 pub mod secrets;
 pub mod tokens;
 pub mod wait;

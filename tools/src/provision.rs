@@ -136,6 +136,19 @@ pub async fn ensure_publication(primary_url: &str) -> ToolResult<()> {
 /// replica as `primary_conninfo`, under subscription (and slot) name
 /// `sub_name`, unless that subscription exists.
 pub async fn ensure_subscription(replica_url: &str, primary_conninfo: &str, sub_name: &str) -> ToolResult<()> {
+    subscribe(replica_url, primary_conninfo, sub_name, Slot::Create).await
+}
+
+/// Whether subscribing creates the slot on the primary, or uses the one
+/// there: a Patroni cluster's permanent slot (deploy/patroni.sh), which
+/// Patroni itself re-creates, and which must outlive any subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Create,
+    Existing,
+}
+
+async fn subscribe(replica_url: &str, primary_conninfo: &str, sub_name: &str, slot: Slot) -> ToolResult<()> {
     let client = connect(replica_url).await?;
     let exists = client.query_opt("select 1 from pg_subscription where subname = $1", &[&sub_name]).await?.is_some();
     if !exists {
@@ -144,9 +157,11 @@ pub async fn ensure_subscription(replica_url: &str, primary_conninfo: &str, sub_
         // mirrors replication/subscription.sql.
         client
             .batch_execute(&format!(
-                "create subscription {} connection {} publication {PUBLICATION_NAME} with (copy_data = true)",
+                "create subscription {} connection {} publication {PUBLICATION_NAME} \
+                 with (copy_data = true, create_slot = {})",
                 ident(sub_name)?,
-                literal(primary_conninfo)
+                literal(primary_conninfo),
+                slot == Slot::Create
             ))
             .await?;
     }
@@ -225,6 +240,7 @@ pub struct Detached {
     pub replica_url: String,
     pub name: String,
     pub conninfo: String,
+    pub slot: Slot,
 }
 
 /// Drops every replica's subscription (and so its slot on the primary), so
@@ -236,7 +252,7 @@ pub async fn detach(replica_urls: &[String]) -> ToolResult<Vec<Detached>> {
         let client = connect(url).await?;
         for (name, conninfo) in subscriptions(&client).await? {
             drop_subscription(&client, &name).await?;
-            detached.push(Detached { replica_url: url.clone(), name, conninfo });
+            detached.push(Detached { replica_url: url.clone(), name, conninfo, slot: Slot::Create });
         }
     }
     Ok(detached)
@@ -262,7 +278,7 @@ pub async fn attach(primary_url: &str, detached: &[Detached], timeout: Duration)
     for d in detached {
         let client = connect(&d.replica_url).await?;
         client.batch_execute(&format!("truncate {}", READ_MODEL_TABLES.join(", "))).await?;
-        ensure_subscription(&d.replica_url, &d.conninfo, &d.name).await?;
+        subscribe(&d.replica_url, &d.conninfo, &d.name, d.slot).await?;
     }
     for d in detached {
         let client = connect(&d.replica_url).await?;
@@ -317,33 +333,66 @@ pub async fn lost_slots(primary_url: &str) -> ToolResult<i64> {
 /// reads the others or the primary, and the fence lifts once the replica
 /// has caught up. Replicas are resynced one at a time, so the others keep
 /// serving. If this is interrupted, run it again: it lifts the fence.
+///
+/// `primary_conninfo` None keeps each subscription's own connection string.
+/// With `Slot::Existing` (a Patroni cluster's permanent slot) the slot on
+/// the primary is kept and the new subscription uses it: the copy's own
+/// snapshot decides where each table's changes start, so a slot behind
+/// it loses nothing and repeats nothing.
 pub async fn resync(
     primary_url: &str,
     replica_urls: &[String],
-    primary_conninfo: &str,
+    primary_conninfo: Option<&str>,
+    slot: Slot,
     timeout: Duration,
 ) -> ToolResult<()> {
     let primary = connect(primary_url).await?;
     for (i, url) in replica_urls.iter().enumerate() {
         let client = connect(url).await?;
-        let old = detach(std::slice::from_ref(url)).await?;
-        let name = old.into_iter().next().map_or_else(|| format!("atelier_replica{}", i + 1), |d| d.name);
-        // A slot of that name left on the new primary (a restored copy of
-        // the old one carries none; a primary this replica left does) would
-        // make the new subscription fail.
-        primary
-            .execute(
-                "select pg_drop_replication_slot(slot_name) from pg_replication_slots
-                 where slot_name = $1 and not active",
-                &[&name],
-            )
-            .await?;
+        let old = subscriptions(&client).await?;
+        for (name, _) in &old {
+            match slot {
+                Slot::Create => drop_subscription(&client, name).await?,
+                Slot::Existing => drop_subscription_keeping_slot(&client, name).await?,
+            }
+        }
+        let (name, old_conninfo) =
+            old.into_iter().next().unwrap_or_else(|| (format!("atelier_replica{}", i + 1), String::new()));
+        let conninfo = primary_conninfo.map_or(old_conninfo, str::to_string);
+        if conninfo.is_empty() {
+            return Err(ToolError::msg(format!(
+                "{} has no subscription to take a connection string from",
+                redact(url)
+            )));
+        }
+        if slot == Slot::Create {
+            // A slot of that name left on the new primary (a restored copy
+            // of the old one carries none; a primary this replica left
+            // does) would make the new subscription fail.
+            primary
+                .execute(
+                    "select pg_drop_replication_slot(slot_name) from pg_replication_slots
+                     where slot_name = $1 and not active",
+                    &[&name],
+                )
+                .await?;
+        }
         fence(&client, true).await?;
-        let one = [Detached { replica_url: url.clone(), name, conninfo: primary_conninfo.to_string() }];
+        let one = [Detached { replica_url: url.clone(), name, conninfo, slot }];
         let attached = attach(primary_url, &one, timeout).await;
         fence(&client, false).await?;
         attached?;
     }
+    Ok(())
+}
+
+/// Drops a subscription but not its slot on the publisher.
+async fn drop_subscription_keeping_slot(client: &tokio_postgres::Client, name: &str) -> ToolResult<()> {
+    let name = ident(name)?;
+    client
+        .batch_execute(&format!("alter subscription {name} disable; alter subscription {name} set (slot_name = none)"))
+        .await?;
+    client.batch_execute(&format!("drop subscription {name}")).await?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The catalog's data: `atelier load`, `generate`, `check`, `explain`.
+//! The catalog's data: `atelier load`, `generate`, `check`, `reconcile`,
+//! `explain`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use crate::commands::AdminUrls;
 use atelier_schema::DocumentKind;
 use atelier_tools::generate::{Catalog, DEFAULT_SEED, FULL_SIZE_PRODUCTS};
 use atelier_tools::load::{self, LoadOptions, Source};
-use atelier_tools::{check, csv, explain, provision, ToolError, ToolResult};
+use atelier_tools::{check, csv, explain, provision, reconcile, ToolError, ToolResult};
 
 /// How long `check` waits for the replicas to catch up before comparing.
 const CHECK_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -136,5 +137,102 @@ pub async fn explain(args: ExplainArgs) -> ToolResult<()> {
         }
     }
     print!("{}", explain::summary_table(&plans));
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ReconcileArgs {
+    /// The primary (the owner; with a multi-host URL and
+    /// target_session_attrs=read-write, whichever node leads) and this
+    /// replica (a superuser: a re-copy subscribes again), one URL.
+    #[command(flatten)]
+    databases: AdminUrls,
+    /// The reconciliation ledger: a Prometheus text file with the counts by
+    /// result and the primary timeline last reconciled. Without it, every
+    /// run reconciles.
+    #[arg(long, env = "ATELIER_RECONCILE_STATE")]
+    state: Option<PathBuf>,
+    /// The replica streams from a Patroni cluster's permanent slot: a
+    /// re-copy keeps the slot instead of creating one.
+    #[arg(long)]
+    keep_slot: bool,
+    /// How long catching up and a re-copy may take.
+    #[arg(long, default_value_t = 600)]
+    timeout_s: u64,
+}
+
+/// `atelier reconcile`: once per new primary timeline (each promotion
+/// starts one), compare the replica with the primary and re-copy it if it
+/// differs (tools/src/reconcile.rs says why it can). Prints one line of
+/// what it found; exits 1 if it could not finish.
+pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
+    let db = args.databases;
+    let [replica] = &db.replica_urls[..] else {
+        return Err(ToolError::msg("reconcile takes exactly one replica URL: the replica it runs beside"));
+    };
+    let mut ledger = match &args.state {
+        Some(path) => reconcile::Ledger::parse(&std::fs::read_to_string(path).unwrap_or_default()),
+        None => reconcile::Ledger::default(),
+    };
+    let timeline = reconcile::primary_timeline(&db.primary_url).await?;
+    if args.state.is_some() {
+        match ledger.timeline {
+            // First run beside a replica just copied: nothing to compare
+            // with yet; remember where the primary is.
+            None => {
+                ledger.timeline = Some(timeline);
+                println!("reconcile: primary on timeline {timeline}; recorded");
+                return save(args.state.as_deref(), &ledger);
+            }
+            Some(done) if done >= timeline => return Ok(()),
+            Some(_) => {}
+        }
+    }
+    let started = Instant::now();
+    let slot = if args.keep_slot { provision::Slot::Existing } else { provision::Slot::Create };
+    let outcome = reconcile::reconcile(&db.primary_url, replica, slot, Duration::from_secs(args.timeout_s)).await;
+    let result = match outcome {
+        Ok(reconcile::Outcome::Consistent { passes }) => {
+            ledger.consistent += 1;
+            println!(
+                "reconcile: primary timeline {timeline}: the replica is consistent ({passes} comparisons, {:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Ok(reconcile::Outcome::Resynced { reason, after }) => {
+            ledger.resynced += 1;
+            println!(
+                "reconcile: primary timeline {timeline}: re-copied the replica ({reason}); {} differences after, {:.1} s",
+                after.len(),
+                started.elapsed().as_secs_f64()
+            );
+            if after.is_empty() {
+                Ok(())
+            } else {
+                Err(ToolError::msg("the replica still differs after a re-copy"))
+            }
+        }
+        Err(error) => Err(error),
+    };
+    match &result {
+        Ok(()) => ledger.timeline = Some(timeline),
+        // The timeline stays as it was, so the next run tries again.
+        Err(error) => {
+            ledger.failed += 1;
+            println!("reconcile: primary timeline {timeline}: failed: {error}");
+        }
+    }
+    save(args.state.as_deref(), &ledger)?;
+    result
+}
+
+/// Writes the ledger whole (a temporary file renamed), so a reader never
+/// sees half of it.
+fn save(path: Option<&std::path::Path>, ledger: &reconcile::Ledger) -> ToolResult<()> {
+    let Some(path) = path else { return Ok(()) };
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, ledger.render())?;
+    std::fs::rename(&partial, path)?;
     Ok(())
 }

@@ -58,8 +58,14 @@ pub async fn replicate(args: ReplicateArgs) -> ToolResult<()> {
     let from_replicas = args.primary_url_from_replicas.unwrap_or_else(|| db.primary_url.clone());
     if args.resync {
         let started = std::time::Instant::now();
-        provision::resync(&db.primary_url, &db.replica_urls, &from_replicas, Duration::from_secs(args.timeout_s))
-            .await?;
+        provision::resync(
+            &db.primary_url,
+            &db.replica_urls,
+            Some(&from_replicas),
+            provision::Slot::Create,
+            Duration::from_secs(args.timeout_s),
+        )
+        .await?;
         println!(
             "{} replicas resynced from {} in {:.1} s",
             db.replica_urls.len(),
