@@ -49,7 +49,7 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 10] = [
+pub const MIGRATIONS: [Migration; 11] = [
     Migration {
         version: 1,
         name: "write_schema",
@@ -88,6 +88,12 @@ pub const MIGRATIONS: [Migration; 10] = [
         version: 10,
         name: "api_tokens",
         sql: include_str!("../../sql/api_tokens.sql"),
+        nodes: Nodes::PrimaryOnly,
+    },
+    Migration {
+        version: 11,
+        name: "reconcile_access",
+        sql: include_str!("../../sql/reconcile_access.sql"),
         nodes: Nodes::PrimaryOnly,
     },
 ];
