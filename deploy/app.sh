@@ -37,12 +37,6 @@ done
 leader_only=
 [[ "$ATELIER_PRIMARY_ADDRESS" == *,* ]] && leader_only=" target_session_attrs=read-write"
 env_file=$ATELIER_DATA_DIR/atelier.env
-# KEY='value': read the same by systemd's EnvironmentFile and by bash (the
-# connection strings hold spaces).
-env_line() {
-    case $2 in *"'"*|*$'\n'*) die "$1 must not hold a single quote or a newline" ;; esac
-    printf "%s='%s'\n" "$1" "$2"
-}
 env_content=$(
     echo "# Written by deploy/app.sh; edits are lost on the next run."
     env_line ATELIER_LISTEN "$ATELIER_LISTEN"

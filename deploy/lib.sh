@@ -43,6 +43,13 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
+# KEY='value': read the same by systemd's EnvironmentFile and by bash (the
+# connection strings hold spaces).
+env_line() {
+    case $2 in *"'"*|*$'\n'*) die "$1 must not hold a single quote or a newline" ;; esac
+    printf "%s='%s'\n" "$1" "$2"
+}
+
 # A SQL string literal.
 sql_literal() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
 

@@ -14,7 +14,9 @@
 #                             the replication slot on the primary), e.g. atelier_replica1
 #   ATELIER_APP_ADDRESSES     app servers (reader)
 #   ATELIER_OWNER_PASSWORD, ATELIER_READER_PASSWORD, and ATELIER_REPLICATOR_PASSWORD (how
-#                             the subscription logs in to the primary)
+#                             the subscription and the reconciliation log in to the primary)
+#   ATELIER_RECONCILE_SECONDS how often to look for a new primary timeline (default 15)
+#   ATELIER_METRICS_DIR       node_exporter textfile directory (default $ATELIER_DATA_DIR/metrics)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 for v in ATELIER_LISTEN_ADDRESS ATELIER_APP_ADDRESSES ATELIER_PRIMARY_ADDRESS ATELIER_SUBSCRIPTION \
@@ -71,4 +73,63 @@ if [ "$(subscribed_tables)" -lt "$published" ]; then
     say "subscription $sub refreshed: it listed fewer tables than the primary publishes"
 fi
 [ "$(subscribed_tables)" -ge "$published" ] || die "subscription $sub lists $(subscribed_tables) of $published published tables"
+
+# Reconciliation (`atelier reconcile`, tools/src/reconcile.rs): every
+# ATELIER_RECONCILE_SECONDS it asks the primary for its timeline; once per
+# new one (a failover, a restore) it compares this replica's documents with
+# what the primary's write model builds and re-copies the replica, fenced,
+# if they stay different. It logs in to the primary as the replicator (the
+# subscription's own login; migration V11 lets it read the documents as
+# built) and here as the superuser. Counts: $metrics_dir/atelier_reconcile.prom.
+# Only beside a Patroni cluster, which fails over by itself; a single
+# primary changes timeline only by a restore, which an operator follows with
+# `atelier replicate --resync` (docs/operations.md).
+if [ "$create_slot" = false ]; then
+metrics_dir=${ATELIER_METRICS_DIR:-$ATELIER_DATA_DIR/metrics}
+install -d -m 0755 -o postgres -g postgres "$metrics_dir"
+reconcile_env=$ATELIER_DATA_DIR/reconcile.env
+keep_slot=
+[ "$create_slot" = false ] && keep_slot=--keep-slot
+{
+    echo "# Written by deploy/replica.sh; edits are lost on the next run."
+    env_line ATELIER_ADMIN_PRIMARY_URL "$primary_conn password=$ATELIER_REPLICATOR_PASSWORD"
+    env_line ATELIER_ADMIN_REPLICA_URLS "host=$ATELIER_DATA_DIR/run port=$ATELIER_PG_PORT user=postgres dbname=$ATELIER_DATABASE"
+    env_line ATELIER_RECONCILE_STATE "$metrics_dir/atelier_reconcile.prom"
+} | write_if_changed "$reconcile_env" 0600 postgres:postgres || true
+every=${ATELIER_RECONCILE_SECONDS:-15}
+[[ "$every" =~ ^[1-9][0-9]*$ ]] || die "ATELIER_RECONCILE_SECONDS must be a whole number of seconds"
+if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
+    changed=0
+    write_if_changed /etc/systemd/system/atelier-reconcile.service 0644 root:root <<UNIT && changed=1
+[Unit]
+Description=atelier: reconcile this replica with a new primary timeline
+After=network-online.target
+
+[Service]
+Type=oneshot
+User=postgres
+EnvironmentFile=$reconcile_env
+ExecStart=$ATELIER_BIN reconcile $keep_slot
+UNIT
+    write_if_changed /etc/systemd/system/atelier-reconcile.timer 0644 root:root <<UNIT && changed=1
+[Unit]
+Description=atelier: look for a new primary timeline every $every s
+
+[Timer]
+OnBootSec=30s
+OnUnitInactiveSec=${every}s
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+UNIT
+    [ "$changed" = 1 ] && systemctl daemon-reload
+    systemctl enable --quiet --now atelier-reconcile.timer
+else
+    stamp=$(cat "$reconcile_env" "$ATELIER_BIN" | md5sum | cut -d' ' -f1)$every$keep_slot
+    supervised "$ATELIER_DATA_DIR/reconcile" "$stamp" \
+        env ATELIER_ENV_FILE="$reconcile_env" EVERY="$every" KEEP_SLOT="$keep_slot" bash -c 'set -a; source "$ATELIER_ENV_FILE"; set +a
+            while :; do runuser -u postgres -- "$0" reconcile $KEEP_SLOT; sleep "$EVERY"; done' "$ATELIER_BIN"
+fi
+fi
 say "replica ready on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"

@@ -5,10 +5,14 @@
 -- write model.
 --
 -- It compares the documents the write model builds now with the replica's,
--- so it reads the *_source views. A view runs with its owner's rights: this
--- grants the documents, as the triggers shape them, not the write model's
--- tables. And it bumps the heartbeat, to wait until the replica has
--- applied everything committed before it compares.
+-- so it reads the *_source views. A view reads its tables with its owner's
+-- rights: this grants the documents, as the triggers shape them, not the
+-- write model's tables. The functions a view calls, though, are checked
+-- against whoever queries it, so the JSON helpers the views shape with
+-- (pure functions of their argument) are granted too. And it bumps the
+-- heartbeat, to wait until the replica has applied everything committed
+-- before it compares.
 grant select on product_card_source, product_detail_source, product_styles_source, product_related_source
     to atelier_replicator;
+grant execute on function json_str(text), json_price(numeric), json_time(timestamptz) to atelier_replicator;
 grant update (beat) on replication_heartbeat to atelier_replicator;
