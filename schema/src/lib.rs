@@ -9,10 +9,13 @@
 //! - `Money`: cents, sent to PostgreSQL as a binary `numeric(12,2)`;
 //! - `roles`: the login roles and what each is for;
 //! - `tokens`: the bearer tokens writes need (scopes, shape, hash);
-//! - `local`: where the local cluster's nodes listen.
+//! - `local`: where the local cluster's nodes listen;
+//! - `connect`: one host of a multi-host URL at a time, each with a
+//!   deadline on its whole handshake (a frozen node must not stall it).
 //!
 //! The design itself is the SQL: read `sql/write_schema.sql` first.
 
+pub mod connect;
 pub mod local;
 pub mod migrations;
 mod money;

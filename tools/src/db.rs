@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-/// How long a tool waits to open a connection.
+/// How long a tool waits to open a connection to each host of its URL,
+/// unless the URL says (connect_timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An error from a tool: said to the user as it is.
@@ -40,10 +41,13 @@ impl ToolError {
 pub type ToolResult<T> = Result<T, ToolError>;
 
 /// Opens one connection (no pool) and drives it on a background task.
+/// Each host of a multi-host URL gets the connect timeout for its whole
+/// handshake (atelier_schema::connect): a frozen node is passed over.
 pub async fn connect(url: &str) -> ToolResult<Client> {
     let mut config: tokio_postgres::Config = url.parse()?;
-    config.connect_timeout(CONNECT_TIMEOUT);
-    let (client, connection) = config.connect(NoTls).await?;
+    let per_host = config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT);
+    config.connect_timeout(per_host);
+    let (client, connection) = atelier_schema::connect::connect(&config, per_host).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "tool connection closed");

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use postgres_types::{FromSql, Type};
-use tokio_postgres::NoTls;
 
 use crate::config::{Config, ConfigError};
 
@@ -90,15 +89,52 @@ pub(crate) fn node_config(url: &str, config: &Config) -> Result<tokio_postgres::
     Ok(pg)
 }
 
+/// How much longer than every host's connect timeout the pool waits for a
+/// new connection before it gives up itself.
+const CREATE_TIMEOUT_SLACK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Opens the pools' connections host by host, each host's whole handshake
+/// within `per_host` (atelier_schema::connect says why).
+struct EachHost {
+    per_host: std::time::Duration,
+}
+
+impl deadpool_postgres::Connect for EachHost {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let pg = pg.clone();
+        Box::pin(async move {
+            let (client, connection) = atelier_schema::connect::connect(&pg, self.per_host).await?;
+            let driver = tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "pooled connection closed");
+                }
+            });
+            Ok((client, driver))
+        })
+    }
+}
+
 fn build_pool(url: &str, size: usize, config: &Config) -> Result<Pool, ConfigError> {
     let pg = node_config(url, config)?;
     // The connect timeout applies to each host of a multi-host URL (a
-    // Patroni cluster's nodes, tried in order until one takes writes), so
-    // opening a connection may take that long per host: with one host cut
-    // off, a timeout of one host's length would give up before the next.
+    // Patroni cluster's nodes, tried in order until one takes writes), to
+    // its whole handshake (EachHost), so opening a connection may take that
+    // long per host: with one host cut off or frozen, a timeout of one
+    // host's length would give up before the next. The pool's own timeout
+    // is a backstop, a little longer than every host's.
     let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
-    let create_timeout = config.connect_timeout().saturating_mul(hosts);
-    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let create_timeout = config.connect_timeout().saturating_mul(hosts) + CREATE_TIMEOUT_SLACK;
+    let manager = Manager::from_connect(
+        pg,
+        EachHost { per_host: config.connect_timeout() },
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
     Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
