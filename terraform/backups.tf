@@ -1,9 +1,9 @@
-# The backup repository: pgBackRest on the primary pushes every WAL segment
+# The backup repository: pgBackRest on the leading database node pushes every WAL segment
 # and its scheduled base backups here (deploy/backup.sh, repo1-type=s3,
 # instance credentials: no keys anywhere). A private bucket, versioned (a
 # deleted or overwritten backup stays recoverable for
 # backup_noncurrent_days), encrypted with the deployment's KMS key, TLS
-# only, and readable or writable by two roles only: the primary's, and the
+# only, and readable or writable by two roles only: the database nodes', and the
 # restore role's (read-only, for a host that restores a new primary or
 # rehearses it). pgBackRest's own retention (backup_retention_*) expires
 # backups; the lifecycle rule then removes their old versions.
@@ -39,7 +39,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "backup" {
 
 locals {
   # Who may touch the backups' objects at all.
-  backup_roles = [aws_iam_role.host["primary"].arn, aws_iam_role.host["restore"].arn]
+  backup_roles = [aws_iam_role.host["db"].arn, aws_iam_role.host["restore"].arn]
 }
 
 data "aws_iam_policy_document" "backup_bucket" {

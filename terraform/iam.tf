@@ -2,8 +2,10 @@
 # the scripts (every host), the binary (the database hosts run the
 # migrations and the load with it; the apps serve with it), and the
 # passwords of the database roles it uses (the balancer: its HTTPS
-# certificate and key), and the backup bucket (backups.tf): the primary
-# reads and writes it, the restore role only reads it. All may register
+# certificate and key), and the backup bucket (backups.tf): the database
+# nodes (db: the Patroni primary and its standby, either of which may lead
+# and archive) read and write it, the restore role only reads it. The etcd
+# witness needs only the scripts. All may register
 # with SSM Session Manager, the way in for operators (no inbound port
 # needed). The restore role has no instance of its own: attach its profile
 # to the host that restores a new primary or rehearses a restore
@@ -11,7 +13,8 @@
 
 locals {
   host_roles = {
-    primary = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false, backup = "write" }
+    db      = { binary = true, passwords = ["owner", "writer", "replicator", "standby", "rewind"], tls = false, backup = "write" }
+    witness = { binary = false, passwords = [], tls = false, backup = "none" }
     replica = { binary = true, passwords = ["owner", "reader", "replicator"], tls = false, backup = "none" }
     app     = { binary = true, passwords = ["writer", "reader"], tls = false, backup = "none" }
     lb      = { binary = false, passwords = [], tls = true, backup = "none" }

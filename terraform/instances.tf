@@ -36,19 +36,31 @@ locals {
   }
 }
 
-resource "aws_instance" "primary" {
+# The write model: two Patroni nodes (deploy/patroni.sh), db1 in the first
+# zone and db2 in the second, each also an etcd member (deploy/etcd.sh);
+# whichever holds Patroni's leader lock is the primary, the other its
+# synchronous standby. db1 bootstraps the cluster when both are new.
+locals {
+  etcd_members = merge({ for name, node in local.db_addrs : name => node.address }, { witness = local.witness_addr })
+  etcd_cluster = join(",", [for name, address in local.etcd_members : "${name}=${address}"])
+  etcd_hosts   = join(",", [for name, address in local.etcd_members : "${address}:2379"])
+  db_subnets   = { db = aws_subnet.db.id, standby = aws_subnet.standby.id }
+}
+
+resource "aws_instance" "db" {
+  for_each               = local.db_addrs
   ami                    = data.aws_ami.debian12.id
   instance_type          = var.db_instance_type
-  subnet_id              = aws_subnet.db.id
-  private_ip             = local.primary_addr
-  vpc_security_group_ids = [aws_security_group.primary.id]
-  iam_instance_profile   = aws_iam_instance_profile.host["primary"].name
+  subnet_id              = local.db_subnets[each.value.subnet]
+  private_ip             = each.value.address
+  vpc_security_group_ids = [aws_security_group.db.id]
+  iam_instance_profile   = aws_iam_instance_profile.host["db"].name
   # The write model lives here: no terminate by accident (the data volume
   # outlives the instance anyway, below).
   disable_api_termination = var.db_termination_protection
-  key_name               = var.admin_cidr == null ? null : var.ssh_key_name
-  monitoring             = true
-  ebs_optimized          = true
+  key_name                = var.admin_cidr == null ? null : var.ssh_key_name
+  monitoring              = true
+  ebs_optimized           = true
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -63,26 +75,34 @@ resource "aws_instance" "primary" {
     kms_key_id  = aws_kms_key.main.arn
   }
 
-  user_data = templatefile("${path.module}/user-data/primary.sh.tftpl", {
-    common               = local.common["primary"]
-    address              = local.primary_addr
-    app_cidr             = local.app_cidr
-    db_cidr              = local.db_cidr
-    shared_buffers       = var.db_shared_buffers
-    owner_parameter      = local.parameter["owner"]
-    writer_parameter     = local.parameter["writer"]
-    replicator_parameter = local.parameter["replicator"]
-    products             = var.products
-    data_volume          = aws_ebs_volume.db["primary"].id
-    backup_bucket        = aws_s3_bucket.backup.id
-    region               = var.region
-    backup_kms_key       = aws_kms_key.main.arn
+  user_data = templatefile("${path.module}/user-data/patroni.sh.tftpl", {
+    common                = local.common["db"]
+    node                  = each.key
+    address               = each.value.address
+    db_addresses          = local.primary_addrs
+    etcd_cluster          = local.etcd_cluster
+    etcd_hosts            = local.etcd_hosts
+    logical_slots         = join(",", [for i in range(var.replica_count) : "atelier_replica${i + 1}"])
+    patroni_ttl           = var.patroni_ttl
+    app_cidr              = local.app_cidr
+    replica_cidr          = local.db_cidr
+    shared_buffers        = var.db_shared_buffers
+    owner_parameter       = local.parameter["owner"]
+    writer_parameter      = local.parameter["writer"]
+    replicator_parameter  = local.parameter["replicator"]
+    standby_parameter     = local.parameter["standby"]
+    rewind_parameter      = local.parameter["rewind"]
+    products              = var.products
+    data_volume           = aws_ebs_volume.db[each.key].id
+    backup_bucket         = aws_s3_bucket.backup.id
+    region                = var.region
+    backup_kms_key        = aws_kms_key.main.arn
     backup_retention_full = var.backup_retention_full
     backup_retention_diff = var.backup_retention_diff
-    archive_timeout      = var.archive_timeout
+    archive_timeout       = var.archive_timeout
   })
 
-  tags       = { Name = "${var.name}-primary", Role = "primary" }
+  tags = { Name = "${var.name}-${each.key}", Role = "db" }
   depends_on = [
     # What a host needs in place before its first boot.
     aws_route.private_nat,
@@ -91,6 +111,51 @@ resource "aws_instance" "primary" {
     aws_s3_object.source,
     aws_iam_role_policy.host,
     aws_s3_bucket_policy.backup,
+  ]
+
+  lifecycle {
+    ignore_changes = [ami, user_data]
+  }
+}
+
+# The third etcd member, in a third zone: with it, losing either database
+# node's zone leaves a majority, so Patroni can still move the lock.
+resource "aws_instance" "witness" {
+  ami                    = data.aws_ami.debian12.id
+  instance_type          = var.witness_instance_type
+  subnet_id              = aws_subnet.witness.id
+  private_ip             = local.witness_addr
+  vpc_security_group_ids = [aws_security_group.witness.id]
+  iam_instance_profile   = aws_iam_instance_profile.host["witness"].name
+  key_name               = var.admin_cidr == null ? null : var.ssh_key_name
+  monitoring             = true
+  ebs_optimized          = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 8
+    encrypted   = true
+    kms_key_id  = aws_kms_key.main.arn
+  }
+
+  user_data = templatefile("${path.module}/user-data/witness.sh.tftpl", {
+    common       = local.common["witness"]
+    address      = local.witness_addr
+    etcd_cluster = local.etcd_cluster
+  })
+
+  tags = { Name = "${var.name}-witness", Role = "witness" }
+  depends_on = [
+    aws_route.private_nat,
+    aws_vpc_endpoint.s3,
+    aws_s3_object.source,
+    aws_iam_role_policy.host,
   ]
 
   lifecycle {
@@ -128,7 +193,7 @@ resource "aws_instance" "replica" {
     common               = local.common["replica"]
     address              = local.replica_addrs[count.index]
     app_cidr             = local.app_cidr
-    primary_address      = local.primary_addr
+    primary_address      = local.primary_addrs
     subscription         = "atelier_replica${count.index + 1}"
     shared_buffers       = var.db_shared_buffers
     owner_parameter      = local.parameter["owner"]
@@ -158,30 +223,42 @@ resource "aws_instance" "replica" {
 # `terraform destroy` and any plan that would delete one fail: deleting a
 # database takes editing this file on purpose.
 locals {
-  # Every database host and its role: the primary and replica1..N.
-  db_hosts = merge({ primary = "primary" }, { for i in range(var.replica_count) : "replica${i + 1}" => "replica" })
+  # Every database host, its role and its zone: db1, db2 and replica1..N.
+  db_hosts = merge(
+    { for name, node in local.db_addrs : name => { role = "db", zone = node.zone } },
+    { for i in range(var.replica_count) : "replica${i + 1}" => { role = "replica", zone = local.az } },
+  )
 }
 
 resource "aws_ebs_volume" "db" {
   for_each          = local.db_hosts
-  availability_zone = local.az
+  availability_zone = each.value.zone
   type              = "gp3"
   size              = var.db_volume_gb
   iops              = var.db_volume_iops
   encrypted         = true
   kms_key_id        = aws_kms_key.main.arn
-  tags              = { Name = "${var.name}-${each.key}-data", Role = each.value }
+  tags              = { Name = "${var.name}-${each.key}-data", Role = each.value.role }
 
   lifecycle {
     prevent_destroy = true
+    # Chosen once, like the subnets' zones.
+    ignore_changes = [availability_zone]
   }
+}
+
+# The single primary's volume is db1's now (a deployment made before the
+# standby existed keeps its data).
+moved {
+  from = aws_ebs_volume.db["primary"]
+  to   = aws_ebs_volume.db["db1"]
 }
 
 resource "aws_volume_attachment" "db" {
   for_each    = local.db_hosts
   device_name = "/dev/sdf"
   volume_id   = aws_ebs_volume.db[each.key].id
-  instance_id = each.key == "primary" ? aws_instance.primary.id : aws_instance.replica[tonumber(trimprefix(each.key, "replica")) - 1].id
+  instance_id = each.value.role == "db" ? aws_instance.db[each.key].id : aws_instance.replica[tonumber(trimprefix(each.key, "replica")) - 1].id
 }
 
 resource "aws_instance" "app" {
@@ -213,11 +290,13 @@ resource "aws_instance" "app" {
     common            = local.common["app"]
     address           = local.app_addrs[count.index]
     app_port          = var.app_port
-    primary_address   = local.primary_addr
+    primary_address   = local.primary_addrs
     replica_addresses = join(",", local.replica_addrs)
     writer_parameter  = local.parameter["writer"]
     reader_parameter  = local.parameter["reader"]
-    app_settings      = var.app_settings
+    # Both write model nodes are in the URL: a connection tries each for
+    # this long (a cut-off node must not hold a new connection for long).
+    app_settings = merge({ ATELIER_CONNECT_TIMEOUT_MS = "1000" }, var.app_settings)
     lb_address        = local.lb_address
   })
   user_data_replace_on_change = true

@@ -1,7 +1,12 @@
-# One VPC in one availability zone: a public subnet (the balancer and the
-# NAT gateway), a private subnet for the app servers and one for the
-# databases. Private hosts reach Debian's mirrors and AWS's APIs through the
-# NAT gateway, and S3 through a gateway endpoint.
+# One VPC over three availability zones: in the first, a public subnet (the
+# balancer and the NAT gateway), a private subnet for the app servers and
+# one for the databases (the write model's first node, db1, and the read
+# replicas); in the second, db2, the synchronous standby; in the third, the
+# etcd witness, so that losing any one zone leaves two of the three etcd
+# members (in a region with two usable zones the witness shares the first,
+# and losing that zone then stops automatic failover). Private hosts reach
+# Debian's mirrors and AWS's APIs through the NAT gateway (only needed at
+# boot), and S3 through a gateway endpoint.
 
 # The zone: the one asked for, else the first of the region's available
 # zones that offers every instance type used (some accounts have no "a"
@@ -12,7 +17,7 @@ data "aws_availability_zones" "available" {
 }
 
 data "aws_ec2_instance_type_offerings" "by_type" {
-  for_each      = toset([var.db_instance_type, var.app_instance_type, var.lb_instance_type])
+  for_each      = toset([var.db_instance_type, var.app_instance_type, var.lb_instance_type, var.witness_instance_type])
   location_type = "availability-zone"
   filter {
     name   = "instance-type"
@@ -30,18 +35,39 @@ locals {
 check "a_zone_offers_every_instance_type" {
   assert {
     condition     = var.availability_zone != null || length(local.zones_with_every_type) > 0
-    error_message = "No available zone in ${var.region} offers all of ${var.db_instance_type}, ${var.app_instance_type} and ${var.lb_instance_type}: pick other types, or set availability_zone."
+    error_message = "No available zone in ${var.region} offers all of ${var.db_instance_type}, ${var.app_instance_type}, ${var.lb_instance_type} and ${var.witness_instance_type}: pick other types, or set availability_zone."
+  }
+}
+
+check "a_second_zone_for_the_standby" {
+  assert {
+    condition     = length(local.standby_zones) > 0
+    error_message = "No second zone in ${var.region} offers every instance type: the standby would share db1's zone, and a zone failure would take both."
   }
 }
 
 locals {
   az            = coalesce(var.availability_zone, try(local.zones_with_every_type[0], null))
+  # The standby's zone and the witness's: the next zones that offer every
+  # type (the first zone again, only when there is no other).
+  standby_zones = [for zone in local.zones_with_every_type : zone if zone != local.az]
+  standby_az    = try(local.standby_zones[0], local.az)
+  witness_az    = try(local.standby_zones[1], local.az)
+  standby_cidr  = cidrsubnet(var.vpc_cidr, 8, 3)
+  witness_cidr  = cidrsubnet(var.vpc_cidr, 8, 4)
   public_cidr   = cidrsubnet(var.vpc_cidr, 8, 0)
   app_cidr      = cidrsubnet(var.vpc_cidr, 8, 1)
   db_cidr       = cidrsubnet(var.vpc_cidr, 8, 2)
   lb_address    = cidrhost(local.public_cidr, 30)
   nat_address   = cidrhost(local.public_cidr, 20)
-  primary_addr  = cidrhost(local.db_cidr, 10)
+  # The write model's nodes (Patroni): db1 in the first zone, db2 in the
+  # second; either may lead.
+  db_addrs = {
+    db1 = { address = cidrhost(local.db_cidr, 10), subnet = "db", zone = local.az }
+    db2 = { address = cidrhost(local.standby_cidr, 10), subnet = "standby", zone = local.standby_az }
+  }
+  primary_addrs = join(",", [for name, node in local.db_addrs : node.address])
+  witness_addr  = cidrhost(local.witness_cidr, 10)
   replica_addrs = [for i in range(var.replica_count) : cidrhost(local.db_cidr, 11 + i)]
   app_addrs     = [for i in range(var.app_count) : cidrhost(local.app_cidr, 41 + i)]
 }
@@ -92,6 +118,28 @@ resource "aws_subnet" "db" {
 
   # Chosen once: a zone AWS adds later must not replace the subnet (and
   # every host in it).
+  lifecycle {
+    ignore_changes = [availability_zone]
+  }
+}
+
+resource "aws_subnet" "standby" {
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = local.standby_cidr
+  availability_zone = local.standby_az
+  tags              = { Name = "${var.name}-db-standby" }
+
+  lifecycle {
+    ignore_changes = [availability_zone]
+  }
+}
+
+resource "aws_subnet" "witness" {
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = local.witness_cidr
+  availability_zone = local.witness_az
+  tags              = { Name = "${var.name}-witness" }
+
   lifecycle {
     ignore_changes = [availability_zone]
   }
@@ -152,6 +200,16 @@ resource "aws_route_table_association" "app" {
 
 resource "aws_route_table_association" "db" {
   subnet_id      = aws_subnet.db.id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_route_table_association" "standby" {
+  subnet_id      = aws_subnet.standby.id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_route_table_association" "witness" {
+  subnet_id      = aws_subnet.witness.id
   route_table_id = aws_route_table.private.id
 }
 

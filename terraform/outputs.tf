@@ -12,7 +12,8 @@ output "private_addresses" {
   description = "Private addresses of every host."
   value = {
     lb       = local.lb_address
-    primary  = local.primary_addr
+    db       = { for name, node in local.db_addrs : name => node.address }
+    witness  = local.witness_addr
     replicas = local.replica_addrs
     apps     = local.app_addrs
   }
@@ -22,7 +23,8 @@ output "instance_ids" {
   description = "Instance ids, for aws ssm start-session --target."
   value = {
     lb       = aws_instance.lb.id
-    primary  = aws_instance.primary.id
+    db       = { for name, host in aws_instance.db : name => host.id }
+    witness  = aws_instance.witness.id
     replicas = aws_instance.replica[*].id
     apps     = aws_instance.app[*].id
   }
@@ -31,8 +33,10 @@ output "instance_ids" {
 output "psql" {
   description = "How to read query plans with psql on the primary and on a replica (Session Manager; no inbound port)."
   value       = <<-EOT
-    primary:  aws ssm start-session --region ${var.region} --target ${aws_instance.primary.id}
+    which node leads: curl -s http://${local.db_addrs.db1.address}:8008/cluster   (from a database node), or /readyz's "primary"
+    db1:      aws ssm start-session --region ${var.region} --target ${aws_instance.db["db1"].id}
               sudo -u postgres psql -h /var/lib/atelier/run atelier
+    db2:      aws ssm start-session --region ${var.region} --target ${aws_instance.db["db2"].id}
     replica1: aws ssm start-session --region ${var.region} --target ${aws_instance.replica[0].id}
               sudo -u postgres psql -h /var/lib/atelier/run atelier   (then \i /opt/atelier/sql/explain.sql)
     boot log: sudo cat /var/log/atelier-boot.log
@@ -42,10 +46,10 @@ output "psql" {
 output "jmeter" {
   description = "The JMeter plan and the stepped stress test against this deployment, from a checkout (the ids come from the primary through a Session Manager tunnel)."
   value       = <<-EOT
-    # 1. a tunnel to the primary (keep it open in its own terminal)
-    aws ssm start-session --region ${var.region} --target ${aws_instance.primary.id} \
+    # 1. a tunnel to the leading node, db1 unless a failover moved it (keep it open in its own terminal)
+    aws ssm start-session --region ${var.region} --target ${aws_instance.db["db1"].id} \
       --document-name AWS-StartPortForwardingSessionToRemoteHost \
-      --parameters host=${local.primary_addr},portNumber=5432,localPortNumber=15432
+      --parameters host=${local.db_addrs.db1.address},portNumber=5432,localPortNumber=15432
     # 2. the owner's password, for the tools
     export ATELIER_ADMIN_PRIMARY_URL="host=127.0.0.1 port=15432 user=atelier_owner dbname=atelier password=$(aws ssm get-parameter --region ${var.region} --with-decryption --name ${local.parameter["owner"]} --query Parameter.Value --output text)"
     # 3. a token for the POSTs (stock:write), in the environment only
@@ -59,11 +63,11 @@ output "jmeter" {
 
 output "ssh" {
   description = "SSH through the balancer as a jump host, when admin_cidr and ssh_key_name are set."
-  value       = var.admin_cidr == null ? "SSH is off (admin_cidr unset): use Session Manager (see the psql output)." : "ssh -J admin@${aws_eip.lb.public_ip} admin@${local.primary_addr}"
+  value       = var.admin_cidr == null ? "SSH is off (admin_cidr unset): use Session Manager (see the psql output)." : "ssh -J admin@${aws_eip.lb.public_ip} admin@${local.db_addrs.db1.address}"
 }
 
 output "backup_bucket" {
-  description = "The backup repository (pgBackRest, repo1-type=s3, prefix /atelier): WAL archive and base backups of the primary."
+  description = "The backup repository (pgBackRest, repo1-type=s3, prefix /atelier): WAL archive and base backups of whichever write model node leads."
   value       = aws_s3_bucket.backup.id
 }
 

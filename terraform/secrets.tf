@@ -48,7 +48,9 @@ resource "aws_kms_alias" "main" {
 }
 
 locals {
-  roles = ["owner", "writer", "reader", "replicator"]
+  # standby and rewind: the Patroni nodes' physical replication and
+  # pg_rewind logins between themselves (deploy/patroni.sh).
+  roles = ["owner", "writer", "reader", "replicator", "standby", "rewind"]
 }
 
 resource "random_password" "role" {

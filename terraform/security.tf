@@ -1,11 +1,12 @@
 # One security group per host role, as tight as the roles: HTTP to the
 # balancer from var.http_cidrs; the app port only from the balancer;
-# PostgreSQL on the primary only from the apps and the replicas, on the
-# replicas only from the apps; SSH only when var.admin_cidr is set (to the
+# PostgreSQL on the write model's nodes (db) only from the apps, the
+# replicas and each other, on the replicas only from the apps; Patroni's
+# REST port and etcd only between the database nodes and the witness; SSH only when var.admin_cidr is set (to the
 # balancer from there, and from the balancer to the rest). Outbound: HTTP(S)
 # for Debian's mirrors and AWS's APIs, and each role's own peers.
 # pg_hba.conf on the database hosts admits each database role from its
-# subnet as a second fence (deploy/primary.sh, deploy/replica.sh).
+# subnet as a second fence (deploy/patroni.sh, deploy/replica.sh).
 
 locals {
   ssh = toset(var.admin_cidr == null ? [] : ["on"])
@@ -23,9 +24,15 @@ resource "aws_security_group" "app" {
   vpc_id      = aws_vpc.main.id
 }
 
-resource "aws_security_group" "primary" {
-  name        = "${var.name}-primary"
-  description = "atelier primary: PostgreSQL from the app servers and the replicas only"
+resource "aws_security_group" "db" {
+  name        = "${var.name}-db"
+  description = "atelier write model nodes: PostgreSQL from the apps, the replicas and each other; Patroni and etcd among the nodes and the witness"
+  vpc_id      = aws_vpc.main.id
+}
+
+resource "aws_security_group" "witness" {
+  name        = "${var.name}-witness"
+  description = "atelier etcd witness: etcd from the database nodes only"
   vpc_id      = aws_vpc.main.id
 }
 
@@ -94,11 +101,11 @@ resource "aws_vpc_security_group_ingress_rule" "app_from_lb" {
 
 resource "aws_vpc_security_group_egress_rule" "app_primary" {
   security_group_id            = aws_security_group.app.id
-  description                  = "PostgreSQL on the primary (writes)"
+  description                  = "PostgreSQL on the write model nodes (writes, to whichever leads)"
   ip_protocol                  = "tcp"
   from_port                    = 5432
   to_port                      = 5432
-  referenced_security_group_id = aws_security_group.primary.id
+  referenced_security_group_id = aws_security_group.db.id
 }
 
 resource "aws_vpc_security_group_egress_rule" "app_replicas" {
@@ -110,10 +117,10 @@ resource "aws_vpc_security_group_egress_rule" "app_replicas" {
   referenced_security_group_id = aws_security_group.replica.id
 }
 
-# --- primary --------------------------------------------------------------------
+# --- the write model's nodes (Patroni) and the etcd witness ---------------------
 
 resource "aws_vpc_security_group_ingress_rule" "primary_from_apps" {
-  security_group_id            = aws_security_group.primary.id
+  security_group_id            = aws_security_group.db.id
   description                  = "PostgreSQL from the app servers (atelier_writer)"
   ip_protocol                  = "tcp"
   from_port                    = 5432
@@ -122,7 +129,7 @@ resource "aws_vpc_security_group_ingress_rule" "primary_from_apps" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "primary_from_replicas" {
-  security_group_id            = aws_security_group.primary.id
+  security_group_id            = aws_security_group.db.id
   description                  = "PostgreSQL from the replicas (atelier_replicator: subscriptions)"
   ip_protocol                  = "tcp"
   from_port                    = 5432
@@ -143,11 +150,49 @@ resource "aws_vpc_security_group_ingress_rule" "replica_from_apps" {
 
 resource "aws_vpc_security_group_egress_rule" "replica_primary" {
   security_group_id            = aws_security_group.replica.id
-  description                  = "the subscription to the primary"
+  description                  = "the subscription and the reconciliation, to whichever write model node leads"
   ip_protocol                  = "tcp"
   from_port                    = 5432
   to_port                      = 5432
-  referenced_security_group_id = aws_security_group.primary.id
+  referenced_security_group_id = aws_security_group.db.id
+}
+
+# Between the database nodes: PostgreSQL (streaming to the standby,
+# pg_rewind), Patroni's REST API (each node asks the other's state before
+# it promotes), etcd's client and peer ports. From the witness: etcd's peer
+# port. Each rule both ways: an ingress on the receiver, an egress on the
+# sender.
+locals {
+  cluster_paths = {
+    db_postgres  = { from = "db", to = "db", port = 5432, what = "PostgreSQL between the write model nodes (standby, pg_rewind)" }
+    db_patroni   = { from = "db", to = "db", port = 8008, what = "Patroni REST API between the write model nodes" }
+    db_etcd      = { from = "db", to = "db", port = 2379, what = "etcd clients (Patroni) on the database nodes" }
+    db_etcd_peer = { from = "db", to = "db", port = 2380, what = "etcd peers on the database nodes" }
+    witness_etcd = { from = "db", to = "witness", port = 2379, what = "etcd clients (Patroni) to the witness" }
+    witness_peer = { from = "db", to = "witness", port = 2380, what = "etcd peers, database nodes to the witness" }
+    witness_back = { from = "witness", to = "db", port = 2380, what = "etcd peers, the witness to the database nodes" }
+  }
+  cluster_groups = { db = aws_security_group.db.id, witness = aws_security_group.witness.id }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "cluster" {
+  for_each                     = local.cluster_paths
+  security_group_id            = local.cluster_groups[each.value.to]
+  description                  = each.value.what
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = local.cluster_groups[each.value.from]
+}
+
+resource "aws_vpc_security_group_egress_rule" "cluster" {
+  for_each                     = local.cluster_paths
+  security_group_id            = local.cluster_groups[each.value.from]
+  description                  = each.value.what
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = local.cluster_groups[each.value.to]
 }
 
 # --- every host -------------------------------------------------------------------
@@ -155,7 +200,8 @@ resource "aws_vpc_security_group_egress_rule" "replica_primary" {
 locals {
   private_groups = {
     app     = aws_security_group.app.id
-    primary = aws_security_group.primary.id
+    db      = aws_security_group.db.id
+    witness = aws_security_group.witness.id
     replica = aws_security_group.replica.id
   }
   all_groups = merge(local.private_groups, { lb = aws_security_group.lb.id })

@@ -73,7 +73,7 @@ variable "app_count" {
 }
 
 variable "db_instance_type" {
-  description = "Instance type of the primary and the replicas (memory-optimised: the catalog's hot set stays in RAM)."
+  description = "Instance type of the write model's two nodes (primary and synchronous standby) and the replicas (memory-optimised: the catalog's hot set stays in RAM)."
   type        = string
   default     = "r6i.large"
 
@@ -108,6 +108,30 @@ variable "lb_instance_type" {
     # (Graviton) type would boot and never run it.
     condition     = !can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\.", var.lb_instance_type))
     error_message = "lb_instance_type: an Arm (Graviton, ...g.) type; the image and the binary are x86-64."
+  }
+}
+
+variable "witness_instance_type" {
+  description = "Instance type of the etcd witness, the third etcd member beside the two database nodes (etcd needs little: a leader lock and a few keys)."
+  type        = string
+  default     = "t3.micro"
+
+  validation {
+    # The image is Debian 12 for amd64: an Arm (Graviton) type would not boot it.
+    condition     = !can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\.", var.witness_instance_type))
+    error_message = "witness_instance_type: an Arm (Graviton, ...g.) type; the image is x86-64."
+  }
+}
+
+variable "patroni_ttl" {
+  description = "Seconds Patroni's leader lock lives without renewal: a failover starts about this long after the primary stops answering (rehearsed at 8; scripts/failover-rehearsal.sh)."
+  type        = number
+  default     = 8
+
+  validation {
+    # Patroni requires ttl >= loop_wait (1) + 2 x retry_timeout (3).
+    condition     = var.patroni_ttl >= 7 && var.patroni_ttl <= 60 && floor(var.patroni_ttl) == var.patroni_ttl
+    error_message = "patroni_ttl: a whole number of seconds from 7 (loop_wait 1 + 2 x retry_timeout 3) to 60."
   }
 }
 

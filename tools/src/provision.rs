@@ -223,7 +223,7 @@ pub fn ident(name: &str) -> ToolResult<&str> {
 }
 
 /// A SQL string literal.
-fn literal(text: &str) -> String {
+pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 

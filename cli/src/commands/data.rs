@@ -161,9 +161,10 @@ pub struct ReconcileArgs {
     timeout_s: u64,
 }
 
-/// `atelier reconcile`: once per new primary timeline (each promotion
-/// starts one), compare the replica with the primary and re-copy it if it
-/// differs (tools/src/reconcile.rs says why it can). Prints one line of
+/// `atelier reconcile`: every run, point a stalled subscription at the
+/// leader; once per new primary timeline (each promotion starts one),
+/// compare the replica with the primary and re-copy it if it is damaged
+/// (tools/src/reconcile.rs says why it can be). Prints one line of
 /// what it found; exits 1 if it could not finish.
 pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
     let db = args.databases;
@@ -174,6 +175,11 @@ pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
         Some(path) => reconcile::Ledger::parse(&std::fs::read_to_string(path).unwrap_or_default()),
         None => reconcile::Ledger::default(),
     };
+    // Every run: a subscription stuck on a node that no longer leads is
+    // pointed at the one that does (reconcile::follow_leader says why).
+    for change in reconcile::follow_leader(&db.primary_url, replica).await? {
+        println!("reconcile: {change}");
+    }
     let timeline = reconcile::primary_timeline(&db.primary_url).await?;
     if args.state.is_some() {
         match ledger.timeline {
@@ -192,10 +198,11 @@ pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
     let slot = if args.keep_slot { provision::Slot::Existing } else { provision::Slot::Create };
     let outcome = reconcile::reconcile(&db.primary_url, replica, slot, Duration::from_secs(args.timeout_s)).await;
     let result = match outcome {
-        Ok(reconcile::Outcome::Consistent { passes }) => {
+        Ok(reconcile::Outcome::Consistent { differing, changing }) => {
             ledger.consistent += 1;
             println!(
-                "reconcile: primary timeline {timeline}: the replica is consistent ({passes} comparisons, {:.1} s)",
+                "reconcile: primary timeline {timeline}: the replica is consistent ({differing} documents differed \
+                 while written, {changing} still changing, {:.1} s)",
                 started.elapsed().as_secs_f64()
             );
             Ok(())
@@ -203,11 +210,10 @@ pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
         Ok(reconcile::Outcome::Resynced { reason, after }) => {
             ledger.resynced += 1;
             println!(
-                "reconcile: primary timeline {timeline}: re-copied the replica ({reason}); {} differences after, {:.1} s",
-                after.len(),
+                "reconcile: primary timeline {timeline}: re-copied the replica ({reason}); {after} damaged after, {:.1} s",
                 started.elapsed().as_secs_f64()
             );
-            if after.is_empty() {
+            if after == 0 {
                 Ok(())
             } else {
                 Err(ToolError::msg("the replica still differs after a re-copy"))
