@@ -103,7 +103,7 @@ pub async fn reconcile(primary_url: &str, replica_url: &str, slot: Slot, timeout
 async fn compare(primary_url: &str, replica_url: &str, timeout: Duration) -> ToolResult<Verdict> {
     let replicas = [replica_url.to_string()];
     let started = Instant::now();
-    if let Err(error) = provision::wait_for_replicas(primary_url, &replicas, timeout).await {
+    if let Err(error) = catch_up(primary_url, replica_url, timeout).await {
         return Ok(Verdict::Behind(error.to_string()));
     }
     let mut pending: BTreeSet<Item> = check(primary_url, &replicas)
@@ -121,7 +121,7 @@ async fn compare(primary_url: &str, replica_url: &str, timeout: Duration) -> Too
         }
         let before = values(&primary, &pending).await?;
         let left = timeout.saturating_sub(started.elapsed());
-        if let Err(error) = provision::wait_for_replicas(primary_url, &replicas, left).await {
+        if let Err(error) = catch_up(primary_url, replica_url, left).await {
             return Ok(Verdict::Behind(error.to_string()));
         }
         let copy = values(&replica, &pending).await?;
@@ -145,6 +145,26 @@ async fn compare(primary_url: &str, replica_url: &str, timeout: Duration) -> Too
         pending = changing;
     }
     Ok(Verdict::Clean { differing, changing: pending.len() })
+}
+
+/// Waits until the replica has applied everything the primary committed
+/// before this call, pointing a stalled subscription at the leader while it
+/// waits (a failover can stall it at any moment, not only before a run).
+async fn catch_up(primary_url: &str, replica_url: &str, timeout: Duration) -> ToolResult<()> {
+    let replicas = [replica_url.to_string()];
+    let started = Instant::now();
+    loop {
+        for change in follow_leader(primary_url, replica_url).await? {
+            tracing::info!("{change}");
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        let attempt = left.min(STALL + Duration::from_secs(5));
+        match provision::wait_for_replicas(primary_url, &replicas, attempt).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt >= left => return Err(error),
+            Err(_) => {}
+        }
+    }
 }
 
 /// The table an item of `check`'s report lives in.
