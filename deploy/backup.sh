@@ -129,18 +129,28 @@ ensure_backups() {
         say "first full backup"
         pgbackrest_cmd backup --type=full >/dev/null
     fi
+    install_backup_timers
+}
+
+# The systemd timers for scheduled backups and the report. A backup runs
+# only where PostgreSQL is the primary (ExecCondition): on a Patroni
+# cluster both nodes get the timers, and whichever leads on the day backs
+# up. ATELIER_POSTGRES_UNIT names the unit that runs PostgreSQL here.
+install_backup_timers() {
     install -d -m 0750 -o postgres -g postgres "$ATELIER_BACKUP_METRICS_DIR"
     [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ] || return 0
-    local changed=0 kind calendar
+    local changed=0 kind calendar unit=${ATELIER_POSTGRES_UNIT:-atelier-postgres.service}
     write_if_changed /etc/systemd/system/atelier-backup@.service 0644 root:root <<UNIT && changed=1
 [Unit]
 Description=atelier: pgBackRest %i backup of the primary
-After=atelier-postgres.service
-Requires=atelier-postgres.service
+After=$unit
+Requires=$unit
 
 [Service]
 Type=oneshot
 User=postgres
+# ($$ is systemd's escape for a literal $: sh runs the psql.)
+ExecCondition=/bin/sh -c 'test "\$\$(psql -h $ATELIER_DATA_DIR/run -p $ATELIER_PG_PORT -d postgres -XAtqc "select pg_is_in_recovery()")" = f'
 ExecStart=/usr/bin/pgbackrest --config=$ATELIER_PGBACKREST_CONFIG --stanza=atelier --type=%i backup
 UNIT
     for kind in full diff; do

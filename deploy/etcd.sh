@@ -45,7 +45,9 @@ args=(--name "$ATELIER_ETCD_NAME" --data-dir "$data"
       # lets it: its raised term deposes the leader, and for a few seconds
       # nobody can renew Patroni's lock, so the new primary demotes itself;
       # seen in scripts/failover-rehearsal.sh).
-      --pre-vote=true)
+      --pre-vote=true
+      # Patroni talks to etcd over the v2 API (deploy/patroni.sh says why).
+      --enable-v2=true)
 if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
     unit=/etc/systemd/system/atelier-etcd.service
     if write_if_changed "$unit" 0644 root:root <<UNIT; then systemctl daemon-reload; systemctl restart atelier-etcd; fi

@@ -26,11 +26,14 @@
 #   ATELIER_PATRONI_TTL      seconds the leader lock lives without renewal (default 8): a failover
 #                            starts about this long after the primary stops answering
 #   ATELIER_PATRONI_LOOP_WAIT, ATELIER_PATRONI_RETRY_TIMEOUT (defaults 1 and 3)
-# Backups: as deploy/primary.sh (deploy/backup.sh), from whichever node leads; both archive
-# to the same repository (S3 on EC2).
+# Backups: as deploy/primary.sh (deploy/backup.sh): both nodes get the timers, and each
+# scheduled backup runs on whichever node leads then; both archive to the same repository
+# (S3 on EC2), and only the leader archives.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/backup.sh"
+# The backup timers' PostgreSQL is Patroni's (deploy/backup.sh).
+export ATELIER_POSTGRES_UNIT=atelier-patroni.service
 for v in ATELIER_NODE_NAME ATELIER_LISTEN_ADDRESS ATELIER_DB_ADDRESSES ATELIER_ETCD_HOSTS \
          ATELIER_APP_ADDRESSES ATELIER_REPLICA_ADDRESSES ATELIER_OWNER_PASSWORD ATELIER_WRITER_PASSWORD \
          ATELIER_REPLICATOR_PASSWORD ATELIER_STANDBY_PASSWORD ATELIER_REWIND_PASSWORD; do need "$v"; done
@@ -71,7 +74,15 @@ name: $ATELIER_NODE_NAME
 restapi:
   listen: $ATELIER_LISTEN_ADDRESS:8008
   connect_address: $ATELIER_LISTEN_ADDRESS:8008
-etcd3:
+# etcd's v2 API, not etcd3: Patroni 3.0.2 renews its lock over v3 with a new
+# lease and an unconditional write of the leader key, so a leader frozen
+# past its TTL (SIGSTOP, a stalled VM) overwrote the lock the standby had
+# taken since, and led again on its old timeline: a split brain that
+# pg_rewind settled by discarding the new leader's acknowledged writes
+# (scripts/failover-rehearsal.sh, the freeze). Over v2 the renewal is a
+# compare-and-swap on its own name, which fails once another node holds
+# the lock, and the old leader demotes.
+etcd:
   hosts:
 $(yaml_list "$ATELIER_ETCD_HOSTS" "    ")
 bootstrap:
@@ -192,6 +203,9 @@ case $(role) in
         ensure_backups
         say "$ATELIER_NODE_NAME leads the write model on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"
         ;;
-    replica) say "$ATELIER_NODE_NAME is a standby of the write model" ;;
+    replica)
+        install_backup_timers
+        say "$ATELIER_NODE_NAME is a standby of the write model"
+        ;;
     *) die "Patroni reports $ATELIER_NODE_NAME neither leading nor following: $(curl -s "$api/patroni")" ;;
 esac

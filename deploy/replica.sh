@@ -92,7 +92,8 @@ keep_slot=
 [ "$create_slot" = false ] && keep_slot=--keep-slot
 {
     echo "# Written by deploy/replica.sh; edits are lost on the next run."
-    env_line ATELIER_ADMIN_PRIMARY_URL "$primary_conn password=$ATELIER_REPLICATOR_PASSWORD"
+    # Each host 3 s (the subscription's 10 s is for its own connection).
+    env_line ATELIER_ADMIN_PRIMARY_URL "$primary_conn password=$ATELIER_REPLICATOR_PASSWORD connect_timeout=3"
     env_line ATELIER_ADMIN_REPLICA_URLS "host=$ATELIER_DATA_DIR/run port=$ATELIER_PG_PORT user=postgres dbname=$ATELIER_DATABASE"
     env_line ATELIER_RECONCILE_STATE "$metrics_dir/atelier_reconcile.prom"
 } | write_if_changed "$reconcile_env" 0600 postgres:postgres || true

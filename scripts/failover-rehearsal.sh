@@ -179,7 +179,12 @@ fault_round() {
     wait "$reads" || stress_ok=$?
     local survivor=db1
     [ "$victim" = db1 ] && survivor=db2
-    first_ok=$(awk -v t="$t_fault" '$3 == 201 && $1 > t { print $2 - t; exit }' "$log")
+    # Back: the first acknowledged movement after the first one that failed
+    # once the fault was made (a movement already on its way may still
+    # succeed just after it), in seconds from the fault; 0 if none failed.
+    first_ok=$(awk -v t="$t_fault" '$1 > t && $3 != 201 { down = 1 }
+        down && $3 == 201 { print $2 - t; found = 1; exit }
+        END { if (!down && !found) print 0 }' "$log")
     [ -n "$first_ok" ] || fail "$kind $round: no write succeeded after the fault"
     [ "$stress_ok" = 0 ] || { cat "$dir/stress-$kind-$round.log" >&2; fail "$kind $round: reads failed during the failover"; }
     acked=$(tail -1 "$log" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["acked"].values()))')

@@ -7,8 +7,10 @@
 # then the OpenAPI document against the live server (schemathesis), the
 # JMeter plan at a tiny size, the restore drill (a backup, writes, a
 # point-in-time restore and the replicas following it; it says why it
-# skips without pgbackrest), and finally the multi-host rehearsal of the
-# deploy/ scripts in network namespaces (root only; it says why it skips).
+# skips without pgbackrest), the multi-host rehearsal of the deploy/
+# scripts in network namespaces, and the failover rehearsal of the Patroni
+# topology (a killed, a frozen and a cut-off primary, and a switchover;
+# both root only; they say why they skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
@@ -23,3 +25,4 @@ scripts/schemathesis.sh
 scripts/jmeter-smoke.sh
 scripts/restore-drill.sh
 scripts/rehearsal.sh
+scripts/failover-rehearsal.sh 1

@@ -258,6 +258,14 @@ pub async fn follow_leader(primary_url: &str, replica_url: &str) -> ToolResult<V
     Ok(changed)
 }
 
+/// `url` with the node that answers it as primary first in its host list
+/// (unchanged for one host, or a URI).
+pub async fn leader_first_url(url: &str) -> ToolResult<String> {
+    let client = connect(url).await?;
+    let leader: Option<String> = client.query_one("select host(inet_server_addr())", &[]).await?.get(0);
+    Ok(leader.and_then(|leader| leader_first(url, &leader)).unwrap_or_else(|| url.to_string()))
+}
+
 /// `conninfo` (libpq keyword=value) with `leader` first in its host list
 /// (and its port first, when each host has its own), or None when it is
 /// first already or not listed.

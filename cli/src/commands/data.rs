@@ -175,6 +175,9 @@ pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
         Some(path) => reconcile::Ledger::parse(&std::fs::read_to_string(path).unwrap_or_default()),
         None => reconcile::Ledger::default(),
     };
+    // The leader first in the primary's URL: every connection of this run
+    // then reaches it at once, not after a frozen node's timeout.
+    let db = AdminUrls { primary_url: reconcile::leader_first_url(&db.primary_url).await?, ..db.clone() };
     // Every run: a subscription stuck on a node that no longer leads is
     // pointed at the one that does (reconcile::follow_leader says why).
     for change in reconcile::follow_leader(&db.primary_url, replica).await? {
