@@ -53,14 +53,14 @@ run=$ATELIER_DATA_DIR/run
 install -d -m 0700 -o postgres -g postgres "$ATELIER_DATA_DIR" "$run"
 yaml_list() { local IFS=','; read -ra items <<<"$1"; for i in "${items[@]}"; do [ -n "$i" ] && printf '%s- %s\n' "$2" "$i"; done; }
 hba_yaml() { sed 's/^/    - /'; }
-slots=
+# The permanent logical slots, as JSON for Patroni's /config (set once the
+# publication exists; see below).
+slots_json=
 IFS=',' read -ra slot_names <<<"${ATELIER_LOGICAL_SLOTS:-}"
 for s in "${slot_names[@]}"; do
     [[ "$s" =~ ^[a-z_][a-z0-9_]*$ ]] || die "ATELIER_LOGICAL_SLOTS: $s is not a plain SQL name"
-    slots+="
-      $s: {type: logical, database: $ATELIER_DATABASE, plugin: pgoutput}"
+    slots_json+="${slots_json:+,}\"$s\": {\"type\": \"logical\", \"database\": \"$ATELIER_DATABASE\", \"plugin\": \"pgoutput\"}"
 done
-[ -n "$slots" ] || slots=" {}"
 # Patroni passes parameters on postgres's command line, so the archive
 # settings come from backup.sh's text, one "name = value" line each.
 # Values not already quoted are quoted ("on" would be YAML's true).
@@ -118,7 +118,6 @@ bootstrap:
         max_connections: ${ATELIER_PG_MAX_CONNECTIONS:-200}
         shared_buffers: ${ATELIER_PG_SHARED_BUFFERS:-256MB}
         password_encryption: scram-sha-256
-    slots:$slots
   initdb:
     - encoding: UTF8
     - no-locale
@@ -200,6 +199,22 @@ done
 case $(role) in
     master|primary)
         write_model_objects
+        # The permanent slots only now that the publication exists: a slot
+        # made before it would decode the WAL from before it, and pgoutput
+        # would answer every subscriber "publication does not exist" (the
+        # catalog it decodes with is that of the slot's position).
+        if [ -n "$slots_json" ]; then
+            curl -sf -XPATCH -H 'Content-Type: application/json' -d "{\"slots\": {$slots_json}}" "$api/config" >/dev/null ||
+                die "Patroni did not take the permanent slots"
+            for s in "${slot_names[@]}"; do
+                for _ in $(seq 60); do
+                    [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_replication_slots where slot_name = '$s'")" = 1 ] && break
+                    sleep 0.5
+                done
+                [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_replication_slots where slot_name = '$s'")" = 1 ] ||
+                    die "Patroni has not created the permanent slot $s"
+            done
+        fi
         ensure_backups
         say "$ATELIER_NODE_NAME leads the write model on $ATELIER_LISTEN_ADDRESS:$ATELIER_PG_PORT"
         ;;

@@ -58,6 +58,12 @@ fi
 published=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
     -c "select count(*) from pg_publication_tables where pubname = 'atelier_read_model'" 2>/dev/null || echo 0)
 [ "${published:-0}" -gt 0 ] || die "the primary $ATELIER_PRIMARY_ADDRESS does not publish atelier_read_model yet"
+if [ "$create_slot" = false ]; then
+    # Patroni makes the permanent slot once the publication exists.
+    slot=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
+        -c "select count(*) from pg_replication_slots where slot_name = '$ATELIER_SUBSCRIPTION'" 2>/dev/null || echo 0)
+    [ "${slot:-0}" = 1 ] || die "the primary has no permanent slot $ATELIER_SUBSCRIPTION yet (ATELIER_LOGICAL_SLOTS on the Patroni nodes)"
+fi
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$sub'")" = 0 ]; then
     conninfo="$primary_conn password=$ATELIER_REPLICATOR_PASSWORD"
     node_psql -d "$ATELIER_DATABASE" -v sub_name="$sub" -v primary_conninfo="$conninfo" -v create_slot="$create_slot" \
