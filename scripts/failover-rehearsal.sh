@@ -91,6 +91,7 @@ patroni_node db1
 patroni_node db2
 api() { on client curl -s --max-time 2 "http://${addr[$1]}:8008/$2"; }
 api_post() { on client curl -sf --max-time 10 -X POST -H 'Content-Type: application/json' -d "$3" "http://${addr[$1]}:8008/$2"; }
+api_post_patch() { on client curl -sf --max-time 10 -X PATCH -H 'Content-Type: application/json' -d "$3" "http://${addr[$1]}:8008/$2"; }
 ledger=$dir/replica1/metrics/atelier_reconcile.prom
 ledger_count() { sed -n "s/^atelier_reconcile_total{result=\"$1\"} //p" "$ledger"; }
 # The leader, as node $1 (default: db1, then db2) sees it in etcd. Ask a
@@ -143,12 +144,12 @@ skus=$(owner_sql() { psql "$ATELIER_ADMIN_PRIMARY_URL" -XAtqc "$1"; }; owner_sql
 # synchronous may not be promoted: it could lack acknowledged commits).
 steady_sync() {
     local steady=0
-    for _ in $(seq 120); do
+    for _ in $(seq 240); do
         if [ -n "$(sync_standby 2>/dev/null)" ]; then steady=$((steady + 1)); else steady=0; fi
         [ "$steady" -ge 10 ] && return 0
         sleep 0.5
     done
-    fail "no steady synchronous standby: $(api db1 cluster) $(api db2 cluster)"
+    fail "${1:+$1: }no steady synchronous standby within 120 s: $(api db1 cluster) $(api db2 cluster)"
 }
 fault_round() {
     local kind=$1 round=$2 victim log reads t_fault first_ok after acked unacked
@@ -229,9 +230,10 @@ fault_round() {
     say "$kind $round: leader $victim -> $now_leading (timeline $timeline); first acknowledged write $(printf '%.1f' "$first_ok") s after the fault; $acked acknowledged, $after in the ledger, $unacked unanswered; reads: $(grep -o 'errors [0-9.]*%' "$dir/stress-$kind-$round.log" | head -1); replica1: $(tail -1 "$dir/replica1/reconcile.log" | sed 's/^reconcile: //'); check clean"
     echo "$kind $first_ok" >>"$dir/figures"
     [ "$(awk -v f="$first_ok" 'BEGIN { print (f <= 15) }')" = 1 ] || fail "$kind $round: writes came back after ${first_ok} s, more than 15"
-    # Both nodes running again, one leading and one the synchronous standby.
-    for _ in $(seq 120); do sync_standby >/dev/null && break; sleep 0.5; done
-    sync_standby >/dev/null || fail "$kind $round: no synchronous standby again after 60 s: $(api db1 cluster) $(api db2 cluster)"
+    # Both nodes running again, one leading and one the synchronous standby
+    # (the old leader rewound, restarted, and its slot copied: steady, not
+    # a stale view of the moment before it left).
+    steady_sync "$kind $round"
 }
 damaged=
 for round in $(seq "$rounds"); do
@@ -256,4 +258,27 @@ done
 if [ "$(leader)" != db1 ]; then fault_round switchover 1; fi
 [ "$(leader)" = db1 ] || fail "the switchover left $(leader) leading, not db1"
 say "reconciliations on replica1: $(ledger_count consistent) consistent, $(ledger_count resynced) re-copied, $(ledger_count failed) failed"
+# What durability costs (ATELIER_FAILOVER_THROUGHPUT=1; for docs/benchmarks.md):
+# the same closed-loop stock movements through app1 with the standby
+# synchronous, then asynchronous (Patroni's synchronous_mode off), then
+# synchronous again, in one run.
+if [ "${ATELIER_FAILOVER_THROUGHPUT:-0}" = 1 ]; then
+    sync_mode() {
+        api_post_patch "$(leader)" config "{\"synchronous_mode\": $1}" >/dev/null
+        for _ in $(seq 60); do
+            if [ "$1" = true ]; then sync_standby >/dev/null && break; else sync_standby >/dev/null || break; fi
+            sleep 0.5
+        done
+        [ "$1" = true ] && steady_sync "synchronous_mode on"
+        return 0
+    }
+    for mode in true false true; do
+        sync_mode "$mode"
+        admin_urls
+        on client "$bin" write-load --server "${addr[app1]}:3000" --events "${ATELIER_FAILOVER_EVENTS:-20000}" \
+            --concurrency 32 --restock-only --lag-interval-ms 0 >"$dir/write-load-sync-$mode.log" 2>&1 ||
+            { cat "$dir/write-load-sync-$mode.log" >&2; fail "write-load with synchronous_mode $mode failed"; }
+        say "synchronous_mode $mode: $(grep -m1 'requests/s' "$dir/write-load-sync-$mode.log")"
+    done
+fi
 say "passed: $(awk '{ print $1 " " $2 " s" }' "$dir/figures" | paste -sd ';')"
