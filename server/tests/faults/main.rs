@@ -1,7 +1,8 @@
 //! Faults injected into the real cluster while the server runs: a replica
 //! frozen (every process of that PostgreSQL server stopped with SIGSTOP, as
 //! a stuck disk or a paused VM looks), both replicas frozen, the primary
-//! frozen, a replica killed and restarted, a flood of connections, and more
+//! frozen, the frozen first host of a multi-host primary URL (a Patroni
+//! pair's), a replica killed and restarted, a flood of connections, and more
 //! requests than the server takes at once. Each test asserts the bounds the
 //! service promises (with margins for a shared CI machine; the measured
 //! figures are in docs/benchmarks.md), and leaves the cluster running with
@@ -350,6 +351,50 @@ fn a_frozen_primary_fails_writes_fast_and_loses_none() {
         "select count(*) from sku k where k.id = {sku} and k.quantity <> (select sum(delta) from stock_movement where sku_id = k.id)"
     ));
     assert_eq!(off, 0, "the quantity is the ledger's sum");
+    assert_clean();
+}
+
+/// A multi-host primary URL (a Patroni pair's nodes) whose first host is
+/// frozen still reaches the next. A frozen PostgreSQL completes TCP in its
+/// kernel and then never answers, so each host must get the connect
+/// timeout for its whole handshake (atelier_schema::connect); with only
+/// tokio-postgres' connect_timeout (TCP alone) the pool and the tools
+/// waited on the frozen host until their own timeouts and never tried the
+/// node that takes writes.
+#[test]
+fn a_frozen_first_host_of_a_multi_host_url_is_passed_over() {
+    let _serial = serial();
+    let cluster = cluster();
+    let (primary, replica1) = (local::primary(), local::replicas()[0]);
+    let first_frozen = |url: &str| {
+        let one = format!("host=127.0.0.1 port={}", primary.port);
+        assert!(url.contains(&one), "{url}");
+        url.replace(&one, &format!("host=127.0.0.1,127.0.0.1 port={},{}", replica1.port, primary.port))
+            + " target_session_attrs=read-write"
+    };
+    let mut config = config();
+    config.databases.primary_url = first_frozen(&config.databases.primary_url);
+    config.connect_timeout_ms = 1_000;
+    // A write may wait for a connection through the frozen host's timeout.
+    config.write_deadline_ms = 5_000;
+    let _frozen = Frozen::node(replica1);
+    let tool_url = first_frozen(&cluster.primary) + " connect_timeout=1";
+    let port: i32 = runtime().block_on(async {
+        let client = tokio::time::timeout(Duration::from_secs(20), connect(&tool_url))
+            .await
+            .expect("the tools' connection gave up on the frozen host")
+            .expect("the tools reach the primary");
+        client.query_one("select inet_server_port()", &[]).await.unwrap().get(0)
+    });
+    assert_eq!(port, i32::from(primary.port), "the tools reached the primary, the second host");
+    let addr = spawn_server(config);
+    let sku = cluster.ids[0].sku_id;
+    let headers = [("Content-Type", "application/json"), ("Idempotency-Key", "frozen-first-host")];
+    let write = request_to(addr, "POST", &format!("/skus/{sku}/movements"), &headers, Some(br#"{"delta":1}"#));
+    assert_eq!(write.status, 201, "a write through the frozen first host: {}", write.text());
+    let ready = request_to(addr, "GET", "/readyz", &[], None);
+    assert_eq!(ready.json()["primary"]["node"], format!("127.0.0.1:{}", primary.port), "{}", ready.text());
+    drop(_frozen);
     assert_clean();
 }
 
