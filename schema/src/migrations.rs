@@ -49,7 +49,7 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 11] = [
+pub const MIGRATIONS: [Migration; 12] = [
     Migration {
         version: 1,
         name: "write_schema",
@@ -96,6 +96,12 @@ pub const MIGRATIONS: [Migration; 11] = [
         sql: include_str!("../../sql/reconcile_access.sql"),
         nodes: Nodes::PrimaryOnly,
     },
+    Migration {
+        version: 12,
+        name: "read_subscription",
+        sql: include_str!("../../sql/read_subscription.sql"),
+        nodes: Nodes::ReplicasOnly,
+    },
 ];
 
 /// Creates or updates the login roles (a superuser runs it before the
@@ -130,11 +136,18 @@ mod tests {
         let replica: Vec<String> = for_role(Role::Replica).map(Migration::refinery_name).collect();
         assert_eq!(
             replica,
-            ["V2__read_views", "V5__read_access", "V7__read_freshness", "V8__read_notices", "V9__read_cards"]
+            [
+                "V2__read_views",
+                "V5__read_access",
+                "V7__read_freshness",
+                "V8__read_notices",
+                "V9__read_cards",
+                "V12__read_subscription"
+            ]
         );
         let primary: Vec<String> = for_role(Role::Primary).map(Migration::refinery_name).collect();
         assert!(!primary.contains(&"V8__read_notices".to_string()), "the primary announces nothing");
-        assert_eq!(primary.len(), MIGRATIONS.len() - 1);
+        assert_eq!(primary.len(), MIGRATIONS.len() - 2);
     }
 
     #[test]

@@ -22,22 +22,24 @@ pub fn healthz() -> HttpResponse {
     respond::json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"up\"}"))
 }
 
-/// GET /readyz: 200 when the primary and at least one replica answer; it
-/// names the node that answers as the primary (after a failover, the new
-/// one).
+/// GET /readyz: 200 when the primary and at least one replica answer, that
+/// replica's subscription not known to hold no tables; it names the node that answers as
+/// the primary (after a failover, the new one).
 pub async fn readyz(state: &AppState) -> HttpResponse {
     let ((primary, replicas), node) =
         tokio::join!(health(state), probe::<String>(&state.pools.primary, statements::PRIMARY_NODE));
     // Writes answer 503 until the live tokens have been loaded once: a
     // balancer should not send this server traffic before then.
     let tokens = state.auth.held();
-    let ready = primary.is_some() && replicas.iter().any(|r| r.up) && tokens.is_some();
+    // A replica known to be subscribed to no tables does not count; one
+    // whose schema predates the question (no V12 yet) still does.
+    let ready = primary.is_some() && replicas.iter().any(|r| r.up && r.subscribed != Some(false)) && tokens.is_some();
     let body = serde_json::json!({
         "ready": ready,
         "primary": { "up": primary.is_some(), "node": node },
         "tokens": { "loaded": tokens.is_some(), "live": tokens.unwrap_or(0) },
         "replicas": replicas.iter().map(|r| serde_json::json!({
-            "name": r.name, "up": r.up, "lag_bytes": r.lag_bytes,
+            "name": r.name, "up": r.up, "subscribed": r.subscribed, "lag_bytes": r.lag_bytes,
         })).collect::<Vec<_>>(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -110,6 +112,9 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
 struct ReplicaHealth {
     name: &'static str,
     up: bool,
+    /// Whether its subscription holds any table; None when unknown (it
+    /// did not answer).
+    subscribed: Option<bool>,
     lag_bytes: Option<i64>,
 }
 
@@ -121,19 +126,20 @@ async fn health(state: &AppState) -> (Option<String>, Vec<ReplicaHealth>) {
     let primary = probe::<String>(&state.pools.primary, statements::PRIMARY_WAL_LSN);
     let replicas =
         join_all(state.pools.replicas.iter().map(|r| probe::<Option<String>>(r, statements::REPLICA_APPLIED_LSN)));
-    let (primary_lsn, applied) = tokio::join!(primary, replicas);
+    let subscribed = join_all(state.pools.replicas.iter().map(|r| probe::<bool>(r, statements::REPLICA_SUBSCRIBED)));
+    let (primary_lsn, applied, subscribed) = tokio::join!(primary, replicas, subscribed);
     let replicas = state
         .pools
         .replicas
         .iter()
-        .zip(applied)
-        .map(|(replica, applied)| {
+        .zip(applied.into_iter().zip(subscribed))
+        .map(|(replica, (applied, subscribed))| {
             let up = applied.is_some();
             let lag_bytes = match (&primary_lsn, applied.flatten()) {
                 (Some(p), Some(r)) => lsn_bytes(p).zip(lsn_bytes(&r)).map(|(p, r)| (p - r).max(0)),
                 _ => None,
             };
-            ReplicaHealth { name: replica.name, up, lag_bytes }
+            ReplicaHealth { name: replica.name, up, subscribed, lag_bytes }
         })
         .collect();
     (primary_lsn, replicas)

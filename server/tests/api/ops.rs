@@ -25,7 +25,7 @@ fn readyz_reports_primary_and_both_replicas() {
     assert!(body["tokens"]["live"].as_u64().unwrap() >= 1, "the development token at least");
     let replicas = body["replicas"].as_array().unwrap();
     assert_eq!(replicas.len(), 2);
-    assert!(replicas.iter().all(|r| r["up"] == true && r["lag_bytes"].is_number()));
+    assert!(replicas.iter().all(|r| r["up"] == true && r["subscribed"] == true && r["lag_bytes"].is_number()));
 }
 
 #[test]
@@ -66,4 +66,51 @@ fn shutdown_lets_the_request_in_flight_finish() {
     // The server has stopped: it returns, and accepts nobody new.
     server.thread.join().unwrap();
     assert!(TcpStream::connect(server.addr).is_err(), "still listening after shutdown");
+}
+
+/// A replica whose subscription holds no tables (PostgreSQL 15 makes one,
+/// with only a WARNING, when the publication does not exist yet) stays
+/// empty for ever: /readyz must not call a server that reads only it
+/// ready, and says why.
+#[test]
+fn a_replica_subscribed_to_no_tables_is_not_ready() {
+    app();
+    let replica = atelier_schema::local::replicas()[1];
+    let db = "atelier_no_tables";
+    let admin = replica.url("postgres");
+    crate::helpers::query(&admin, &format!("drop database if exists {db} with (force)"));
+    crate::helpers::query(&admin, &format!("create database {db}"));
+    let url = replica.url(db);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime
+        .block_on(atelier_tools::provision::migrate(&url, atelier_schema::Role::Replica))
+        .expect("replica migrations");
+    // connect = false: a subscription that never asked the publisher for
+    // its tables, as one made before the publication existed ends up.
+    crate::helpers::query(
+        &url,
+        "create subscription atelier_no_tables connection 'host=127.0.0.1 port=1 dbname=none' \
+         publication atelier_read_model with (connect = false)",
+    );
+    let secrets = crate::helpers::local_cluster().secrets().unwrap();
+    let mut config = test_config();
+    config.databases.replica_urls = vec![secrets.fill(&replica.url_as(db, atelier_schema::roles::READER))];
+    let addr = crate::helpers::spawn_unready_server(config);
+    // Once its pools answer, the replica is up, and still not ready.
+    let waiting = Instant::now();
+    let body = loop {
+        let response = crate::helpers::request_to(addr, "GET", "/readyz", &[], None);
+        let body = response.json();
+        if body["replicas"][0]["up"] == true && body["primary"]["up"] == true {
+            assert_eq!(response.status, 503, "{body}");
+            break body;
+        }
+        assert!(waiting.elapsed() < Duration::from_secs(30), "the replica never answered: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["replicas"][0]["subscribed"], false, "{body}");
+    crate::helpers::query(&url, "alter subscription atelier_no_tables set (slot_name = none)");
+    crate::helpers::query(&url, "drop subscription atelier_no_tables");
+    crate::helpers::query(&admin, &format!("drop database {db} with (force)"));
 }
