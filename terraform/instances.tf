@@ -44,7 +44,7 @@ locals {
   etcd_members = merge({ for name, node in local.db_addrs : name => node.address }, { witness = local.witness_addr })
   etcd_cluster = join(",", [for name, address in local.etcd_members : "${name}=${address}"])
   etcd_hosts   = join(",", [for name, address in local.etcd_members : "${address}:2379"])
-  db_subnets   = { db = aws_subnet.db.id, standby = aws_subnet.standby.id }
+  db_subnets   = { db = aws_subnet.db.id, standby = aws_subnet.zone["standby"].id }
 }
 
 resource "aws_instance" "db" {
@@ -123,7 +123,7 @@ resource "aws_instance" "db" {
 resource "aws_instance" "witness" {
   ami                    = data.aws_ami.debian12.id
   instance_type          = var.witness_instance_type
-  subnet_id              = aws_subnet.witness.id
+  subnet_id              = aws_subnet.zone["witness"].id
   private_ip             = local.witness_addr
   vpc_security_group_ids = [aws_security_group.witness.id]
   iam_instance_profile   = aws_iam_instance_profile.host["witness"].name

@@ -123,22 +123,16 @@ resource "aws_subnet" "db" {
   }
 }
 
-resource "aws_subnet" "standby" {
-  vpc_id            = aws_vpc.main.id
-  cidr_block        = local.standby_cidr
-  availability_zone = local.standby_az
-  tags              = { Name = "${var.name}-db-standby" }
-
-  lifecycle {
-    ignore_changes = [availability_zone]
+# The second and third zones' subnets: the standby's and the witness's.
+resource "aws_subnet" "zone" {
+  for_each = {
+    standby = { cidr = local.standby_cidr, zone = local.standby_az, name = "db-standby" }
+    witness = { cidr = local.witness_cidr, zone = local.witness_az, name = "witness" }
   }
-}
-
-resource "aws_subnet" "witness" {
   vpc_id            = aws_vpc.main.id
-  cidr_block        = local.witness_cidr
-  availability_zone = local.witness_az
-  tags              = { Name = "${var.name}-witness" }
+  cidr_block        = each.value.cidr
+  availability_zone = each.value.zone
+  tags              = { Name = "${var.name}-${each.value.name}" }
 
   lifecycle {
     ignore_changes = [availability_zone]
@@ -203,13 +197,9 @@ resource "aws_route_table_association" "db" {
   route_table_id = aws_route_table.private.id
 }
 
-resource "aws_route_table_association" "standby" {
-  subnet_id      = aws_subnet.standby.id
-  route_table_id = aws_route_table.private.id
-}
-
-resource "aws_route_table_association" "witness" {
-  subnet_id      = aws_subnet.witness.id
+resource "aws_route_table_association" "zone" {
+  for_each       = aws_subnet.zone
+  subnet_id      = each.value.id
   route_table_id = aws_route_table.private.id
 }
 
