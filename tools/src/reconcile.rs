@@ -11,8 +11,8 @@
 //! primary's, or an apply worker stuck on a duplicate key.
 //!
 //! So a reconciliation runs once per new timeline of the primary (each
-//! promotion starts one; a crashed primary restarted in place keeps its
-//! own and needs none, as it never sent what it had not flushed): wait
+//! promotion starts one, also Patroni's restart of a crashed primary in
+//! place, which cannot have the hole but costs only a comparison): wait
 //! for the replica to catch up and compare every document (`check`). Writes
 //! go on meanwhile, so a difference found that way may only be a document
 //! written since; each one is therefore read again on the primary, then on
@@ -56,13 +56,34 @@ pub enum Outcome {
 /// paging count (block or superblock number).
 type Item = (&'static str, i64);
 
-/// The primary's timeline: the first 8 hex digits of its current WAL file's
-/// name. Each promotion starts a new one; any role may ask.
-pub async fn primary_timeline(primary_url: &str) -> ToolResult<u32> {
+/// The node that answers a primary URL, as one connection to it sees it.
+#[derive(Debug, Clone)]
+pub struct Leader {
+    /// Its address as the hosts of a URL name it; None over a Unix socket
+    /// (one host, nothing to reorder).
+    pub address: Option<String>,
+    /// Its timeline: the first 8 hex digits of its current WAL file's name.
+    /// Each promotion starts a new one.
+    pub timeline: u32,
+}
+
+/// Asks the node that answers `primary_url` (any role may) who it is.
+pub async fn leader(primary_url: &str) -> ToolResult<Leader> {
     let client = connect(primary_url).await?;
-    let file: String = client.query_one("select pg_walfile_name(pg_current_wal_lsn())", &[]).await?.get(0);
-    u32::from_str_radix(file.get(..8).unwrap_or_default(), 16)
-        .map_err(|_| crate::ToolError::msg(format!("not a WAL file name: {file}")))
+    let row = client.query_one("select host(inet_server_addr()), pg_walfile_name(pg_current_wal_lsn())", &[]).await?;
+    let file: String = row.get(1);
+    let timeline = u32::from_str_radix(file.get(..8).unwrap_or_default(), 16)
+        .map_err(|_| crate::ToolError::msg(format!("not a WAL file name: {file}")))?;
+    Ok(Leader { address: row.get(0), timeline })
+}
+
+impl Leader {
+    /// `url` with this node first in its host list (unchanged for one host,
+    /// or a URI), so that every connection made with it reaches this node
+    /// at once, not after a frozen node's timeout.
+    pub fn first_in(&self, url: &str) -> String {
+        self.address.as_deref().and_then(|address| leader_first(url, address)).unwrap_or_else(|| url.to_string())
+    }
 }
 
 /// What the comparison of one replica came to.
@@ -154,7 +175,7 @@ async fn catch_up(primary_url: &str, replica_url: &str, timeout: Duration) -> To
     let replicas = [replica_url.to_string()];
     let started = Instant::now();
     loop {
-        for change in follow_leader(primary_url, replica_url).await? {
+        for change in follow_leader(&leader(primary_url).await?, replica_url).await? {
             tracing::info!("{change}");
         }
         let left = timeout.saturating_sub(started.elapsed());
@@ -215,13 +236,10 @@ pub const STALL: Duration = Duration::from_secs(15);
 /// open (a frozen node: until it thaws) or TCP keeps trying (a cut-off
 /// node: about two minutes), and never tries the next. So when a
 /// subscription has heard nothing for `STALL`, and its first host is not
-/// the node that answers `primary_url` as primary, its connection string
-/// is rewritten with that node's host first, and the worker restarted.
-/// Returns what it changed, for the log.
-pub async fn follow_leader(primary_url: &str, replica_url: &str) -> ToolResult<Vec<String>> {
-    let primary = connect(primary_url).await?;
-    let leader: Option<String> = primary.query_one("select host(inet_server_addr())", &[]).await?.get(0);
-    let Some(leader) = leader else { return Ok(Vec::new()) }; // a Unix socket: one host
+/// the `leader`, its connection string is rewritten with the leader's host
+/// first, and the worker restarted. Returns what it changed, for the log.
+pub async fn follow_leader(leader: &Leader, replica_url: &str) -> ToolResult<Vec<String>> {
+    let Some(leader) = leader.address.as_deref() else { return Ok(Vec::new()) }; // a Unix socket: one host
     let replica = connect(replica_url).await?;
     let rows = replica
         .query(
@@ -240,7 +258,7 @@ pub async fn follow_leader(primary_url: &str, replica_url: &str) -> ToolResult<V
         if silent < STALL.as_secs_f64() {
             continue;
         }
-        let Some(reordered) = leader_first(&conninfo, &leader) else { continue };
+        let Some(reordered) = leader_first(&conninfo, leader) else { continue };
         let sql =
             format!("alter subscription {} connection {}", provision::ident(&name)?, provision::literal(&reordered));
         replica.batch_execute(&sql).await?;
@@ -256,14 +274,6 @@ pub async fn follow_leader(primary_url: &str, replica_url: &str) -> ToolResult<V
         changed.push(format!("subscription {name} heard nothing for {silent:.0} s; {leader} leads, now tried first"));
     }
     Ok(changed)
-}
-
-/// `url` with the node that answers it as primary first in its host list
-/// (unchanged for one host, or a URI).
-pub async fn leader_first_url(url: &str) -> ToolResult<String> {
-    let client = connect(url).await?;
-    let leader: Option<String> = client.query_one("select host(inet_server_addr())", &[]).await?.get(0);
-    Ok(leader.and_then(|leader| leader_first(url, &leader)).unwrap_or_else(|| url.to_string()))
 }
 
 /// `conninfo` (libpq keyword=value) with `leader` first in its host list
@@ -301,23 +311,19 @@ pub fn leader_first(conninfo: &str, leader: &str) -> Option<String> {
 fn parse_conninfo(text: &str) -> Option<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     let mut chars = text.chars().peekable();
+    let skip_spaces =
+        |chars: &mut std::iter::Peekable<std::str::Chars>| while chars.next_if(|c| c.is_whitespace()).is_some() {};
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        skip_spaces(&mut chars);
         if chars.peek().is_none() {
             return Some(pairs);
         }
         let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        skip_spaces(&mut chars);
         if chars.next() != Some('=') || key.is_empty() {
             return None;
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        skip_spaces(&mut chars);
         let mut value = String::new();
         if chars.peek() == Some(&'\'') {
             chars.next();

@@ -175,15 +175,17 @@ pub async fn reconcile(args: ReconcileArgs) -> ToolResult<()> {
         Some(path) => reconcile::Ledger::parse(&std::fs::read_to_string(path).unwrap_or_default()),
         None => reconcile::Ledger::default(),
     };
-    // The leader first in the primary's URL: every connection of this run
-    // then reaches it at once, not after a frozen node's timeout.
-    let db = AdminUrls { primary_url: reconcile::leader_first_url(&db.primary_url).await?, ..db.clone() };
+    // One question to the primary: who leads, and on which timeline. The
+    // leader then goes first in the primary's URL, so every connection of
+    // this run reaches it at once, not after a frozen node's timeout.
+    let leader = reconcile::leader(&db.primary_url).await?;
+    let timeline = leader.timeline;
+    let db = AdminUrls { primary_url: leader.first_in(&db.primary_url), ..db.clone() };
     // Every run: a subscription stuck on a node that no longer leads is
     // pointed at the one that does (reconcile::follow_leader says why).
-    for change in reconcile::follow_leader(&db.primary_url, replica).await? {
+    for change in reconcile::follow_leader(&leader, replica).await? {
         println!("reconcile: {change}");
     }
-    let timeline = reconcile::primary_timeline(&db.primary_url).await?;
     if args.state.is_some() {
         match ledger.timeline {
             // First run beside a replica just copied: nothing to compare
