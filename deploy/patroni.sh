@@ -204,8 +204,16 @@ case $(role) in
         # would answer every subscriber "publication does not exist" (the
         # catalog it decodes with is that of the slot's position).
         if [ -n "$slots_json" ]; then
-            curl -sf -XPATCH -H 'Content-Type: application/json' -d "{\"slots\": {$slots_json}}" "$api/config" >/dev/null ||
-                die "Patroni did not take the permanent slots"
+            # Patroni refuses /config until its bootstrap has written the
+            # cluster's configuration to etcd, which can follow the first
+            # "master" answer by a moment: retried.
+            patched=0
+            for _ in $(seq 60); do
+                if curl -sf -XPATCH -H 'Content-Type: application/json' -d "{\"slots\": {$slots_json}}" \
+                    "$api/config" >/dev/null; then patched=1; break; fi
+                sleep 0.5
+            done
+            [ "$patched" = 1 ] || die "Patroni did not take the permanent slots within 30 s: $(curl -s "$api/config")"
             for s in "${slot_names[@]}"; do
                 for _ in $(seq 60); do
                     [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_replication_slots where slot_name = '$s'")" = 1 ] && break
