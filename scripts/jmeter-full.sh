@@ -22,6 +22,6 @@ trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:3999/readyz >/dev/null && break; sleep 0.2; done
 status=0
 ATELIER_BIN="$bin" ATELIER_JMETER_IDS=3000 scripts/jmeter.sh -Jport=3999 "$@" || status=$?
-curl -s http://127.0.0.1:3999/metrics | grep -E '^atelier_(admission_(refused_total|queue_seconds_(count|sum))|requests_shed_total|read_deadline_expiries_total|write_deadline_expiries_total|read_fallbacks_total)' || true
+curl -s http://127.0.0.1:3999/metrics | grep -E '^atelier_(admission_(refused_total|queue_seconds_(count|sum|bucket))|requests_shed_total|read_deadline_expiries_total|write_deadline_expiries_total|read_fallbacks_total)' || true
 [ "$status" = 0 ] || { echo "jmeter: 0 passed, 1 failed"; exit "$status"; }
 echo "jmeter: 1 passed, 0 failed"
