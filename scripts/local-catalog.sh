@@ -1,5 +1,5 @@
 # Sourced by the scripts that serve a catalog database of their own on the
-# local cluster (jmeter-smoke.sh, jmeter-full.sh, schemathesis.sh):
+# local cluster (jmeter-full.sh, schemathesis.sh):
 #
 #   source scripts/local-catalog.sh DATABASE
 #

@@ -5,7 +5,8 @@
 # templates, checkov), starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
 # then the OpenAPI document against the live server (schemathesis), the
-# JMeter plan at a tiny size, the restore drill (a backup, writes, a
+# brief's full JMeter plan on the demo catalog (release build; 0 errors
+# required), the restore drill (a backup, writes, a
 # point-in-time restore and the replicas following it; it says why it
 # skips without pgbackrest), the multi-host rehearsal of the deploy/
 # scripts in network namespaces, and the failover rehearsal of the Patroni
@@ -22,7 +23,7 @@ cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace
 mkdir -p out
 scripts/schemathesis.sh
-scripts/jmeter-smoke.sh
+scripts/jmeter-full.sh
 scripts/restore-drill.sh
 scripts/rehearsal.sh
 scripts/failover-rehearsal.sh 1
