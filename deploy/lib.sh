@@ -51,6 +51,20 @@ env_line() {
 }
 
 # A SQL string literal.
+# PostgreSQL's memory and connection sizing (ATELIER_PG_SHARED_BUFFERS,
+# ATELIER_PG_MAX_CONNECTIONS). shared_buffers "auto" (terraform's default)
+# is a quarter of this host's memory, so one setting fits every instance
+# size; unset, 256MB (the rehearsals' hosts share one machine).
+pg_shared_buffers() {
+    local setting=${ATELIER_PG_SHARED_BUFFERS:-256MB} kib
+    if [ "$setting" = auto ]; then
+        kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+        setting="$((kib / 4 / 1024))MB"
+    fi
+    echo "$setting"
+}
+pg_max_connections() { echo "${ATELIER_PG_MAX_CONNECTIONS:-200}"; }
+
 sql_literal() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
 
 # pg_hba.conf lines admitting $2 (a role) to database $1 from each address
@@ -107,8 +121,8 @@ listen_addresses = '$ATELIER_LISTEN_ADDRESS'
 port = $ATELIER_PG_PORT
 unix_socket_directories = '$run'
 password_encryption = scram-sha-256
-max_connections = ${ATELIER_PG_MAX_CONNECTIONS:-200}
-shared_buffers = ${ATELIER_PG_SHARED_BUFFERS:-256MB}
+max_connections = $(pg_max_connections)
+shared_buffers = $(pg_shared_buffers)
 $(cat "$role_conf")"
     if printf '%s\n' "$conf" | write_if_changed "$data/atelier.conf" 0600 postgres:postgres; then changed=1; fi
     if printf '%s\n' "$hba" | write_if_changed "$data/pg_hba.conf" 0600 postgres:postgres; then changed=1; fi
@@ -119,6 +133,8 @@ $(cat "$role_conf")"
 Description=PostgreSQL for atelier ($data)
 After=network-online.target
 Wants=network-online.target
+# Never start on an empty mount point before the data volume is mounted.
+RequiresMountsFor=$data
 
 [Service]
 Type=notify

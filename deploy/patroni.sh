@@ -115,8 +115,8 @@ bootstrap:
         # give up on the standby: 60 s by default, 10 s here, so the old
         # primary rejoins in seconds after the network heals.
         wal_sender_timeout: 10s
-        max_connections: ${ATELIER_PG_MAX_CONNECTIONS:-200}
-        shared_buffers: ${ATELIER_PG_SHARED_BUFFERS:-256MB}
+        max_connections: $(pg_max_connections)
+        shared_buffers: $(pg_shared_buffers)
         password_encryption: scram-sha-256
   initdb:
     - encoding: UTF8
@@ -166,6 +166,8 @@ if [ "${ATELIER_SUPERVISOR:-systemd}" = systemd ]; then
 Description=Patroni for atelier's write model ($ATELIER_NODE_NAME)
 After=network-online.target
 Wants=network-online.target
+# Never start PostgreSQL on an empty mount point before the data volume is mounted.
+RequiresMountsFor=$data
 
 [Service]
 Type=simple

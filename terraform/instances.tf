@@ -45,6 +45,12 @@ locals {
   etcd_cluster = join(",", [for name, address in local.etcd_members : "${name}=${address}"])
   etcd_hosts   = join(",", [for name, address in local.etcd_members : "${address}:2379"])
   db_subnets   = { db = aws_subnet.db.id, standby = aws_subnet.zone["standby"].id }
+  # Connections the primary must take: each app's write pool and its
+  # read-fallback pool (ATELIER_WRITE_POOL_SIZE 16 + ATELIER_READ_POOL_SIZE
+  # 4, and its health probes), twice over so an app being replaced and its
+  # successor fit at once; each replica's subscription and reconciliation;
+  # Patroni, the standby, backups and an operator. Never under 200.
+  db_max_connections = max(200, var.app_count * 2 * 24 + var.replica_count * 4 + 40)
 }
 
 resource "aws_instance" "db" {
@@ -87,6 +93,7 @@ resource "aws_instance" "db" {
     app_cidr              = local.app_cidr
     replica_cidr          = local.db_cidr
     shared_buffers        = var.db_shared_buffers
+    max_connections       = local.db_max_connections
     owner_parameter       = local.parameter["owner"]
     writer_parameter      = local.parameter["writer"]
     replicator_parameter  = local.parameter["replicator"]

@@ -187,9 +187,14 @@ variable "app_settings" {
 }
 
 variable "db_shared_buffers" {
-  description = "PostgreSQL shared_buffers on the database hosts (about a quarter of the instance's memory)."
+  description = "PostgreSQL shared_buffers on the database hosts: \"auto\" (a quarter of each host's memory, measured at boot) or a size such as \"4GB\"."
   type        = string
-  default     = "4GB"
+  default     = "auto"
+
+  validation {
+    condition     = var.db_shared_buffers == "auto" || can(regex("^[0-9]+(kB|MB|GB)$", var.db_shared_buffers))
+    error_message = "db_shared_buffers: \"auto\" or a size in kB, MB or GB (e.g. 4GB)."
+  }
 }
 
 variable "tls_certificate_pem" {
