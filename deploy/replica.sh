@@ -65,6 +65,23 @@ if [ "$create_slot" = false ]; then
     [ "${slot:-0}" = 1 ] || die "the primary has no permanent slot $ATELIER_SUBSCRIPTION yet (ATELIER_LOGICAL_SLOTS on the Patroni nodes)"
 fi
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$sub'")" = 0 ]; then
+    if [ "$create_slot" = true ]; then
+        # A replaced replica (a new host, the same subscription name) finds
+        # the slot its predecessor left on the primary, and creating its own
+        # would fail: drop it when no one streams from it (this replica
+        # copies everything anew), refuse when someone does (two replicas
+        # configured with one name).
+        stale=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
+            -c "select coalesce(bool_or(active)::text, 'none') from pg_replication_slots where slot_name = '$sub'")
+        case $stale in
+            none) ;;
+            false)
+                PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
+                    -c "select pg_drop_replication_slot('$sub')" >/dev/null
+                say "dropped the slot $sub a replaced replica left on the primary" ;;
+            *) die "another replica streams from the slot $sub on the primary: give this one its own ATELIER_SUBSCRIPTION" ;;
+        esac
+    fi
     conninfo="$primary_conn password=$ATELIER_REPLICATOR_PASSWORD"
     node_psql -d "$ATELIER_DATABASE" -v sub_name="$sub" -v primary_conninfo="$conninfo" -v create_slot="$create_slot" \
         -f - <"$ATELIER_SOURCE/replication/subscription.sql"

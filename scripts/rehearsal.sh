@@ -27,7 +27,8 @@
 #   3. the JMeter plan at a small size runs with zero errors;
 #   4. an app server killed mid-run (every process of its host) loses no GET,
 #      the balancer stops sending to it, and it comes back when restarted;
-#   5. a replica stopped under reads and writes, then restarted, catches up,
+#   5. a replica stopped under reads and writes, then replaced (an empty disk,
+#      the same subscription name: its old slot is dropped), copies the read model,
 #      and `atelier check` finds no difference on any node;
 #   6. the primary's data directory is lost (stopped hard, removed): primary.sh
 #      with ATELIER_RESTORE_FROM_BACKUP=latest restores it from the backup
@@ -347,9 +348,21 @@ for i in $(seq 40); do
 done
 wait "$reads" || { cat "$dir/stress-replica.log" >&2; fail "reads failed while replica1 was down"; }
 grep -E "^(GET|POST)" "$dir/stress-replica.log"
-provision replica1 >"$dir/restart-replica1.log"
+# It comes back as a replaced host: an empty disk, the same subscription
+# name. Its predecessor's slot is still on the primary, and creating the
+# new subscription's slot would fail on it: replica.sh must drop it (no one
+# streams from it) and copy the read model anew.
+rm -rf "$dir/replica1/postgres"
+provision replica1 >"$dir/restart-replica1.log" || { cat "$dir/restart-replica1.log" >&2; fail "the replaced replica1 did not provision"; }
+grep -q "dropped the slot atelier_replica1" "$dir/restart-replica1.log" ||
+    { cat "$dir/restart-replica1.log" >&2; fail "the replaced replica1 did not deal with its predecessor's slot"; }
+for _ in $(seq 120); do
+    [ "$(on replica1 runuser -u postgres -- psql -X -Atq -h "$dir/replica1/run" -d atelier -c \
+        "select count(*) from pg_subscription_rel where srsubstate <> 'r'")" = 0 ] && break
+    sleep 0.5
+done
 "$bin" check
-say "5. replica1 restarted, caught up, and check is clean"
+say "5. replica1 replaced (empty disk, same name): its old slot dropped, the read model copied, check is clean"
 
 # --- 6. the primary's disk is lost; a new primary comes from the backups -----
 

@@ -97,8 +97,14 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     out.push_str("# TYPE atelier_replica_up gauge\n");
     out.push_str("# HELP atelier_replica_lag_bytes Primary WAL bytes since the replica's last applied commit.\n");
     out.push_str("# TYPE atelier_replica_lag_bytes gauge\n");
+    out.push_str("# HELP atelier_replica_subscribed 1 when the replica's subscription holds the read model's tables, 0 when it holds none (it will stay empty: re-provision it).\n");
+    out.push_str("# TYPE atelier_replica_subscribed gauge\n");
     for replica in replicas {
         let _ = writeln!(out, "atelier_replica_up{{replica=\"{}\"}} {}", replica.name, u8::from(replica.up));
+        if let Some(subscribed) = replica.subscribed {
+            let _ =
+                writeln!(out, "atelier_replica_subscribed{{replica=\"{}\"}} {}", replica.name, u8::from(subscribed));
+        }
         if let Some(lag) = replica.lag_bytes {
             let _ = writeln!(out, "atelier_replica_lag_bytes{{replica=\"{}\"}} {lag}", replica.name);
         }

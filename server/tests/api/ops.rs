@@ -38,6 +38,7 @@ fn metrics_count_requests_by_route_and_status() {
     let max = format!("atelier_pool_connections{{pool=\"replica1\",state=\"max\"}} {}", test_config().read_pool_size);
     assert!(text.contains(&max), "{max}");
     assert!(text.contains("atelier_replica_up{replica=\"replica2\"} 1"));
+    assert!(text.contains("atelier_replica_subscribed{replica=\"replica1\"} 1"), "{text}");
     assert!(text.contains("atelier_replica_notice_queue_usage{replica=\"replica1\"} 0"), "{text}");
 }
 
@@ -110,6 +111,8 @@ fn a_replica_subscribed_to_no_tables_is_not_ready() {
     };
     assert_eq!(body["ready"], false, "{body}");
     assert_eq!(body["replicas"][0]["subscribed"], false, "{body}");
+    let metrics = crate::helpers::request_to(addr, "GET", "/metrics", &[], None);
+    assert!(metrics.text().contains("atelier_replica_subscribed{replica=\"replica1\"} 0"), "{}", metrics.text());
     crate::helpers::query(&url, "alter subscription atelier_no_tables set (slot_name = none)");
     crate::helpers::query(&url, "drop subscription atelier_no_tables");
     crate::helpers::query(&admin, &format!("drop database {db} with (force)"));
