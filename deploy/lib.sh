@@ -50,7 +50,6 @@ env_line() {
     printf "%s='%s'\n" "$1" "$2"
 }
 
-# A SQL string literal.
 # PostgreSQL's memory and connection sizing (ATELIER_PG_SHARED_BUFFERS,
 # ATELIER_PG_MAX_CONNECTIONS). shared_buffers "auto" (terraform's default)
 # is a quarter of this host's memory, so one setting fits every instance
@@ -65,6 +64,7 @@ pg_shared_buffers() {
 }
 pg_max_connections() { echo "${ATELIER_PG_MAX_CONNECTIONS:-200}"; }
 
+# A SQL string literal.
 sql_literal() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
 
 # pg_hba.conf lines admitting $2 (a role) to database $1 from each address

@@ -55,13 +55,13 @@ if [[ "$ATELIER_PRIMARY_ADDRESS" == *,* ]]; then
     primary_conn+=" target_session_attrs=read-write"
     create_slot=false
 fi
-published=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
-    -c "select count(*) from pg_publication_tables where pubname = 'atelier_read_model'" 2>/dev/null || echo 0)
+# One statement on the primary, as the replicator.
+primary_sql() { PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" -c "$1"; }
+published=$(primary_sql "select count(*) from pg_publication_tables where pubname = 'atelier_read_model'" 2>/dev/null || echo 0)
 [ "${published:-0}" -gt 0 ] || die "the primary $ATELIER_PRIMARY_ADDRESS does not publish atelier_read_model yet"
 if [ "$create_slot" = false ]; then
     # Patroni makes the permanent slot once the publication exists.
-    slot=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
-        -c "select count(*) from pg_replication_slots where slot_name = '$ATELIER_SUBSCRIPTION'" 2>/dev/null || echo 0)
+    slot=$(primary_sql "select count(*) from pg_replication_slots where slot_name = '$ATELIER_SUBSCRIPTION'" 2>/dev/null || echo 0)
     [ "${slot:-0}" = 1 ] || die "the primary has no permanent slot $ATELIER_SUBSCRIPTION yet (ATELIER_LOGICAL_SLOTS on the Patroni nodes)"
 fi
 if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription where subname = '$sub'")" = 0 ]; then
@@ -71,13 +71,11 @@ if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscript
         # would fail: drop it when no one streams from it (this replica
         # copies everything anew), refuse when someone does (two replicas
         # configured with one name).
-        stale=$(PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
-            -c "select coalesce(bool_or(active)::text, 'none') from pg_replication_slots where slot_name = '$sub'")
+        stale=$(primary_sql "select coalesce(bool_or(active)::text, 'none') from pg_replication_slots where slot_name = '$sub'")
         case $stale in
             none) ;;
             false)
-                PGPASSWORD=$ATELIER_REPLICATOR_PASSWORD psql -X -Atq "$primary_conn" \
-                    -c "select pg_drop_replication_slot('$sub')" >/dev/null
+                primary_sql "select pg_drop_replication_slot('$sub')" >/dev/null
                 say "dropped the slot $sub a replaced replica left on the primary" ;;
             *) die "another replica streams from the slot $sub on the primary: give this one its own ATELIER_SUBSCRIPTION" ;;
         esac

@@ -130,6 +130,7 @@ provision() {
         replica*) on "$1" env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[$1]}" \
                     ATELIER_APP_ADDRESSES="$apps" ATELIER_PRIMARY_ADDRESS="${addr[primary]}" \
                     ATELIER_SUBSCRIPTION="atelier_$1" ATELIER_OWNER_PASSWORD="$owner_pw" \
+                    ATELIER_PG_SHARED_BUFFERS="$([ "$1" = replica2 ] && echo auto || echo 256MB)" \
                     ATELIER_READER_PASSWORD="$reader_pw" ATELIER_REPLICATOR_PASSWORD="$replicator_pw" \
                     deploy/replica.sh --no-systemd ;;
         app*) on "$1" env "${common[@]}" ATELIER_LISTEN="${addr[$1]}:3000" \
@@ -156,6 +157,12 @@ say "a replica provisioned before the primary publishes refuses to subscribe (an
 for h in primary replica1 replica2; do provision "$h"; done
 [ "$(on replica1 runuser -u postgres -- psql -X -Atq -h "$dir/replica1/run" -d atelier -c \
     "select count(*) from pg_subscription_rel")" -gt 0 ] || fail "replica1's subscription lists no tables"
+# replica2 runs with terraform's default ATELIER_PG_SHARED_BUFFERS=auto: a
+# quarter of the host's memory, in MB.
+quarter_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 4 / 1024 ))
+[ "$(on replica2 runuser -u postgres -- psql -X -Atq -h "$dir/replica2/run" -d atelier -c \
+    "select setting::bigint * 8 / 1024 from pg_settings where name = 'shared_buffers'")" = "$quarter_mb" ] ||
+    fail "replica2's shared_buffers is not a quarter of the host's memory ($quarter_mb MB) with ATELIER_PG_SHARED_BUFFERS=auto"
 
 # The tools reach the databases over their unix sockets (one file system).
 # The catalog is loaded as a fleet's first boot does it (terraform/): on the
