@@ -221,8 +221,33 @@ write_model_objects() {
     ensure_database
     migrate primary
     if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_publication where pubname = 'atelier_read_model'")" = 0 ]; then
+        load_first_catalog
         node_psql -d "$ATELIER_DATABASE" -f - <"$ATELIER_SOURCE/replication/publication.sql"
     fi
+}
+
+# The generated catalog of a fleet's first boot (ATELIER_LOAD_PRODUCTS
+# products; 0 or unset: none), loaded before the publication exists. No
+# replica can subscribe yet (deploy/replica.sh waits for the publication),
+# so no logical slot holds back the load's WAL: streamed through the
+# subscriptions, a 1,000,000-product load kept more WAL behind each slot
+# than max_slot_wal_keep_size allows, and PostgreSQL would have invalidated
+# the slots (docs/benchmarks.md, scripts/bench-load-wal.sh). The replicas
+# then copy the finished documents when they subscribe. Only into an empty
+# catalog, or over a load a stopped boot left unfinished (the loader's
+# bulk_load mark): a catalog with products is never replaced here.
+load_first_catalog() {
+    local products=${ATELIER_LOAD_PRODUCTS:-0} state
+    [[ "$products" =~ ^[0-9]+$ ]] || die "ATELIER_LOAD_PRODUCTS: a whole number of products, not $products"
+    [ "$products" -gt 0 ] || return 0
+    state=$(node_psql -d "$ATELIER_DATABASE" -Atc "select case
+        when exists (select from bulk_load where state = 'loading') then 'unfinished'
+        when exists (select from product) then 'loaded' else 'empty' end")
+    [ "$state" != loaded ] || return 0
+    say "loading the generated catalog ($products products, into a catalog that is $state) before publishing it"
+    as_postgres env ATELIER_ADMIN_REPLICA_URLS= \
+        ATELIER_ADMIN_PRIMARY_URL="host=$ATELIER_DATA_DIR/run port=$ATELIER_PG_PORT user=postgres dbname=$ATELIER_DATABASE" \
+        "$ATELIER_BIN" load --products "$products" $([ "$state" = unfinished ] && echo --replace) >/dev/null
 }
 
 # Migrations through refinery (`atelier migrate`), as the owner role over

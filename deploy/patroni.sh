@@ -26,6 +26,8 @@
 #   ATELIER_PATRONI_TTL      seconds the leader lock lives without renewal (default 8): a failover
 #                            starts about this long after the primary stops answering
 #   ATELIER_PATRONI_LOOP_WAIT, ATELIER_PATRONI_RETRY_TIMEOUT (defaults 1 and 3)
+#   ATELIER_LOAD_PRODUCTS    as deploy/primary.sh: the leader loads a generated catalog into an
+#                            empty catalog before it publishes (the standby streams it)
 # Backups: as deploy/primary.sh (deploy/backup.sh): both nodes get the timers, and each
 # scheduled backup runs on whichever node leads then; both archive to the same repository
 # (S3 on EC2), and only the leader archives.

@@ -17,6 +17,8 @@
 #   ATELIER_DATA_DIR  default /var/lib/atelier (PostgreSQL data in postgres/, socket in run/)
 #   ATELIER_PG_PORT   default 5432;  ATELIER_DATABASE  default atelier
 #   ATELIER_SOURCE    the checkout or bundle holding sql/ and replication/ (default: this script's)
+#   ATELIER_LOAD_PRODUCTS  a generated catalog of this many products, loaded into an empty
+#                     catalog before the publication exists (default 0: none; deploy/lib.sh)
 #   ATELIER_BACKUP_*, ATELIER_ARCHIVE_TIMEOUT, ATELIER_PGBACKREST_CONFIG: the WAL archive and
 #                     backups (pgBackRest), see deploy/backup.sh
 # --no-systemd: start PostgreSQL with pg_ctl instead of a systemd unit, and

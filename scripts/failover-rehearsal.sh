@@ -56,7 +56,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-built=$(scripts/debug-bin.sh)
+built=$(scripts/build-bin.sh deploy)
 remove_everything
 trap teardown EXIT
 install -d -m 0755 "$dir" "$dir/bin"

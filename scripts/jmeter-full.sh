@@ -11,7 +11,7 @@
 # spends the shared cores on itself (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${bin:-$(scripts/debug-bin.sh release)}
+bin=${bin:-$(scripts/build-bin.sh release)}
 source scripts/local-catalog.sh atelier_jmeter
 "$bin" cluster up --reset >/dev/null
 "$bin" load --products 3000 --replace >/dev/null

@@ -11,9 +11,11 @@
 #   app1    10.77.0.21   app2     .22   lb       .30   client .40
 #
 # runs each host's role script in its namespace (--no-systemd, a data
-# directory per host under ATELIER_REHEARSAL_DIR), runs every script a second
+# directory per host under ATELIER_REHEARSAL_DIR) with the binary EC2 runs
+# (scripts/build-bin.sh deploy: static, musl), runs every script a second
 # time to show it changes nothing (a replica provisioned before the primary
-# first, which must refuse to subscribe), loads a small catalog, takes a
+# first, which must refuse to subscribe), has the primary load a small
+# catalog before it publishes, as a fleet's first boot does, takes a
 # differential backup by hand (primary.sh took the full one; a host's
 # timers take the rest) and checks the backup report, and then proves,
 # from the client host through the balancer's address only:
@@ -86,7 +88,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ -z "$policy" ] || rm -f "$policy"
 fi
-built=$(scripts/debug-bin.sh)
+built=$(scripts/build-bin.sh deploy)
 
 # A previous run that was killed may have left hosts behind.
 remove_everything
@@ -124,7 +126,7 @@ provision() {
         primary) on primary env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[primary]}" \
                     ATELIER_APP_ADDRESSES="$apps" ATELIER_REPLICA_ADDRESSES="$replicas" \
                     ATELIER_OWNER_PASSWORD="$owner_pw" ATELIER_WRITER_PASSWORD="$writer_pw" \
-                    ATELIER_REPLICATOR_PASSWORD="$replicator_pw" \
+                    ATELIER_REPLICATOR_PASSWORD="$replicator_pw" ATELIER_LOAD_PRODUCTS=2000 \
                     ATELIER_PGBACKREST_CONFIG="$dir/primary/pgbackrest.conf" \
                     ATELIER_BACKUP_REPO_PATH="$dir/backup-repo" deploy/primary.sh --no-systemd ;;
         replica*) on "$1" env "${common[@]}" ATELIER_LISTEN_ADDRESS="${addr[$1]}" \
@@ -154,7 +156,15 @@ fi
 grep -q "does not publish atelier_read_model yet" "$dir/replica1-before-primary.log" ||
     { cat "$dir/replica1-before-primary.log" >&2; fail "replica1 failed before the primary for another reason"; }
 say "a replica provisioned before the primary publishes refuses to subscribe (and is retried)"
+# The primary loads the catalog (2,000 products, as a fleet's first boot
+# does: ATELIER_LOAD_PRODUCTS) before it publishes, and each replica's
+# script returns only once its initial copy holds all of it.
 for h in primary replica1 replica2; do provision "$h"; done
+for r in replica1 replica2; do
+    [ "$(on "$r" runuser -u postgres -- psql -X -Atq -h "$dir/$r/run" -d atelier -c "select count(*) from product_card")" = 2000 ] ||
+        fail "$r's script returned before its initial copy held the 2,000 products the primary loaded"
+done
+say "the primary loaded 2,000 products before publishing; both replicas copied them before their scripts returned"
 [ "$(on replica1 runuser -u postgres -- psql -X -Atq -h "$dir/replica1/run" -d atelier -c \
     "select count(*) from pg_subscription_rel")" -gt 0 ] || fail "replica1's subscription lists no tables"
 # replica2 runs with terraform's default ATELIER_PG_SHARED_BUFFERS=auto: a
@@ -164,14 +174,9 @@ quarter_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 4 / 1024 ))
     "select setting::bigint * 8 / 1024 from pg_settings where name = 'shared_buffers'")" = "$quarter_mb" ] ||
     fail "replica2's shared_buffers is not a quarter of the host's memory ($quarter_mb MB) with ATELIER_PG_SHARED_BUFFERS=auto"
 
-# The tools reach the databases over their unix sockets (one file system).
-# The catalog is loaded as a fleet's first boot does it (terraform/): on the
-# primary, as the superuser, with no replica URLs, so the replicas receive
-# it through their subscriptions. Every other tool runs as the owner.
+# The tools reach the databases over their unix sockets (one file system),
+# as the owner.
 socket_url() { echo "host=$dir/$1/run port=5432 user=$2 dbname=atelier${3:+ password=$3}"; }
-say "loading 2,000 products on the primary; the replicas follow by replication"
-runuser -u postgres -- env ATELIER_ADMIN_PRIMARY_URL="$(socket_url primary postgres)" ATELIER_ADMIN_REPLICA_URLS= \
-    "$bin" load --products 2000 >"$dir/load.log"
 export ATELIER_ADMIN_PRIMARY_URL ATELIER_ADMIN_REPLICA_URLS
 ATELIER_ADMIN_PRIMARY_URL=$(socket_url primary atelier_owner "$owner_pw")
 ATELIER_ADMIN_REPLICA_URLS="$(socket_url replica1 atelier_owner "$owner_pw"),$(socket_url replica2 atelier_owner "$owner_pw")"

@@ -103,9 +103,10 @@ resource "aws_s3_bucket_policy" "release" {
 # message, not filemd5's), and that it is an x86-64 Linux ELF executable
 # (its first bytes: the ELF magic, 64-bit, little-endian, version 1; e_machine
 # 0x3E): a macOS or arm64 build would otherwise upload fine and fail at
-# every boot.
+# every boot. That it is static (no host's glibc matters) is checked where
+# it is built (scripts/build-bin.sh deploy); terraform cannot read that far.
 locals {
-  binary_path   = coalesce(var.binary_path, "${path.module}/../target/release/atelier")
+  binary_path   = coalesce(var.binary_path, "${path.module}/../target/x86_64-unknown-linux-musl/release/atelier")
   binary_exists = fileexists(local.binary_path)
   binary_head   = local.binary_exists ? substr(filebase64(local.binary_path), 0, 28) : ""
 }
@@ -120,11 +121,11 @@ resource "aws_s3_object" "binary" {
   lifecycle {
     precondition {
       condition     = local.binary_exists
-      error_message = "No atelier binary at ${local.binary_path}: run cargo build --release --locked --bin atelier in the repository, or set binary_path."
+      error_message = "No atelier binary at ${local.binary_path}: run scripts/build-bin.sh deploy in the repository (a static x86-64 build), or set binary_path."
     }
     precondition {
       condition     = substr(local.binary_head, 0, 8) == "f0VMRgIB" && substr(local.binary_head, 24, 4) == "PgAB"
-      error_message = "${local.binary_path} is not an x86-64 Linux ELF executable (built on macOS, or for arm64?): build it on or for x86_64-unknown-linux-gnu, Debian 12's glibc or older."
+      error_message = "${local.binary_path} is not an x86-64 Linux ELF executable (built on macOS, or for arm64?): build it with scripts/build-bin.sh deploy (static, x86_64-unknown-linux-musl)."
     }
   }
 }

@@ -164,7 +164,7 @@ variable "products" {
 }
 
 variable "binary_path" {
-  description = "The atelier release binary (x86_64 Linux, glibc of Debian 12 or older) to upload. null: target/release/atelier of this repository (cargo build --release --locked --bin atelier)."
+  description = "The atelier binary to upload (x86-64 Linux, best static). null: this repository's deploy build, target/x86_64-unknown-linux-musl/release/atelier (scripts/build-bin.sh deploy)."
   type        = string
   default     = null
 }

@@ -7,6 +7,8 @@ import textwrap
 import unittest
 
 import check
+import elfcheck
+import hclexpr
 
 GOOD_TF = textwrap.dedent('''
     variable "n" {
@@ -33,6 +35,8 @@ def run(tf, template=GOOD_TEMPLATE):
         problems += check.template_problems(root)[0]
         problems += check.description_problems(parsed)
         problems += check.zone_literal_problems(root)
+        problems += check.refusal_problems(parsed)
+        problems += check.binary_problems(parsed, root)
         return problems
 
 
@@ -82,6 +86,160 @@ class CheckerCatches(unittest.TestCase):
         self.assertTrue(any("aws_vpc_security_group_ingress_rule.http" in p and "'" in p for p in problems), problems)
         self.assertTrue(any("aws_vpc_security_group_ingress_rule.either" in p and "&" in p for p in problems), problems)
         self.assertFalse(any("aws_security_group.ok" in p for p in problems), problems)
+
+
+INSTANCE_TYPE = textwrap.dedent('''
+    variable "db_instance_type" {
+      description = "Type."
+      type        = string
+      default     = "r6i.large"
+      %s
+    }
+''')
+GRAVITON_REFUSED = '''validation {
+        condition     = !can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\\\.", var.db_instance_type))
+        error_message = "Arm."
+      }'''
+SSH = textwrap.dedent('''
+    variable "admin_cidr" {
+      description = "CIDR."
+      type        = string
+      default     = null
+      validation {
+        condition     = var.admin_cidr == null || try(cidrhost(var.admin_cidr, 0) == split("/", var.admin_cidr)[0], false)
+        error_message = "A network."
+      }
+    }
+    variable "ssh_key_name" {
+      description = "Key."
+      type        = string
+      default     = null
+    }
+''')
+BINARY = textwrap.dedent('''
+    variable "binary_path" {
+      description = "Binary."
+      type        = string
+      default     = null
+    }
+    locals {
+      binary_path = coalesce(var.binary_path, "${path.module}/atelier")
+      binary_head = fileexists(local.binary_path) ? substr(filebase64(local.binary_path), 0, 28) : ""
+    }
+    resource "aws_s3_object" "binary" {
+      source = local.binary_path
+      %s
+    }
+''')
+
+
+class RefusedValues(unittest.TestCase):
+    def test_an_arm_instance_type_that_validation_lets_through(self):
+        problems = run(GOOD_TF + INSTANCE_TYPE % "")
+        self.assertTrue(any("db_instance_type = 'm7g.large' passes every check" in p for p in problems), problems)
+        self.assertEqual(run(GOOD_TF + INSTANCE_TYPE % GRAVITON_REFUSED), [])
+
+    def test_a_validation_that_refuses_what_ec2_takes(self):
+        too_strict = GRAVITON_REFUSED.replace("[a-z]*g[a-z]*", "[a-z]*")
+        problems = run(GOOD_TF + INSTANCE_TYPE % too_strict)
+        self.assertTrue(any("'r6i.large' is refused" in p for p in problems), problems)
+
+    def test_ssh_opened_without_a_key(self):
+        problems = run(GOOD_TF + SSH)
+        self.assertTrue(any("admin_cidr = '203.0.113.0/24', ssh_key_name = None passes" in p for p in problems), problems)
+        guarded = SSH + textwrap.dedent('''
+            resource "aws_instance" "lb" {
+              lifecycle {
+                precondition {
+                  condition     = var.admin_cidr == null || var.ssh_key_name != null
+                  error_message = "Needs a key."
+                }
+              }
+            }
+        ''')
+        self.assertEqual(run(GOOD_TF + guarded), [])
+
+    def test_a_host_address_as_admin_cidr(self):
+        loose = SSH.replace('try(cidrhost(var.admin_cidr, 0) == split("/", var.admin_cidr)[0], false)', "can(cidrhost(var.admin_cidr, 0))")
+        problems = run(GOOD_TF + loose)
+        self.assertTrue(any("admin_cidr = '203.0.113.5/24' passes every check" in p for p in problems), problems)
+
+    def test_a_check_it_cannot_evaluate_is_a_problem(self):
+        odd = INSTANCE_TYPE % GRAVITON_REFUSED.replace("!can(", "!startswith_unknown(var.db_instance_type) && !can(")
+        self.assertTrue(any("cannot evaluate" in p for p in run(GOOD_TF + odd)))
+
+
+class BinaryPlatform(unittest.TestCase):
+    ELF_CHECK = '''lifecycle {
+        precondition {
+          condition     = substr(local.binary_head, 0, 8) == "f0VMRgIB" && substr(local.binary_head, 24, 4) == "PgAB"
+          error_message = "Not x86-64."
+        }
+      }'''
+
+    def test_a_binary_uploaded_unchecked(self):
+        problems = run(GOOD_TF + BINARY % "")
+        for kind in ("arm64", "32-bit x86", "Mach-O", "shell script"):
+            self.assertTrue(any("aws_s3_object.binary: uploads" in p and kind in p for p in problems), (kind, problems))
+
+    def test_a_check_of_the_elf_magic_alone_lets_arm64_through(self):
+        magic_only = self.ELF_CHECK.replace(' && substr(local.binary_head, 24, 4) == "PgAB"', "")
+        problems = run(GOOD_TF + BINARY % magic_only)
+        self.assertTrue(any("uploads an arm64 Linux ELF" in p for p in problems), problems)
+        self.assertFalse(any("Mach-O" in p for p in problems), problems)
+
+    def test_the_header_check_passes_x86_64_only(self):
+        self.assertEqual(run(GOOD_TF + BINARY % self.ELF_CHECK), [])
+
+    def test_the_real_binary_passes_when_built(self):
+        built = [p for p in (pathlib.Path("../../target/x86_64-unknown-linux-musl/release/atelier"), pathlib.Path("/bin/true")) if p.exists()]
+        with tempfile.TemporaryDirectory() as d:
+            root = pathlib.Path(d)
+            (root / "main.tf").write_text(BINARY % self.ELF_CHECK)
+            parsed, _ = check.parse_all(root)
+            for path in built:
+                (root / "atelier").write_bytes(path.read_bytes()[:64])
+                self.assertEqual(check.binary_problems(parsed, root), [])
+
+
+class DeployBinary(unittest.TestCase):
+    """scripts/build-bin.sh deploy refuses what the hosts could not run."""
+
+    def with_interpreter(self, header):
+        # One program header, PT_INTERP, right after the 64-byte ELF header.
+        data = bytearray(header) + bytes(56)
+        data[32:40] = (64).to_bytes(8, "little")  # e_phoff
+        data[54:56] = (56).to_bytes(2, "little")  # e_phentsize
+        data[56:58] = (1).to_bytes(2, "little")  # e_phnum
+        data[64:68] = elfcheck.PT_INTERP.to_bytes(4, "little")
+        return bytes(data)
+
+    def test_kinds(self):
+        self.assertEqual(elfcheck.problems(check.elf_header(0x3E)), [])
+        for label, (content, allowed) in check.BINARY_KINDS.items():
+            self.assertEqual(elfcheck.problems(content) == [], allowed, label)
+        self.assertTrue(any("interpreter" in p for p in elfcheck.problems(self.with_interpreter(check.elf_header(0x3E)))))
+
+    def test_the_dynamic_build_of_this_machine_is_refused(self):
+        dynamic = pathlib.Path("/bin/true").read_bytes()
+        self.assertTrue(any("interpreter" in p for p in elfcheck.problems(dynamic)))
+
+
+class Evaluator(unittest.TestCase):
+    def value(self, expression, **variables):
+        return hclexpr.evaluate("${" + expression + "}", hclexpr.Scope(variables))
+
+    def test_like_terraform(self):
+        self.assertIs(self.value('can(regex("^a", var.s))', s="abc"), True)
+        self.assertIs(self.value('can(regex("^a", var.s))', s="xbc"), False)
+        self.assertEqual(self.value('try(split("/", var.c)[5], "none")', c="10.0.0.0/8"), "none")
+        self.assertEqual(self.value("var.n > 2 ? \"big\" : \"small\"", n=3), "big")
+        self.assertEqual(self.value('"${var.a}-x"', a="q"), "q-x")
+        # && and || evaluate both sides, as Terraform does: an error is not hidden.
+        with self.assertRaises(hclexpr.EvalError):
+            self.value('var.c == null || cidrhost(var.c, 0) == "x"', c=None)
+        with self.assertRaises(hclexpr.EvalError):
+            self.value('cidrhost("10.0.0.1", 0)')
 
 
 class BashCheck(unittest.TestCase):
