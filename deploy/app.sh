@@ -12,7 +12,8 @@
 #   ATELIER_PRIMARY_ADDRESS    the primary (ATELIER_PG_PORT, default 5432, for every node); for a
 #                              Patroni cluster every database node, comma-separated (the service
 #                              writes to whichever is primary: target_session_attrs=read-write)
-#   ATELIER_REPLICA_ADDRESSES  every replica, comma-separated: each gets its own read pool
+#   ATELIER_REPLICA_ADDRESSES  every replica, comma-separated: each gets its own read pool once
+#                              its initial copy is complete (and keeps it while it is listed)
 #   ATELIER_WRITER_PASSWORD, ATELIER_READER_PASSWORD
 #   ATELIER_BIN (default /usr/local/bin/atelier), ATELIER_DATABASE, ATELIER_DATA_DIR
 #   Any other ATELIER_* limit of the README's table may be set too; it is passed on.
@@ -24,12 +25,36 @@ source "$(dirname "$0")/lib.sh"
 for v in ATELIER_LISTEN ATELIER_PRIMARY_ADDRESS ATELIER_REPLICA_ADDRESSES \
          ATELIER_WRITER_PASSWORD ATELIER_READER_PASSWORD; do need "$v"; done
 [ -x "$ATELIER_BIN" ] || die "no atelier binary at $ATELIER_BIN"
-ensure_packages curl ca-certificates
-
+ensure_packages curl ca-certificates postgresql-client-15
 install -d -m 0755 "$ATELIER_DATA_DIR"
-replicas=
+# Which replicas the service reads from. A replica joins once its initial
+# copy is complete (every table of its subscription 'r', ready): before
+# that it holds part of the catalog and would answer 404 for the rest. Once
+# admitted it stays for as long as it is listed, down or not (the service
+# routes around a replica that is down; dropping and re-adding it would
+# restart the service twice). A replica no longer listed is dropped. The
+# admitted ones are kept in $ATELIER_DATA_DIR/replicas.admitted.
+admitted_file=$ATELIER_DATA_DIR/replicas.admitted
+copied() {
+    PGPASSWORD=$ATELIER_READER_PASSWORD PGCONNECT_TIMEOUT=3 psql -X -Atq \
+        "host=$1 port=$ATELIER_PG_PORT user=atelier_reader dbname=$ATELIER_DATABASE" -c \
+        "select count(*) > 0 and count(*) filter (where r.srsubstate <> 'r') = 0
+           from pg_subscription_rel r join pg_subscription s on s.oid = r.srsubid
+          where s.subdbid = (select oid from pg_database where datname = current_database())" 2>/dev/null
+}
+admitted=()
 IFS=',' read -ra hosts <<<"$ATELIER_REPLICA_ADDRESSES"
 for host in "${hosts[@]}"; do
+    if grep -qxF "$host" "$admitted_file" 2>/dev/null || [ "$(copied "$host")" = t ]; then
+        admitted+=("$host")
+    else
+        say "replica $host is not admitted yet: unreachable, or its initial copy is not complete"
+    fi
+done
+[ "${#admitted[@]}" -gt 0 ] || die "none of the replicas $ATELIER_REPLICA_ADDRESSES has completed its initial copy yet"
+printf '%s\n' "${admitted[@]}" | write_if_changed "$admitted_file" 0644 root:root || true
+replicas=
+for host in "${admitted[@]}"; do
     replicas+="${replicas:+,}host=$host port=$ATELIER_PG_PORT user=atelier_reader password=$ATELIER_READER_PASSWORD dbname=$ATELIER_DATABASE"
 done
 # Several primaries (a Patroni cluster's nodes): connect to whichever takes

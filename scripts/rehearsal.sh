@@ -220,6 +220,14 @@ if [ "$before" != "$after" ]; then
     fail "a second run of the role scripts changed something (above)"
 fi
 say "second run of every role script: nothing changed (same processes, same files)"
+# A replica that is listed but not ready (here: no host at 10.77.0.13 yet,
+# as when replica_count grows and its host is still booting) is not given
+# to the service: app1 keeps serving from the two, unrestarted.
+replicas="$replicas,10.77.0.13" provision app1 >"$dir/app1-unready-replica.log"
+grep -q "replica 10.77.0.13 is not admitted yet" "$dir/app1-unready-replica.log" ||
+    { cat "$dir/app1-unready-replica.log" >&2; fail "app1 did not say it left out the replica that is not ready"; }
+[ "$(state)" = "$after" ] || fail "listing a replica that is not ready changed app1 (its environment or its process)"
+say "a listed replica whose copy is not complete is not admitted; the app keeps its replicas and its process"
 
 # --- 1. reads and writes through the balancer --------------------------------
 

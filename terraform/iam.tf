@@ -2,7 +2,7 @@
 # the scripts (every host), the binary (the database hosts run the
 # migrations and the load with it; the apps serve with it), and the
 # passwords of the database roles it uses (the balancer: its HTTPS
-# certificate and key), and the backup bucket (backups.tf): the database
+# certificate and key; the apps: the list of replicas), and the backup bucket (backups.tf): the database
 # nodes (db: the Patroni primary and its standby, either of which may lead
 # and archive) read and write it, the restore role only reads it. The etcd
 # witness needs only the scripts. All may register
@@ -13,12 +13,12 @@
 
 locals {
   host_roles = {
-    db      = { binary = true, passwords = ["owner", "writer", "replicator", "standby", "rewind"], tls = false, backup = "write" }
-    witness = { binary = false, passwords = [], tls = false, backup = "none" }
-    replica = { binary = true, passwords = ["owner", "reader", "replicator"], tls = false, backup = "none" }
-    app     = { binary = true, passwords = ["writer", "reader"], tls = false, backup = "none" }
-    lb      = { binary = false, passwords = [], tls = true, backup = "none" }
-    restore = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false, backup = "read" }
+    db      = { binary = true, passwords = ["owner", "writer", "replicator", "standby", "rewind"], tls = false, backup = "write", replicas = false }
+    witness = { binary = false, passwords = [], tls = false, backup = "none", replicas = false }
+    replica = { binary = true, passwords = ["owner", "reader", "replicator"], tls = false, backup = "none", replicas = false }
+    app     = { binary = true, passwords = ["writer", "reader"], tls = false, backup = "none", replicas = true }
+    lb      = { binary = false, passwords = [], tls = true, backup = "none", replicas = false }
+    restore = { binary = true, passwords = ["owner", "writer", "replicator"], tls = false, backup = "read", replicas = false }
   }
 }
 
@@ -69,6 +69,15 @@ data "aws_iam_policy_document" "host" {
       sid       = "RolePasswords"
       actions   = ["ssm:GetParameter"]
       resources = [for p in each.value.passwords : aws_ssm_parameter.role_password[p].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.replicas ? [1] : []
+    content {
+      sid       = "ReplicaAddresses"
+      actions   = ["ssm:GetParameter"]
+      resources = [aws_ssm_parameter.replica_addresses.arn]
     }
   }
 

@@ -4,9 +4,10 @@
 #
 # The AMI and the user data are read at creation only (ignore_changes): a
 # newer Debian image or an edited template never replaces a database host
-# behind your back. App servers and the balancer are stateless; their user
-# data names their peers, so changing replica_count or app_count replaces
-# them (see the README).
+# behind your back. App servers and the balancer are stateless. The apps
+# read the replicas from SSM (secrets.tf), so replica_count replaces none
+# of them; the balancer's user data names the apps, so app_count replaces
+# it (see the README).
 
 data "aws_ami" "debian12" {
   most_recent = true
@@ -79,6 +80,8 @@ resource "aws_instance" "db" {
     volume_size = 16
     encrypted   = true
     kms_key_id  = aws_kms_key.main.arn
+    # default_tags do not reach an instance's root volume.
+    tags = { Name = "${var.name}-${each.key}-root", Deployment = var.name, Project = "atelier" }
   }
 
   user_data = templatefile("${path.module}/user-data/patroni.sh.tftpl", {
@@ -149,6 +152,8 @@ resource "aws_instance" "witness" {
     volume_size = 8
     encrypted   = true
     kms_key_id  = aws_kms_key.main.arn
+    # default_tags do not reach an instance's root volume.
+    tags = { Name = "${var.name}-witness-root", Deployment = var.name, Project = "atelier" }
   }
 
   user_data = templatefile("${path.module}/user-data/witness.sh.tftpl", {
@@ -194,6 +199,8 @@ resource "aws_instance" "replica" {
     volume_size = 16
     encrypted   = true
     kms_key_id  = aws_kms_key.main.arn
+    # default_tags do not reach an instance's root volume.
+    tags = { Name = "${var.name}-replica${count.index + 1}-root", Deployment = var.name, Project = "atelier" }
   }
 
   user_data = templatefile("${path.module}/user-data/replica.sh.tftpl", {
@@ -291,6 +298,8 @@ resource "aws_instance" "app" {
     volume_size = 16
     encrypted   = true
     kms_key_id  = aws_kms_key.main.arn
+    # default_tags do not reach an instance's root volume.
+    tags = { Name = "${var.name}-app${count.index + 1}-root", Deployment = var.name, Project = "atelier" }
   }
 
   user_data = templatefile("${path.module}/user-data/app.sh.tftpl", {
@@ -298,7 +307,11 @@ resource "aws_instance" "app" {
     address           = local.app_addrs[count.index]
     app_port          = var.app_port
     primary_address   = local.primary_addrs
-    replica_addresses = join(",", local.replica_addrs)
+    region            = var.region
+    replica_parameter = aws_ssm_parameter.replica_addresses.name
+    # Each app's second of the minute to look for new replicas: 20 s apart,
+    # so no two of the first three restart at once.
+    refresh_second    = format("%02d", (count.index * 20) % 60)
     writer_parameter  = local.parameter["writer"]
     reader_parameter  = local.parameter["reader"]
     # Both write model nodes are in the URL: a connection tries each for
@@ -345,6 +358,8 @@ resource "aws_instance" "lb" {
     volume_size = 16
     encrypted   = true
     kms_key_id  = aws_kms_key.main.arn
+    # default_tags do not reach an instance's root volume.
+    tags = { Name = "${var.name}-lb-root", Deployment = var.name, Project = "atelier" }
   }
 
   user_data = templatefile("${path.module}/user-data/lb.sh.tftpl", {

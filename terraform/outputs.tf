@@ -75,3 +75,20 @@ output "restore_instance_profile" {
   description = "Attach to the host that restores a new primary from the backup bucket (read-only on it); docs/operations.md."
   value       = aws_iam_instance_profile.host["restore"].name
 }
+
+output "boot_logs" {
+  description = "How to read each host's first-boot log (the user data's output, also in /var/log/atelier-boot.log on the host): EC2's console output, no login needed."
+  value = join("\n", [
+    for name, id in merge(
+      { lb = aws_instance.lb.id, witness = aws_instance.witness.id },
+      { for name, host in aws_instance.db : name => host.id },
+      { for i, host in aws_instance.replica : "replica${i + 1}" => host.id },
+      { for i, host in aws_instance.app : "app${i + 1}" => host.id },
+    ) : "${name}: aws ec2 get-console-output --region ${var.region} --latest --output text --instance-id ${id} | grep 'atelier boot'"
+  ])
+}
+
+output "release_bucket" {
+  description = "The bucket the hosts fetch the binary (bin/atelier) and the scripts (source/) from."
+  value       = aws_s3_bucket.release.id
+}

@@ -109,3 +109,17 @@ resource "aws_ssm_parameter" "tls" {
   key_id      = aws_kms_key.main.arn
   value       = each.key == "certificate" ? local.tls_certificate : local.tls_private_key
 }
+
+# --- the replicas the apps read from -----------------------------------------------
+# Read by each app server at boot and every minute after
+# (user-data/app.sh.tftpl), instead of being written into its user data:
+# changing replica_count changes this parameter, not the apps, so no app
+# is replaced. Each app admits a new replica once its initial copy is
+# complete (deploy/app.sh). Not secret, but encrypted like the others.
+resource "aws_ssm_parameter" "replica_addresses" {
+  name        = "/${var.name}/replica_addresses"
+  description = "The read replicas' private addresses, comma-separated"
+  type        = "SecureString"
+  key_id      = aws_kms_key.main.arn
+  value       = join(",", local.replica_addrs)
+}

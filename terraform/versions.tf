@@ -1,5 +1,6 @@
-# The whole topology of deploy/ on EC2: one primary, var.replica_count
-# replicas, var.app_count app servers and one nginx balancer, each
+# The whole topology of deploy/ on EC2: the write model on two Patroni
+# nodes with an etcd witness, var.replica_count replicas, var.app_count app
+# servers and one nginx balancer, each
 # provisioned at first boot by its role script (deploy/*.sh, unchanged) from
 # the user data in user-data/. Terraform creates machines, network, secrets
 # and the bucket the binary ships in; it never provisions a host itself.
