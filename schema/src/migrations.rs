@@ -49,7 +49,7 @@ impl Migration {
 }
 
 /// Every migration in order.
-pub const MIGRATIONS: [Migration; 12] = [
+pub const MIGRATIONS: [Migration; 13] = [
     Migration {
         version: 1,
         name: "write_schema",
@@ -101,6 +101,12 @@ pub const MIGRATIONS: [Migration; 12] = [
         name: "read_subscription",
         sql: include_str!("../../sql/read_subscription.sql"),
         nodes: Nodes::ReplicasOnly,
+    },
+    Migration {
+        version: 13,
+        name: "write_batch",
+        sql: include_str!("../../sql/write_batch.sql"),
+        nodes: Nodes::PrimaryOnly,
     },
 ];
 

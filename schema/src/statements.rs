@@ -71,6 +71,9 @@ pub const DELETE_STYLE: &str = "select api_delete_style($1)";
 pub const CREATE_SKU: &str = "select api_create_sku($1, $2, $3)";
 pub const DELETE_SKU: &str = "select api_delete_sku($1)";
 pub const RECORD_MOVEMENT: &str = "select api_record_movement($1, $2, $3)";
+/// A batch of movements (arrays of skus, deltas, reasons): one row per item,
+/// in order, with its status (201, 404 or 409) and its body.
+pub const RECORD_MOVEMENTS: &str = "select item_status, item_body from api_record_movements($1, $2, $3)";
 
 /// Idempotency keys (table `idempotency_key`): claim a key (inserting waits
 /// for any transaction holding it), read back a committed first answer,

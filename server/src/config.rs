@@ -60,6 +60,17 @@ pub const READ_DEADLINE_MS_DEFAULT: u64 = 500;
 /// A whole write, its retries included, before 503 (outcome unknown: the
 /// client retries with the same Idempotency-Key).
 pub const WRITE_DEADLINE_MS_DEFAULT: u64 = 1_000;
+/// Stock movements sent to the primary as one transaction at most
+/// (write/batch.rs); 1 sends each alone, as every other write is.
+pub const MOVEMENT_BATCH_MAX_DEFAULT: usize = 64;
+const MOVEMENT_BATCH_MAX_MAX: usize = 10_000;
+/// Batches of movements in flight at once: while they are, new movements
+/// queue and leave together in the next one (natural batching).
+pub const MOVEMENT_BATCH_LANES_DEFAULT: usize = 4;
+/// How long a batch waits for more movements after its first, when fewer
+/// than the maximum are queued; 0: it leaves at once (no added latency
+/// when it is quiet).
+pub const MOVEMENT_BATCH_WAIT_US_DEFAULT: u64 = 0;
 /// Consecutive failed or timed-out attempts before a replica is ejected.
 pub const EJECT_AFTER_FAILURES_DEFAULT: u32 = 3;
 /// How often an ejected replica is probed to bring it back.
@@ -181,6 +192,19 @@ pub struct Config {
     /// Deadline of a whole write, retries included; then 503.
     #[arg(long, env = "ATELIER_WRITE_DEADLINE_MS", default_value_t = WRITE_DEADLINE_MS_DEFAULT)]
     pub write_deadline_ms: u64,
+
+    /// Stock movements (without Idempotency-Key) sent together in one
+    /// transaction at most; 1: each alone.
+    #[arg(long, env = "ATELIER_MOVEMENT_BATCH_MAX", default_value_t = MOVEMENT_BATCH_MAX_DEFAULT)]
+    pub movement_batch_max: usize,
+
+    /// Batches of movements in flight at once (each takes one primary connection).
+    #[arg(long, env = "ATELIER_MOVEMENT_BATCH_LANES", default_value_t = MOVEMENT_BATCH_LANES_DEFAULT)]
+    pub movement_batch_lanes: usize,
+
+    /// Microseconds a batch waits for more movements after its first; 0: none.
+    #[arg(long, env = "ATELIER_MOVEMENT_BATCH_WAIT_US", default_value_t = MOVEMENT_BATCH_WAIT_US_DEFAULT)]
+    pub movement_batch_wait_us: u64,
 
     /// Consecutive failed or timed-out attempts before a replica is taken
     /// out of rotation (then probed until it answers).
@@ -397,6 +421,9 @@ impl Config {
             read_deadline_ms: READ_DEADLINE_MS_DEFAULT,
             read_fallback_primary: true,
             write_deadline_ms: WRITE_DEADLINE_MS_DEFAULT,
+            movement_batch_max: MOVEMENT_BATCH_MAX_DEFAULT,
+            movement_batch_lanes: MOVEMENT_BATCH_LANES_DEFAULT,
+            movement_batch_wait_us: MOVEMENT_BATCH_WAIT_US_DEFAULT,
             eject_after_failures: EJECT_AFTER_FAILURES_DEFAULT,
             probe_interval_ms: PROBE_INTERVAL_MS_DEFAULT,
             read_inflight_max: READ_INFLIGHT_MAX_DEFAULT,
@@ -450,6 +477,10 @@ impl Config {
         within("ATELIER_READ_HEDGE_PERCENT_MAX", u64::from(self.read_hedge_percent_max), 0, 100)?;
         within("ATELIER_READ_DEADLINE_MS", self.read_deadline_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_WRITE_DEADLINE_MS", self.write_deadline_ms, 1, DURATION_MS_MAX)?;
+        within("ATELIER_MOVEMENT_BATCH_MAX", self.movement_batch_max as u64, 1, MOVEMENT_BATCH_MAX_MAX as u64)?;
+        // Each lane holds a primary connection while its batch runs.
+        within("ATELIER_MOVEMENT_BATCH_LANES", self.movement_batch_lanes as u64, 1, self.write_pool_size as u64)?;
+        within("ATELIER_MOVEMENT_BATCH_WAIT_US", self.movement_batch_wait_us, 0, 1_000_000)?;
         within("ATELIER_EJECT_AFTER_FAILURES", u64::from(self.eject_after_failures), 1, 1_000_000)?;
         within("ATELIER_PROBE_INTERVAL_MS", self.probe_interval_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_READ_INFLIGHT_MAX", self.read_inflight_max as u64, 1, 1_000_000)?;
@@ -517,6 +548,10 @@ impl Config {
 
     pub fn write_deadline(&self) -> Duration {
         Duration::from_millis(self.write_deadline_ms)
+    }
+
+    pub fn movement_batch_wait(&self) -> Duration {
+        Duration::from_micros(self.movement_batch_wait_us)
     }
 
     pub fn probe_interval(&self) -> Duration {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use hyper::StatusCode;
 use tokio_postgres::error::SqlState;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),

@@ -37,6 +37,8 @@ pub(crate) enum Counter {
     ReplicaRevived,
     WriteRetry,
     WriteDeadlineExpiry,
+    MovementBatch,
+    MovementBatched,
     Shed,
     AccessLogDropped,
     AuthMissing,
@@ -46,7 +48,7 @@ pub(crate) enum Counter {
 }
 
 impl Counter {
-    const ALL: [Counter; 20] = [
+    const ALL: [Counter; 22] = [
         Counter::NotModified,
         Counter::DocumentsSent,
         Counter::ReadAfterFallback,
@@ -61,6 +63,8 @@ impl Counter {
         Counter::ReplicaRevived,
         Counter::WriteRetry,
         Counter::WriteDeadlineExpiry,
+        Counter::MovementBatch,
+        Counter::MovementBatched,
         Counter::Shed,
         Counter::AccessLogDropped,
         Counter::AuthMissing,
@@ -118,6 +122,14 @@ impl Counter {
                 "atelier_write_deadline_expiries_total",
                 "Writes that missed ATELIER_WRITE_DEADLINE_MS (answered 503, outcome unknown).",
             ),
+            Counter::MovementBatch => (
+                "atelier_movement_batches_total",
+                "Batches of stock movements sent to the primary as one transaction (write/batch.rs).",
+            ),
+            Counter::MovementBatched => (
+                "atelier_movements_batched_total",
+                "Stock movements sent in those batches (divided by the batches: the mean batch size).",
+            ),
             Counter::Shed => {
                 ("atelier_requests_shed_total", "Requests answered 503 because the admission queue did not admit them.")
             }
@@ -158,7 +170,12 @@ impl Metrics {
 
     /// Counts one event.
     pub fn count(&self, counter: Counter) {
-        self.counters[counter as usize].fetch_add(1, Relaxed);
+        self.count_n(counter, 1);
+    }
+
+    /// Counts `n` events at once.
+    pub fn count_n(&self, counter: Counter, n: u64) {
+        self.counters[counter as usize].fetch_add(n, Relaxed);
     }
 
     /// Counts one request of route slot `route` (None: no route matched).

@@ -21,6 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::db::Pools;
 use crate::metrics::Metrics;
 use crate::state::{AppState, HedgeBudget, RequestIds};
+use crate::write::batch::{self, MovementQueue, Movements};
 use crate::write::idempotency;
 use crate::{http, read};
 
@@ -29,6 +30,8 @@ pub struct App {
     listener: TcpListener,
     state: Arc<AppState>,
     access_log: Option<mpsc::Receiver<String>>,
+    /// The movements' queue, for the batch workers (None: batching off).
+    movement_queue: Option<MovementQueue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,7 @@ impl App {
             }
             false => (None, None),
         };
+        let (movements, movement_queue) = Movements::new(&config);
         let state = Arc::new(AppState {
             auth: Authorizer::new(&config),
             reads: Admission::new(config.read_admission()),
@@ -66,8 +70,9 @@ impl App {
             access_log,
             request_ids: RequestIds::new(),
             cache,
+            movements,
         });
-        Ok(App { listener, state, access_log: lines })
+        Ok(App { listener, state, access_log: lines, movement_queue })
     }
 
     /// The address the server listens on.
@@ -82,6 +87,7 @@ impl App {
             std::thread::spawn(move || http::access_log::write_lines(lines));
         }
         let warm = tokio::spawn(warm_pools(self.state.clone()));
+        let batches = self.movement_queue.map(|queue| tokio::spawn(batch::run(self.state.clone(), queue)));
         let purge = tokio::spawn(idempotency::purge_expired_keys(self.state.clone()));
         let state = self.state.clone();
         let tokens =
@@ -94,7 +100,7 @@ impl App {
         });
         let positions = self.state.cache.is_some().then(|| tokio::spawn(keep_positions(self.state.clone())));
         http::serve(self.listener, self.state, shutdown).await;
-        for task in listeners.into_iter().chain(positions) {
+        for task in listeners.into_iter().chain(positions).chain(batches) {
             task.abort();
         }
         warm.abort();

@@ -1,6 +1,7 @@
 //! What every request handler can reach: the configuration, the database
 //! nodes, the metrics, the admission queue, request ids, the access log's
-//! channel, the credentials, and the document cache. Built once by `App::build` and shared behind an `Arc`.
+//! channel, the credentials, the document cache and the movement queue.
+//! Built once by `App::build` and shared behind an `Arc`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use crate::cache::DocumentCache;
 use crate::config::Config;
 use crate::db::Pools;
 use crate::metrics::Metrics;
+use crate::write::batch::Movements;
 
 pub(crate) struct AppState {
     pub config: Config,
@@ -30,6 +32,8 @@ pub(crate) struct AppState {
     pub auth: Authorizer,
     /// None when `ATELIER_CACHE_BYTES` is 0.
     pub cache: Option<std::sync::Arc<DocumentCache>>,
+    /// The queue of stock movements waiting for their batch.
+    pub movements: Movements,
 }
 
 /// Hedged reads as a bounded share of all reads (a token bucket): each

@@ -20,7 +20,7 @@ use crate::http::routes::{Endpoint, Resource, Route};
 use crate::http::{browse, client, cors, openapi, ops};
 use crate::read;
 use crate::state::AppState;
-use crate::write::{self, products, related, skus, styles, Idempotency, Write};
+use crate::write::{self, batch, products, related, skus, styles, Idempotency, Write};
 
 /// Longest client-given `X-Request-Id` that is passed on.
 const REQUEST_ID_CHARS_MAX: usize = 64;
@@ -99,7 +99,7 @@ async fn dispatch(
         Endpoint::PutRelated => with_body(state, request, |body| related::Put::parse(id, body)).await,
         Endpoint::CreateSku => with_body(state, request, |body| skus::Create::parse(id, body)).await,
         Endpoint::DeleteSku => without_body(state, skus::Delete(id)).await,
-        Endpoint::RecordMovement => with_body(state, request, |body| skus::RecordMovement::parse(id, body)).await,
+        Endpoint::RecordMovement => record_movement(state, request, id).await,
         Endpoint::Healthz => Ok(ops::healthz()),
         Endpoint::Readyz => Ok(ops::readyz(state).await),
         Endpoint::Metrics => Ok(ops::metrics(state).await),
@@ -140,6 +140,17 @@ async fn with_body<W: Write>(
     let write = parse(&value)?;
     let idempotency = key.map(|key| Idempotency::new(key, &method, &path, &raw));
     respond::written(write::execute(state, &write, idempotency.as_ref()).await?)
+}
+
+/// POST /skus/:id/movements: batched with the movements that arrive with it
+/// (write/batch.rs), or, with an Idempotency-Key, alone with its key.
+async fn record_movement(state: &AppState, request: Request<Incoming>, id: i64) -> Result<HttpResponse, ApiError> {
+    if body::idempotency_key(request.headers())?.is_some() {
+        return with_body(state, request, |body| skus::RecordMovement::parse(id, body)).await;
+    }
+    let JsonBody { value, .. } = body::read_json(request, state.config.body_bytes_max).await?;
+    let movement = skus::RecordMovement::parse(id, &value)?;
+    respond::written(batch::record(state, movement).await?)
 }
 
 /// A write without a body (DELETE).

@@ -14,9 +14,13 @@
 //! - a deadlock or serialization failure rolled the whole write back, so it
 //!   is run again, a bounded number of times.
 //!
+//! Stock movements without a key are batched (`batch`): the movements that
+//! arrive together are one call of one function, in one transaction.
+//!
 //! The answer carries `X-Read-After`: the WAL position right after the
 //! commit, which a replica has passed once it has applied this write.
 
+pub mod batch;
 pub mod idempotency;
 mod input;
 pub mod products;

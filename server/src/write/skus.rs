@@ -52,9 +52,9 @@ impl Write for Delete {
 /// POST /skus/:id/movements: a signed, non-zero stock change within
 /// ±2,147,483,647. The database refuses one that would go below zero (409).
 pub struct RecordMovement {
-    sku_id: i64,
-    delta: i64,
-    reason: Option<String>,
+    pub(super) sku_id: i64,
+    pub(super) delta: i64,
+    pub(super) reason: Option<String>,
 }
 
 impl RecordMovement {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{
-    app, assert_golden, catalog_lock, create_product, get, query, request, request_to, send, spawn_server,
+    app, assert_golden, catalog_lock, create_product, get, metric, query, request, request_to, send, spawn_server,
     subscription, sync_replicas, test_config, with_db, Response,
 };
 
@@ -68,14 +68,6 @@ fn eventually(addr: SocketAddr, path: &str, what: &str, fresh: impl Fn(&str) -> 
 fn version(response: &Response) -> i64 {
     let etag = response.header("etag").expect("documents carry an ETag");
     etag.trim_matches('"').trim_start_matches('v').parse().unwrap_or_else(|_| panic!("ETag {etag}"))
-}
-
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = get_from(addr, "/metrics").text().to_string();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("/metrics has no {name}"))
 }
 
 #[test]

@@ -239,6 +239,16 @@ pub fn request_raw(
     parse_response(&raw, method == "HEAD")
 }
 
+/// The value of a metric of the server at `addr`: `name` is the whole
+/// series, labels included (`atelier_replica_up{replica="replica1"}`).
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = request_to(addr, "GET", "/metrics", &[], None).text().to_string();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("/metrics has no {name}"))
+}
+
 pub fn get(path: &str) -> Response {
     request("GET", path, &[], None)
 }

@@ -5,6 +5,7 @@
 //! One test binary, one file per area; `helpers` owns the set-up.
 
 mod auth;
+mod batching;
 mod browser;
 mod cache;
 mod concurrency;

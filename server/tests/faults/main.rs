@@ -29,7 +29,7 @@ use atelier_tools::generate::Catalog;
 use atelier_tools::load::{self, LoadOptions, Source};
 use atelier_tools::{check, connect, provision};
 
-use helpers::{local_cluster, request_to, service_urls, spawn_server, Response};
+use helpers::{local_cluster, metric, request_to, service_urls, spawn_server, Response};
 
 const FAULTS_DB: &str = "atelier_faults";
 /// Products in the faults catalog: enough to spread reads over many rows.
@@ -180,13 +180,6 @@ fn read_counters(addr: SocketAddr) -> String {
         .filter(|l| !l.ends_with(" 0"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn metric(addr: SocketAddr, line_start: &str) -> f64 {
-    let text = request_to(addr, "GET", "/metrics", &[], None).text().to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start)?.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no {line_start} in /metrics"))
 }
 
 #[test]
@@ -351,6 +344,78 @@ fn a_frozen_primary_fails_writes_fast_and_loses_none() {
         "select count(*) from sku k where k.id = {sku} and k.quantity <> (select sum(delta) from stock_movement where sku_id = k.id)"
     ));
     assert_eq!(off, 0, "the quantity is the ledger's sum");
+    assert_clean();
+}
+
+/// The primary frozen while movements go through the batcher (forced into
+/// batches: one lane that waits 50 ms to fill each): a batch in flight
+/// when it froze is answered "outcome unknown" for each of its movements,
+/// never 201, and no movement answered 201 is missing from the ledger once
+/// it thaws.
+#[test]
+fn a_frozen_primary_mid_batch_loses_no_acknowledged_movement() {
+    let _serial = serial();
+    let cluster = cluster();
+    let mut config = config();
+    config.movement_batch_max = 200;
+    config.movement_batch_lanes = 1;
+    config.movement_batch_wait_us = 50_000;
+    let addr = spawn_server(config);
+    let skus: Vec<i64> = cluster.ids.iter().take(4).map(|i| i.sku_id).collect();
+    let marker = format!("batched fault {}", std::process::id());
+    let sender = |writer: usize| {
+        let (skus, marker) = (skus.clone(), marker.clone());
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            let until = Instant::now() + Duration::from_secs(4);
+            let mut n = 0;
+            while Instant::now() < until {
+                let reason = format!("{marker} {writer}-{n}");
+                let body = format!("{{\"delta\":1,\"reason\":\"{reason}\"}}");
+                let sku = skus[(writer + n) % skus.len()];
+                let answer = request_to(
+                    addr,
+                    "POST",
+                    &format!("/skus/{sku}/movements"),
+                    &[("Content-Type", "application/json")],
+                    Some(body.as_bytes()),
+                );
+                answers.push((reason, answer.status));
+                n += 1;
+            }
+            answers
+        })
+    };
+    let writers: Vec<_> = (0..24).map(sender).collect();
+    std::thread::sleep(Duration::from_millis(1_000));
+    {
+        let _frozen = Frozen::node(local::primary());
+        std::thread::sleep(Duration::from_millis(1_500));
+    }
+    let answers: Vec<(String, u16)> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let acknowledged: Vec<&String> = answers.iter().filter(|(_, s)| *s == 201).map(|(r, _)| r).collect();
+    assert!(answers.iter().all(|(_, s)| *s == 201 || *s == 503), "only 201 or 503: {answers:?}");
+    assert!(!acknowledged.is_empty(), "movements went through before and after the freeze");
+    assert!(answers.iter().any(|(_, s)| *s == 503), "the frozen primary turned movements away");
+    let stored: std::collections::HashSet<String> = runtime().block_on(async {
+        let client = connect(&cluster.primary).await.unwrap();
+        let rows = client
+            .query("select reason from stock_movement where reason like $1", &[&format!("{marker} %")])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    });
+    let missing: Vec<&&String> = acknowledged.iter().filter(|r| !stored.contains(r.as_str())).collect();
+    assert!(missing.is_empty(), "movements answered 201 and missing from the ledger: {missing:?}");
+    let metric_batches = metric(addr, "atelier_movement_batches_total");
+    let metric_batched = metric(addr, "atelier_movements_batched_total");
+    assert!(metric_batched > metric_batches, "movements were batched ({metric_batched} in {metric_batches} batches)");
+    let off = runtime().block_on(async {
+        let client = connect(&cluster.primary).await.unwrap();
+        let sql = "select count(*) from sku k where k.id = any($1) and k.quantity <> (select sum(delta) from stock_movement where sku_id = k.id)";
+        client.query_one(sql, &[&skus]).await.unwrap().get::<_, i64>(0)
+    });
+    assert_eq!(off, 0, "each quantity is its ledger's sum");
     assert_clean();
 }
 
