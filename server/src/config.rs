@@ -478,8 +478,9 @@ impl Config {
         within("ATELIER_READ_DEADLINE_MS", self.read_deadline_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_WRITE_DEADLINE_MS", self.write_deadline_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_MOVEMENT_BATCH_MAX", self.movement_batch_max as u64, 1, MOVEMENT_BATCH_MAX_MAX as u64)?;
-        // Each lane holds a primary connection while its batch runs.
-        within("ATELIER_MOVEMENT_BATCH_LANES", self.movement_batch_lanes as u64, 1, self.write_pool_size as u64)?;
+        // Each lane holds a primary connection while its batch runs (more
+        // lanes than the write pool's connections wait for one).
+        within("ATELIER_MOVEMENT_BATCH_LANES", self.movement_batch_lanes as u64, 1, POOL_SIZE_MAX as u64)?;
         within("ATELIER_MOVEMENT_BATCH_WAIT_US", self.movement_batch_wait_us, 0, 1_000_000)?;
         within("ATELIER_EJECT_AFTER_FAILURES", u64::from(self.eject_after_failures), 1, 1_000_000)?;
         within("ATELIER_PROBE_INTERVAL_MS", self.probe_interval_ms, 1, DURATION_MS_MAX)?;
@@ -613,6 +614,15 @@ mod tests {
         let mut bad = config.clone();
         bad.write_pool_size = 0;
         assert!(bad.validate().is_err());
+        for (name, change) in [
+            ("ATELIER_MOVEMENT_BATCH_MAX", (|c: &mut Config| c.movement_batch_max = 0) as fn(&mut Config)),
+            ("ATELIER_MOVEMENT_BATCH_LANES", |c: &mut Config| c.movement_batch_lanes = 0),
+            ("ATELIER_MOVEMENT_BATCH_WAIT_US", |c: &mut Config| c.movement_batch_wait_us = 2_000_000),
+        ] {
+            let mut bad = config.clone();
+            change(&mut bad);
+            assert!(bad.validate().unwrap_err().to_string().contains(name), "{name}");
+        }
         let mut bad = config;
         bad.databases.replica_urls = vec![String::new()];
         assert!(bad.validate().is_err());
