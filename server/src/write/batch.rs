@@ -25,7 +25,6 @@
 //! `ATELIER_MOVEMENT_BATCH_MAX=1` turns batching off.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use atelier_schema::statements;
 use bytes::Bytes;
@@ -35,7 +34,7 @@ use crate::error::ApiError;
 use crate::metrics::Counter;
 use crate::state::AppState;
 use crate::write::skus::RecordMovement;
-use crate::write::{retry_backoff, written, Answer, Written, WRITE_ATTEMPTS_MAX};
+use crate::write::{written, Answer, Written};
 
 /// One movement waiting for its batch, and where its answer goes.
 struct Pending {
@@ -148,34 +147,12 @@ async fn next_batch(state: &AppState, queue: &Mutex<mpsc::Receiver<Pending>>) ->
     Some(batch)
 }
 
-/// One batch on the primary, as a single write is run (`write::execute`):
-/// a slot at the door, then the deadline; retried whole after a deadlock
-/// or serialization failure (it rolled back whole). The answers are in the
-/// batch's order.
+/// One batch on the primary, in the envelope of a single write
+/// (`write::within_deadline`: a slot at the door, the deadline, the whole
+/// batch run again after a deadlock, since it rolled back whole). The
+/// answers are in the batch's order.
 async fn execute(state: &AppState, movements: &[&RecordMovement]) -> Result<Vec<Result<Written, ApiError>>, ApiError> {
-    let deadline = state.config.write_deadline();
-    let arrived = Instant::now();
-    let _slot = state.writes.admit(&state.metrics).await?;
-    let left = deadline.saturating_sub(arrived.elapsed()).max(deadline / 2);
-    tokio::time::timeout(left, async {
-        let mut attempt = 1;
-        loop {
-            match attempt_batch(state, movements).await {
-                Err(ApiError::Contention(detail)) if attempt < WRITE_ATTEMPTS_MAX => {
-                    tracing::debug!(%detail, attempt, "movement batch retried");
-                    state.metrics.count(Counter::WriteRetry);
-                    tokio::time::sleep(retry_backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        state.metrics.count(Counter::WriteDeadlineExpiry);
-        Err(ApiError::OutcomeUnknown("the primary did not answer within the write deadline".into()))
-    })
+    super::within_deadline(state, || attempt_batch(state, movements)).await
 }
 
 /// The batch's call and the WAL position after its commit, pipelined on

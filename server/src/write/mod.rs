@@ -28,6 +28,7 @@ pub mod related;
 pub mod skus;
 pub mod styles;
 
+use std::future::Future;
 use std::time::Duration;
 
 use atelier_schema::statements;
@@ -92,46 +93,58 @@ pub struct Written {
 const WRITE_ATTEMPTS_MAX: u32 = 5;
 
 /// Runs `write` on the primary, with its idempotency key if it has one,
-/// within the write deadline. When the deadline passes the outcome is
-/// unknown (the primary may still commit what it was sent), so the answer
-/// says to retry with the same Idempotency-Key, which applies it at most
-/// once.
+/// within the write deadline (`within_deadline`).
 pub async fn execute<W: Write>(
     state: &AppState,
     write: &W,
     idempotency: Option<&Idempotency>,
 ) -> Result<Written, ApiError> {
-    // The queue at the door. A write waits for a slot at most its deadline
-    // (the write queue's bound, Config::write_admission), then gets what is
-    // left of it, and never less than half: a client hears within 1.5
-    // deadlines, whatever the primary does.
+    within_deadline(state, || async move {
+        match idempotency {
+            None => attempt_alone(state, write).await,
+            Some(key) => idempotency::attempt(state, write, key).await,
+        }
+    })
+    .await
+}
+
+/// The envelope of every write (a single one, or a batch of movements):
+/// `attempt`, run again after a deadlock or serialization failure, within
+/// the write deadline. The queue at the door comes first: a write waits for
+/// a slot at most its deadline (the write queue's bound,
+/// Config::write_admission), then gets what is left of it, and never less
+/// than half: a client hears within 1.5 deadlines, whatever the primary
+/// does. When the deadline passes the outcome is unknown (the primary may
+/// still commit what it was sent), so the answer says to retry with the
+/// same Idempotency-Key, which applies it at most once.
+pub(crate) async fn within_deadline<T, F: Future<Output = Result<T, ApiError>>>(
+    state: &AppState,
+    attempt: impl Fn() -> F,
+) -> Result<T, ApiError> {
     let deadline = state.config.write_deadline();
     let arrived = std::time::Instant::now();
     let _slot = state.writes.admit(&state.metrics).await?;
     let left = deadline.saturating_sub(arrived.elapsed()).max(deadline / 2);
-    tokio::time::timeout(left, retrying(state, write, idempotency)).await.unwrap_or_else(|_| {
+    tokio::time::timeout(left, retrying(state, attempt)).await.unwrap_or_else(|_| {
         state.metrics.count(Counter::WriteDeadlineExpiry);
         Err(ApiError::OutcomeUnknown("the primary did not answer within the write deadline".into()))
     })
 }
 
-async fn retrying<W: Write>(
+/// `attempt` until it does not report contention, at most
+/// WRITE_ATTEMPTS_MAX times (it rolled back whole, so it can run again).
+async fn retrying<T, F: Future<Output = Result<T, ApiError>>>(
     state: &AppState,
-    write: &W,
-    idempotency: Option<&Idempotency>,
-) -> Result<Written, ApiError> {
-    let mut attempt = 1;
+    attempt: impl Fn() -> F,
+) -> Result<T, ApiError> {
+    let mut attempts = 1;
     loop {
-        let result = match idempotency {
-            None => attempt_alone(state, write).await,
-            Some(key) => idempotency::attempt(state, write, key).await,
-        };
-        match result {
-            Err(ApiError::Contention(detail)) if attempt < WRITE_ATTEMPTS_MAX => {
-                tracing::debug!(%detail, attempt, "write retried");
+        match attempt().await {
+            Err(ApiError::Contention(detail)) if attempts < WRITE_ATTEMPTS_MAX => {
+                tracing::debug!(%detail, attempts, "write retried");
                 state.metrics.count(Counter::WriteRetry);
-                tokio::time::sleep(retry_backoff(attempt)).await;
-                attempt += 1;
+                tokio::time::sleep(retry_backoff(attempts)).await;
+                attempts += 1;
             }
             other => return other,
         }

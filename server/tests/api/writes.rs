@@ -487,6 +487,9 @@ fn a_big_style_rebuilds_its_document_once_per_statement() {
 /// fails this test within a few hundred reads.)
 #[test]
 fn every_read_after_a_write_sees_it_while_others_write() {
+    // It adds products and writes them while it runs: a test that checks
+    // the whole catalog (atelier check) must not run meanwhile.
+    let _catalog = catalog_lock();
     const READERS: usize = 4;
     const NOISE: usize = 2;
     const ROUNDS: usize = 60;
