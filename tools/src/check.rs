@@ -49,10 +49,19 @@ const PAGING_DRIFT_SQL: &str = "
 
 /// Runs the check; an empty result means no drift anywhere. Replicas are
 /// compared as they are: call `provision::wait_for_replicas` first.
+///
+/// Each node is read in one snapshot (a repeatable-read, read-only
+/// transaction), so the primary's rebuilt and stored documents are read at
+/// one moment: writes running meanwhile are not drift on the primary. A
+/// replica is read at its own moment, which may trail the primary's; for
+/// an exact answer on every node, check while nothing writes.
 pub async fn check(primary_url: &str, replica_urls: &[String]) -> ToolResult<Vec<Drift>> {
     let mut nodes: Vec<(String, Client)> = vec![("primary".to_string(), connect(primary_url).await?)];
     for (i, url) in replica_urls.iter().enumerate() {
         nodes.push((format!("replica{}", i + 1), connect(url).await?));
+    }
+    for (_, client) in &nodes {
+        client.batch_execute("begin isolation level repeatable read read only").await?;
     }
     // The primary rebuilds the documents (from the *_source views) and is
     // also the first node whose stored documents are compared.
@@ -100,6 +109,7 @@ pub async fn check(primary_url: &str, replica_urls: &[String]) -> ToolResult<Vec
             let problem = if row.get::<_, &str>(0) == "block count" { "block count" } else { "superblock count" };
             drift.push(Drift { node: node.clone(), kind: "paging", product_id: row.get(1), problem });
         }
+        client.batch_execute("commit").await?;
     }
     Ok(drift)
 }

@@ -535,3 +535,39 @@ fn every_read_after_a_write_sees_it_while_others_write() {
         request("DELETE", &format!("/products/{id}"), &[], None);
     }
 }
+
+/// `atelier check` while products are being written: the primary's rebuilt
+/// and stored documents are read in one snapshot, so the writes are never
+/// reported as drift on the primary (read at two moments, a write that
+/// landed between them was).
+#[test]
+fn check_reads_the_primary_in_one_snapshot_while_it_is_written() {
+    let _catalog = catalog_lock();
+    let ids: Vec<i64> = (0..6).map(|n| create_product(&format!("Moving Target {n}"))).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let app = app();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    std::thread::scope(|scope| {
+        for &id in &ids {
+            let stop = &stop;
+            scope.spawn(move || {
+                // Bounded: stops with the checks, or after this many writes.
+                for round in 0..5_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    send("PATCH", &format!("/products/{id}"), &json!({"slogan": format!("moving {round}")}));
+                }
+            });
+        }
+        let mut drift = Vec::new();
+        for _ in 0..30 {
+            drift.extend(runtime.block_on(atelier_tools::check::check(&app.primary, &[])).unwrap());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(drift.iter().all(|d| d.node != "primary"), "drift on the primary while it was written: {drift:?}");
+    });
+    for id in ids {
+        request("DELETE", &format!("/products/{id}"), &[], None);
+    }
+}
