@@ -176,10 +176,10 @@ fn batching_off_sends_each_movement_alone() {
     let mut config = test_config();
     config.movement_batch_max = 1;
     let addr = spawn_server(config);
-    let sku = {
-        let _catalog = catalog_lock();
-        skus_with(&[3])[0]
-    };
+    // Held throughout: a movement rebuilds a document, which tests that
+    // count document versions must not see.
+    let _catalog = catalog_lock();
+    let sku = skus_with(&[3])[0];
     let (status, body) = post_to(addr, &format!("/skus/{sku}/movements"), &json!({"delta": -2}), &[]);
     assert_eq!((status, body), (201, json!({"sku_id": sku, "quantity": 1})));
     assert_eq!(batch_counts(addr), (0.0, 0.0), "no batch was made");
