@@ -131,6 +131,27 @@ async fn with_body<W: Write>(
     request: Request<Incoming>,
     parse: impl FnOnce(&Value) -> Result<W, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
+    let (write, idempotency) = read_write(state, request, parse).await?;
+    respond::written(write::execute(state, &write, idempotency.as_ref()).await?)
+}
+
+/// POST /skus/:id/movements: batched with the movements that arrive with it
+/// (write/batch.rs), or, with an Idempotency-Key, alone with its key.
+async fn record_movement(state: &AppState, request: Request<Incoming>, id: i64) -> Result<HttpResponse, ApiError> {
+    let (movement, idempotency) = read_write(state, request, |body| skus::RecordMovement::parse(id, body)).await?;
+    respond::written(match idempotency {
+        Some(key) => write::execute(state, &movement, Some(&key)).await?,
+        None => batch::record(state, movement).await?,
+    })
+}
+
+/// The write a request's JSON body asks for, parsed by `parse`, and the
+/// Idempotency-Key a POST carries, if any.
+async fn read_write<W: Write>(
+    state: &AppState,
+    request: Request<Incoming>,
+    parse: impl FnOnce(&Value) -> Result<W, ApiError>,
+) -> Result<(W, Option<Idempotency>), ApiError> {
     let key = match *request.method() {
         Method::POST => body::idempotency_key(request.headers())?,
         _ => None,
@@ -138,19 +159,7 @@ async fn with_body<W: Write>(
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let JsonBody { raw, value } = body::read_json(request, state.config.body_bytes_max).await?;
     let write = parse(&value)?;
-    let idempotency = key.map(|key| Idempotency::new(key, &method, &path, &raw));
-    respond::written(write::execute(state, &write, idempotency.as_ref()).await?)
-}
-
-/// POST /skus/:id/movements: batched with the movements that arrive with it
-/// (write/batch.rs), or, with an Idempotency-Key, alone with its key.
-async fn record_movement(state: &AppState, request: Request<Incoming>, id: i64) -> Result<HttpResponse, ApiError> {
-    if body::idempotency_key(request.headers())?.is_some() {
-        return with_body(state, request, |body| skus::RecordMovement::parse(id, body)).await;
-    }
-    let JsonBody { value, .. } = body::read_json(request, state.config.body_bytes_max).await?;
-    let movement = skus::RecordMovement::parse(id, &value)?;
-    respond::written(batch::record(state, movement).await?)
+    Ok((write, key.map(|key| Idempotency::new(key, &method, &path, &raw))))
 }
 
 /// A write without a body (DELETE).
