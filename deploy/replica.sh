@@ -86,15 +86,16 @@ if [ "$(node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscript
         -f - <"$ATELIER_SOURCE/replication/subscription.sql"
     say "subscribed as $sub to $ATELIER_PRIMARY_ADDRESS"
 fi
-subscribed_tables() {
+# How many tables this replica's subscription lists (those matching $1, if given).
+subscription_tables() {
     node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription_rel r
-        join pg_subscription s on s.oid = r.srsubid where s.subname = '$sub'"
+        join pg_subscription s on s.oid = r.srsubid where s.subname = '$sub'${1:+ and $1}"
 }
-if [ "$(subscribed_tables)" -lt "$published" ]; then
+if [ "$(subscription_tables)" -lt "$published" ]; then
     node_psql -d "$ATELIER_DATABASE" -c "alter subscription \"$sub\" refresh publication with (copy_data = true)"
     say "subscription $sub refreshed: it listed fewer tables than the primary publishes"
 fi
-[ "$(subscribed_tables)" -ge "$published" ] || die "subscription $sub lists $(subscribed_tables) of $published published tables"
+[ "$(subscription_tables)" -ge "$published" ] || die "subscription $sub lists $(subscription_tables) of $published published tables"
 # The initial copy: every table copied and streaming ('r', ready) before
 # this script reports the replica provisioned, within ATELIER_SYNC_TIMEOUT
 # seconds (default 3600; a 1,000,000-product catalog copies in about a
@@ -102,10 +103,7 @@ fi
 # catalog.
 sync_timeout=${ATELIER_SYNC_TIMEOUT:-3600}
 [[ "$sync_timeout" =~ ^[1-9][0-9]*$ ]] || die "ATELIER_SYNC_TIMEOUT must be a whole number of seconds"
-copying() {
-    node_psql -d "$ATELIER_DATABASE" -Atc "select count(*) from pg_subscription_rel r
-        join pg_subscription s on s.oid = r.srsubid where s.subname = '$sub' and r.srsubstate <> 'r'"
-}
+copying() { subscription_tables "r.srsubstate <> 'r'"; }
 copy_deadline=$(( $(date +%s) + sync_timeout ))
 while [ "$(copying)" != 0 ]; do
     [ "$(date +%s)" -lt "$copy_deadline" ] || die "subscription $sub: $(copying) tables still copying after $sync_timeout s"

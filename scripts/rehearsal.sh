@@ -376,11 +376,10 @@ rm -rf "$dir/replica1/postgres"
 provision replica1 >"$dir/restart-replica1.log" || { cat "$dir/restart-replica1.log" >&2; fail "the replaced replica1 did not provision"; }
 grep -q "dropped the slot atelier_replica1" "$dir/restart-replica1.log" ||
     { cat "$dir/restart-replica1.log" >&2; fail "the replaced replica1 did not deal with its predecessor's slot"; }
-for _ in $(seq 120); do
-    [ "$(on replica1 runuser -u postgres -- psql -X -Atq -h "$dir/replica1/run" -d atelier -c \
-        "select count(*) from pg_subscription_rel where srsubstate <> 'r'")" = 0 ] && break
-    sleep 0.5
-done
+# replica.sh returns only once the copy is complete: nothing left to wait for.
+[ "$(on replica1 runuser -u postgres -- psql -X -Atq -h "$dir/replica1/run" -d atelier -c \
+    "select count(*) from pg_subscription_rel where srsubstate <> 'r'")" = 0 ] ||
+    fail "the replaced replica1's script returned before its initial copy was complete"
 "$bin" check
 say "5. replica1 replaced (empty disk, same name): its old slot dropped, the read model copied, check is clean"
 
