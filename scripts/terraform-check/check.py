@@ -192,20 +192,17 @@ def description_texts(value):
 
 def description_problems(parsed):
     problems = []
-    for tf, doc in parsed.items():
-        for block in doc.get("resource", []):
-            for kind, resources in block.items():
-                if kind not in SECURITY_GROUP_TYPES:
-                    continue
-                for name, body in resources.items():
-                    bodies = [body] + [rule for key in ("ingress", "egress") for rule in body.get(key, [])]
-                    for part in bodies:
-                        for text in description_texts(part.get("description", [])):
-                            if not DESCRIPTION_CHARS.fullmatch(text):
-                                bad = sorted(set(re.sub(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]", "", text)))
-                                problems.append(
-                                    f"{tf.name}: {kind}.{name}: description {text!r} has characters EC2 refuses: {''.join(bad)}"
-                                )
+    for tf, kind, name, body in resources(parsed):
+        if kind not in SECURITY_GROUP_TYPES:
+            continue
+        bodies = [body] + [rule for key in ("ingress", "egress") for rule in body.get(key, [])]
+        for part in bodies:
+            for text in description_texts(part.get("description", [])):
+                if not DESCRIPTION_CHARS.fullmatch(text):
+                    bad = sorted(set(re.sub(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]", "", text)))
+                    problems.append(
+                        f"{tf.name}: {kind}.{name}: description {text!r} has characters EC2 refuses: {''.join(bad)}"
+                    )
     return problems
 
 
