@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{app, catalog_lock, create_product, metric, query, request_to, send, spawn_server, test_config};
+use crate::helpers::{
+    app, catalog_lock, create_product, ledger, metric, query, request_to, send, spawn_server, test_config,
+};
 
 /// A server whose movements wait up to 300 ms to fill batches of up to 500
 /// on one lane: movements sent together are batched together.
@@ -52,10 +54,6 @@ fn quantity_and_ledger(sku: i64) -> (i64, i64) {
         &format!("select quantity, (select coalesce(sum(delta), 0) from stock_movement where sku_id = {sku})::bigint from sku where id = {sku}"),
     )[0];
     (row.get(0), row.get(1))
-}
-
-fn movements_in_ledger(sku: i64) -> usize {
-    query(&app().primary, &format!("select 1 from stock_movement where sku_id = {sku}")).len()
 }
 
 /// (batches, movements batched) so far.
@@ -136,8 +134,8 @@ fn a_batch_mixing_refused_unknown_and_valid_movements() {
     assert_eq!(answers[3].1["quantity"], 0);
     assert_eq!(answers[5].1["quantity"], 0);
     // Only the valid ones are in the ledger (after each sku's initial stock).
-    assert_eq!(movements_in_ledger(a), 3);
-    assert_eq!(movements_in_ledger(b), 2);
+    assert_eq!(ledger(a).len(), 3);
+    assert_eq!(ledger(b).len(), 2);
     assert_eq!(quantity_and_ledger(a), (0, 0));
     assert_eq!(quantity_and_ledger(b), (0, 0));
 }
@@ -166,7 +164,7 @@ fn an_idempotency_key_applies_a_movement_once_within_and_across_batches() {
     let again = post_to(addr, &format!("/skus/{sku}/movements"), &json!({"delta": 1}), &[("Idempotency-Key", &key)]);
     assert_eq!(again, (201, keyed[0].1.clone()));
     // The initial stock, the keyed movement once, the eight unkeyed ones.
-    assert_eq!(movements_in_ledger(sku), 1 + 1 + 8);
+    assert_eq!(ledger(sku).len(), 1 + 1 + 8);
     assert_eq!(quantity_and_ledger(sku), (4 + 1 + 8, 4 + 1 + 8));
 }
 

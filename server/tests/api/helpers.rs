@@ -239,6 +239,17 @@ pub fn request_raw(
     parse_response(&raw, method == "HEAD")
 }
 
+/// A sku's ledger on the primary, oldest first: (delta, reason).
+pub fn ledger(sku_id: i64) -> Vec<(i64, String)> {
+    query(
+        &app().primary,
+        &format!("select delta, coalesce(reason, '') from stock_movement where sku_id = {sku_id} order by id"),
+    )
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 /// The value of a metric of the server at `addr`: `name` is the whole
 /// series, labels included (`atelier_replica_up{replica="replica1"}`).
 pub fn metric(addr: SocketAddr, name: &str) -> f64 {

@@ -6,20 +6,9 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    app, catalog_lock, create_product, get, product_body, query, request, request_to, send, spawn_unready_server,
-    subscription, sync_replicas, test_config, Response, JSON,
+    app, catalog_lock, create_product, get, ledger, product_body, query, request, request_to, send,
+    spawn_unready_server, subscription, sync_replicas, test_config, Response, JSON,
 };
-
-/// A sku's ledger on the primary, oldest first: (delta, reason).
-fn ledger(sku_id: i64) -> Vec<(i64, String)> {
-    query(
-        &app().primary,
-        &format!("select delta, coalesce(reason, '') from stock_movement where sku_id = {sku_id} order by id"),
-    )
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect()
-}
 
 /// GET with the write's read-after token.
 fn get_after(path: &str, write: &Response) -> Response {
