@@ -178,6 +178,8 @@ fn each_role_logs_in_only_where_it_has_business() {
 fn the_service_runs_end_to_end_as_its_roles() {
     // The suite's server was configured with the writer and reader URLs
     // only; a write and the read after it prove both pools work.
+    // It adds a product, which tests that count documents must not see.
+    let _catalog = crate::helpers::catalog_lock();
     let created = request(
         "POST",
         "/products",
