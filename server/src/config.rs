@@ -71,6 +71,12 @@ pub const MOVEMENT_BATCH_LANES_DEFAULT: usize = 4;
 /// than the maximum are queued; 0: it leaves at once (no added latency
 /// when it is quiet).
 pub const MOVEMENT_BATCH_WAIT_US_DEFAULT: u64 = 0;
+/// The run time a batch is sized for (write/batch_limit.rs): when batches
+/// run slow, fewer movements go in each, so one that misses the write
+/// deadline fails few. A tenth of the deadline: warm batches of the
+/// maximum take a few milliseconds (docs/benchmarks.md), so only a slow
+/// primary or cold documents bring the limit down.
+pub const MOVEMENT_BATCH_TARGET_MS_DEFAULT: u64 = 100;
 /// Consecutive failed or timed-out attempts before a replica is ejected.
 pub const EJECT_AFTER_FAILURES_DEFAULT: u32 = 3;
 /// How often an ejected replica is probed to bring it back.
@@ -205,6 +211,11 @@ pub struct Config {
     /// Microseconds a batch waits for more movements after its first; 0: none.
     #[arg(long, env = "ATELIER_MOVEMENT_BATCH_WAIT_US", default_value_t = MOVEMENT_BATCH_WAIT_US_DEFAULT)]
     pub movement_batch_wait_us: u64,
+
+    /// Milliseconds a batch of movements is sized to run in: slow batches
+    /// shrink the next ones (at most ATELIER_MOVEMENT_BATCH_MAX).
+    #[arg(long, env = "ATELIER_MOVEMENT_BATCH_TARGET_MS", default_value_t = MOVEMENT_BATCH_TARGET_MS_DEFAULT)]
+    pub movement_batch_target_ms: u64,
 
     /// Consecutive failed or timed-out attempts before a replica is taken
     /// out of rotation (then probed until it answers).
@@ -424,6 +435,7 @@ impl Config {
             movement_batch_max: MOVEMENT_BATCH_MAX_DEFAULT,
             movement_batch_lanes: MOVEMENT_BATCH_LANES_DEFAULT,
             movement_batch_wait_us: MOVEMENT_BATCH_WAIT_US_DEFAULT,
+            movement_batch_target_ms: MOVEMENT_BATCH_TARGET_MS_DEFAULT,
             eject_after_failures: EJECT_AFTER_FAILURES_DEFAULT,
             probe_interval_ms: PROBE_INTERVAL_MS_DEFAULT,
             read_inflight_max: READ_INFLIGHT_MAX_DEFAULT,
@@ -482,6 +494,7 @@ impl Config {
         // lanes than the write pool's connections wait for one).
         within("ATELIER_MOVEMENT_BATCH_LANES", self.movement_batch_lanes as u64, 1, POOL_SIZE_MAX as u64)?;
         within("ATELIER_MOVEMENT_BATCH_WAIT_US", self.movement_batch_wait_us, 0, 1_000_000)?;
+        within("ATELIER_MOVEMENT_BATCH_TARGET_MS", self.movement_batch_target_ms, 1, self.write_deadline_ms)?;
         within("ATELIER_EJECT_AFTER_FAILURES", u64::from(self.eject_after_failures), 1, 1_000_000)?;
         within("ATELIER_PROBE_INTERVAL_MS", self.probe_interval_ms, 1, DURATION_MS_MAX)?;
         within("ATELIER_READ_INFLIGHT_MAX", self.read_inflight_max as u64, 1, 1_000_000)?;
@@ -555,6 +568,10 @@ impl Config {
         Duration::from_micros(self.movement_batch_wait_us)
     }
 
+    pub fn movement_batch_target(&self) -> Duration {
+        Duration::from_millis(self.movement_batch_target_ms)
+    }
+
     pub fn probe_interval(&self) -> Duration {
         Duration::from_millis(self.probe_interval_ms)
     }
@@ -618,6 +635,8 @@ mod tests {
             ("ATELIER_MOVEMENT_BATCH_MAX", (|c: &mut Config| c.movement_batch_max = 0) as fn(&mut Config)),
             ("ATELIER_MOVEMENT_BATCH_LANES", |c: &mut Config| c.movement_batch_lanes = 0),
             ("ATELIER_MOVEMENT_BATCH_WAIT_US", |c: &mut Config| c.movement_batch_wait_us = 2_000_000),
+            ("ATELIER_MOVEMENT_BATCH_TARGET_MS", |c: &mut Config| c.movement_batch_target_ms = 0),
+            ("ATELIER_MOVEMENT_BATCH_TARGET_MS", |c: &mut Config| c.movement_batch_target_ms = 5_000),
         ] {
             let mut bad = config.clone();
             change(&mut bad);

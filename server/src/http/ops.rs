@@ -67,6 +67,9 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
         let _ = writeln!(out, "atelier_node_in_flight{{node=\"{}\"}} {}", node.name, node.in_flight());
     }
     render_admission(state, &mut out);
+    out.push_str("# HELP atelier_movement_batch_limit Most stock movements the next batch may take (smaller after slow batches).\n");
+    out.push_str("# TYPE atelier_movement_batch_limit gauge\n");
+    let _ = writeln!(out, "atelier_movement_batch_limit {}", state.movements.limit());
     for replica in &state.pools.replicas {
         let in_rotation = u8::from(!replica.is_ejected());
         let _ = writeln!(out, "atelier_replica_in_rotation{{replica=\"{}\"}} {in_rotation}", replica.name);

@@ -8,10 +8,13 @@
 //!
 //! `ATELIER_MOVEMENT_BATCH_LANES` workers take batches off one queue. A
 //! worker takes the first movement waiting and every other one queued
-//! behind it, up to `ATELIER_MOVEMENT_BATCH_MAX` (then, if
+//! behind it, up to the batch limit (then, if
 //! `ATELIER_MOVEMENT_BATCH_WAIT_US` is set and the batch is not full, it
 //! waits that long for more). When it is quiet each movement leaves alone
-//! at once; under load the batches grow by themselves.
+//! at once; under load the batches grow by themselves. The limit is
+//! `ATELIER_MOVEMENT_BATCH_MAX` at most, and smaller when batches run slow
+//! (`batch_limit`), so that one slow batch cannot fail dozens of
+//! movements at its deadline.
 //!
 //! Each request keeps its own answer: its status (201, 404 or 409), its
 //! body, and the batch's `X-Read-After`, sent only after the batch
@@ -33,6 +36,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::error::ApiError;
 use crate::metrics::Counter;
 use crate::state::AppState;
+use crate::write::batch_limit::BatchLimit;
 use crate::write::skus::RecordMovement;
 use crate::write::{written, Answer, Written};
 
@@ -43,8 +47,10 @@ struct Pending {
 }
 
 /// The queue's sending end, in `AppState`; `None` when batching is off.
+/// And the batch limit the workers share.
 pub(crate) struct Movements {
     queue: Option<mpsc::Sender<Pending>>,
+    limit: BatchLimit,
 }
 
 /// The queue's receiving end, for `run`.
@@ -55,11 +61,17 @@ impl Movements {
     /// most a full batch per lane, four times over; a movement that finds
     /// it full waits within its deadline.
     pub fn new(config: &crate::config::Config) -> (Movements, Option<MovementQueue>) {
+        let limit = BatchLimit::new(config.movement_batch_target(), config.movement_batch_max);
         if config.movement_batch_max <= 1 {
-            return (Movements { queue: None }, None);
+            return (Movements { queue: None, limit }, None);
         }
         let (sender, receiver) = mpsc::channel(config.movement_batch_max * config.movement_batch_lanes * 4);
-        (Movements { queue: Some(sender) }, Some(MovementQueue(receiver)))
+        (Movements { queue: Some(sender), limit }, Some(MovementQueue(receiver)))
+    }
+
+    /// The most movements the next batch may take (for /metrics).
+    pub fn limit(&self) -> usize {
+        self.limit.get()
     }
 }
 
@@ -108,7 +120,15 @@ async fn work(state: Arc<AppState>, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) 
         state.metrics.count(Counter::MovementBatch);
         state.metrics.count_n(Counter::MovementBatched, batch.len() as u64);
         let movements: Vec<&RecordMovement> = batch.iter().map(|p| &p.movement).collect();
-        match execute(&state, &movements).await {
+        let started = std::time::Instant::now();
+        let outcome = execute(&state, &movements).await;
+        // A batch that failed fast (the primary refused it, or is gone)
+        // says nothing of how long a batch takes; one that ran out of time
+        // does.
+        if matches!(outcome, Ok(_) | Err(ApiError::OutcomeUnknown(_))) {
+            state.movements.limit.observe(movements.len(), started.elapsed());
+        }
+        match outcome {
             Ok(answers) => {
                 for (pending, answer) in batch.into_iter().zip(answers) {
                     let _ = pending.reply.send(answer);
@@ -125,9 +145,9 @@ async fn work(state: Arc<AppState>, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) 
 
 /// The first movement waiting and those queued behind it, up to a batch.
 async fn next_batch(state: &AppState, queue: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
-    let max = state.config.movement_batch_max;
     let mut queue = queue.lock().await;
     let mut batch = vec![queue.recv().await?];
+    let max = state.movements.limit.get();
     while batch.len() < max {
         match queue.try_recv() {
             Ok(pending) => batch.push(pending),

@@ -21,6 +21,7 @@
 //! commit, which a replica has passed once it has applied this write.
 
 pub mod batch;
+mod batch_limit;
 pub mod idempotency;
 mod input;
 pub mod products;

@@ -417,6 +417,87 @@ fn a_frozen_primary_mid_batch_loses_no_acknowledged_movement() {
     assert_clean();
 }
 
+/// Movements slowed on the primary (a trigger that sleeps 20 ms for each
+/// of this test's ledger rows, so a batch of n takes n × 20 ms), forced
+/// into batches (two lanes that wait 50 ms to fill one, up to 200): 60 at
+/// once would be one batch of about 60, 1.2 s, past the 1 s write
+/// deadline, and every one of them would fail. The batch limit
+/// (write/batch_limit.rs) starts at 8 and falls to what fits the 100 ms
+/// target, so every movement is answered 201; once the slowness is gone,
+/// fast batches bring the limit back up.
+#[test]
+fn slow_batches_shrink_the_next_ones_so_none_misses_its_deadline() {
+    let _serial = serial();
+    let cluster = cluster();
+    let mut config = config();
+    config.movement_batch_max = 200;
+    config.movement_batch_lanes = 2;
+    config.movement_batch_wait_us = 50_000;
+    config.movement_batch_target_ms = 100;
+    let addr = spawn_server(config);
+    let marker = format!("slow batch {}", std::process::id());
+    struct Slowed<'a>(&'a str);
+    impl Drop for Slowed<'_> {
+        fn drop(&mut self) {
+            query(self.0, "drop trigger if exists slow_batch_test on stock_movement");
+            query(self.0, "drop function if exists slow_batch_test()");
+        }
+    }
+    let slowed = Slowed(&cluster.primary);
+    query(
+        &cluster.primary,
+        "create function slow_batch_test() returns trigger language plpgsql as \
+         $$ begin perform pg_sleep(0.02); return new; end $$",
+    );
+    query(
+        &cluster.primary,
+        &format!(
+            "create trigger slow_batch_test before insert on stock_movement for each row \
+             when (new.reason like '{marker} %') execute function slow_batch_test()"
+        ),
+    );
+    let skus: Vec<i64> = cluster.ids.iter().take(6).map(|i| i.sku_id).collect();
+    let burst = |tag: &str, n: usize| -> Vec<u16> {
+        let start = Arc::new(std::sync::Barrier::new(n));
+        let senders: Vec<_> = (0..n)
+            .map(|i| {
+                let (start, sku) = (start.clone(), skus[i % skus.len()]);
+                let body = format!("{{\"delta\":1,\"reason\":\"{marker} {tag} {i}\"}}");
+                std::thread::spawn(move || {
+                    start.wait();
+                    request_to(
+                        addr,
+                        "POST",
+                        &format!("/skus/{sku}/movements"),
+                        &[("Content-Type", "application/json")],
+                        Some(body.as_bytes()),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        senders.into_iter().map(|s| s.join().unwrap()).collect()
+    };
+    let statuses = burst("slow", 60);
+    let limit_slow = metric(addr, "atelier_movement_batch_limit");
+    assert!(statuses.iter().all(|s| *s == 201), "every slowed movement answered 201: {statuses:?}");
+    assert!(limit_slow <= 8.0, "slow batches kept the limit small: {limit_slow}");
+    let stored: i64 =
+        query(&cluster.primary, &format!("select count(*) from stock_movement where reason like '{marker} slow %'"))[0]
+            .get(0);
+    assert_eq!(stored, 60, "each movement answered 201 is in the ledger once");
+    drop(slowed);
+    for round in 0..6 {
+        burst(&format!("fast{round}"), 40);
+    }
+    let limit_fast = metric(addr, "atelier_movement_batch_limit");
+    assert!(limit_fast > limit_slow, "fast batches raised the limit again: {limit_slow} then {limit_fast}");
+    let batches = metric(addr, "atelier_movement_batches_total");
+    let batched = metric(addr, "atelier_movements_batched_total");
+    assert!(batched > batches, "movements were batched ({batched} in {batches} batches)");
+    assert_clean();
+}
+
 /// A multi-host primary URL (a Patroni pair's nodes) whose first host is
 /// frozen still reaches the next. A frozen PostgreSQL completes TCP in its
 /// kernel and then never answers, so each host must get the connect
