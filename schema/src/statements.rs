@@ -43,12 +43,12 @@ pub const LISTENER_HEARTBEAT: &str = "select 1";
 /// the replica's triggers cannot notify and replication stops (health).
 pub const REPLICA_NOTICE_QUEUE_USAGE: &str = "select pg_notification_queue_usage()";
 /// On a replica: the primary WAL position it has applied, as text (health).
-pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()::text";
+pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()";
 /// On a replica: whether its subscription holds any table (health; a
 /// subscription of no tables stays empty for ever).
 pub const REPLICA_SUBSCRIBED: &str = "select read_model_subscribed()";
-/// On the primary: its current WAL position, as text (health).
-pub const PRIMARY_WAL_LSN: &str = "select pg_current_wal_lsn()::text";
+/// On the primary: its current WAL position (health).
+pub const PRIMARY_WAL_LSN: &str = "select pg_current_wal_lsn()";
 /// On the primary, for /readyz: which node answered as the primary (with a
 /// multi-host URL, the one that accepted a read-write session), as
 /// "address:port", or "local socket, port N" over a Unix socket.

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Every status the server sends; anything else is counted as 500.
+/// Every status the server sends; anything else is counted as "other" (0).
 const STATUSES: [u16; 17] = [200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 0];
 /// Latency histogram bucket upper bounds, in seconds.
 const BUCKETS_SECONDS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -75,11 +75,12 @@ impl Counter {
 
     fn describe(self) -> (&'static str, &'static str) {
         match self {
-            Counter::NotModified => {
-                ("atelier_etag_hits_total", "GETs answered 304 because If-None-Match matched (client cache hits).")
-            }
+            Counter::NotModified => (
+                "atelier_etag_hits_total",
+                "Catalog GETs answered 304 because If-None-Match matched (client cache hits).",
+            ),
             Counter::DocumentsSent => {
-                ("atelier_etag_misses_total", "Responses sent with a full body (client cache misses).")
+                ("atelier_etag_misses_total", "Catalog GETs answered 200 with the document (client cache misses).")
             }
             Counter::ReadAfterFallback => (
                 "atelier_read_after_fallbacks_total",
@@ -178,8 +179,10 @@ impl Metrics {
         self.counters[counter as usize].fetch_add(n, Relaxed);
     }
 
-    /// Counts one request of route slot `route` (None: no route matched).
-    pub fn record(&self, route: Option<usize>, status: u16, elapsed: Duration) {
+    /// Counts one request of route slot `route` (None: no route matched);
+    /// `document_read` when it was a GET of a catalog document, the only
+    /// requests the ETag hit and miss counters count.
+    pub fn record(&self, route: Option<usize>, status: u16, elapsed: Duration, document_read: bool) {
         let unmatched = self.routes.len() - 1;
         let stats = &self.routes[route.filter(|r| *r < unmatched).unwrap_or(unmatched)];
         let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len() - 1);
@@ -191,8 +194,8 @@ impl Metrics {
         stats.count.fetch_add(1, Relaxed);
         stats.sum_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Relaxed);
         match status {
-            304 => self.count(Counter::NotModified),
-            200 => self.count(Counter::DocumentsSent),
+            304 if document_read => self.count(Counter::NotModified),
+            200 if document_read => self.count(Counter::DocumentsSent),
             _ => {}
         }
     }
@@ -246,15 +249,23 @@ mod tests {
     #[test]
     fn renders_counts_and_cumulative_buckets() {
         let m = Metrics::new(&["/products", "/products/:id"]);
-        m.record(Some(1), 200, Duration::from_micros(700));
-        m.record(Some(1), 404, Duration::from_millis(3));
-        m.record(None, 404, Duration::from_micros(10));
+        m.record(Some(1), 200, Duration::from_micros(700), true);
+        m.record(Some(1), 404, Duration::from_millis(3), true);
+        m.record(None, 404, Duration::from_micros(10), false);
+        m.record(Some(0), 200, Duration::from_micros(10), false);
+        m.record(Some(0), 304, Duration::from_micros(10), false);
+        m.record(Some(1), 304, Duration::from_millis(3), true);
+        m.record(Some(1), 299, Duration::from_millis(3), true);
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("atelier_requests_total{route=\"/products/:id\",status=\"200\"} 1\n"));
         assert!(out.contains("atelier_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
         assert!(out.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.001\"} 1\n"));
-        assert!(out.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.005\"} 2\n"));
-        assert!(out.contains("atelier_request_duration_seconds_count{route=\"/products/:id\"} 2\n"));
+        assert!(out.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.005\"} 4\n"));
+        assert!(out.contains("atelier_request_duration_seconds_count{route=\"/products/:id\"} 4\n"));
+        assert!(out.contains("atelier_requests_total{route=\"/products/:id\",status=\"other\"} 1\n"));
+        // Only the document reads count as ETag hits and misses.
+        assert!(out.contains("atelier_etag_misses_total 1\n"), "{out}");
+        assert!(out.contains("atelier_etag_hits_total 1\n"), "{out}");
     }
 }

@@ -49,7 +49,8 @@ pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr) 
     }
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.record(resource.map(Resource::slot), status, latency);
+    let document_read = matches!(method, Method::GET | Method::HEAD) && resource.is_some_and(Resource::is_document);
+    state.metrics.record(resource.map(Resource::slot), status, latency, document_read);
     if state.config.access_log {
         let node = response.headers().get(SERVED_BY).and_then(|v| v.to_str().ok()).unwrap_or("-");
         let route = resource.map_or("unmatched", Resource::label);

@@ -7,6 +7,7 @@ use atelier_schema::statements;
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::StatusCode;
+use postgres_types::PgLsn;
 
 use futures_util::future::join_all;
 
@@ -124,17 +125,17 @@ struct ReplicaHealth {
     /// Whether its subscription holds any table; None when unknown (it
     /// did not answer).
     subscribed: Option<bool>,
-    lag_bytes: Option<i64>,
+    lag_bytes: Option<u64>,
 }
 
 /// Probes the primary and every replica at once (so a stuck node costs one
 /// probe timeout, not one each): up, and each replica's lag in bytes of
 /// the primary's WAL since the last commit it applied (it also counts WAL
 /// the primary wrote for things that are not replicated).
-async fn health(state: &AppState) -> (Option<String>, Vec<ReplicaHealth>) {
-    let primary = probe::<String>(&state.pools.primary, statements::PRIMARY_WAL_LSN);
+async fn health(state: &AppState) -> (Option<PgLsn>, Vec<ReplicaHealth>) {
+    let primary = probe::<PgLsn>(&state.pools.primary, statements::PRIMARY_WAL_LSN);
     let replicas =
-        join_all(state.pools.replicas.iter().map(|r| probe::<Option<String>>(r, statements::REPLICA_APPLIED_LSN)));
+        join_all(state.pools.replicas.iter().map(|r| probe::<Option<PgLsn>>(r, statements::REPLICA_APPLIED_LSN)));
     let subscribed = join_all(state.pools.replicas.iter().map(|r| probe::<bool>(r, statements::REPLICA_SUBSCRIBED)));
     let (primary_lsn, applied, subscribed) = tokio::join!(primary, replicas, subscribed);
     let replicas = state
@@ -144,8 +145,8 @@ async fn health(state: &AppState) -> (Option<String>, Vec<ReplicaHealth>) {
         .zip(applied.into_iter().zip(subscribed))
         .map(|(replica, (applied, subscribed))| {
             let up = applied.is_some();
-            let lag_bytes = match (&primary_lsn, applied.flatten()) {
-                (Some(p), Some(r)) => lsn_bytes(p).zip(lsn_bytes(&r)).map(|(p, r)| (p - r).max(0)),
+            let lag_bytes = match (primary_lsn, applied.flatten()) {
+                (Some(p), Some(r)) => Some(u64::from(p).saturating_sub(u64::from(r))),
                 _ => None,
             };
             ReplicaHealth { name: replica.name, up, subscribed, lag_bytes }
@@ -165,13 +166,6 @@ async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(node: &Node, sql: 
             .await
     };
     tokio::time::timeout(PROBE_TIMEOUT, attempt).await.ok()?.ok()
-}
-
-/// A WAL position ("16/B374D848") as a byte offset.
-fn lsn_bytes(text: &str) -> Option<i64> {
-    let (hi, lo) = text.split_once('/')?;
-    let value = (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?;
-    i64::try_from(value).ok()
 }
 
 /// The admission queues (admission.rs): their delay histograms, refusals by
@@ -235,17 +229,5 @@ fn render_admission(state: &AppState, out: &mut String) {
         let _ = writeln!(out, "atelier_admission_in_use{{queue=\"{queue}\"}} {in_use}");
         let _ = writeln!(out, "atelier_admission_waiting{{queue=\"{queue}\"}} {waiting}");
         let _ = writeln!(out, "atelier_admission_overloaded{{queue=\"{queue}\"}} {}", u8::from(admission.overloaded()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lsns_are_byte_offsets() {
-        assert_eq!(lsn_bytes("0/10"), Some(16));
-        assert_eq!(lsn_bytes("1/0"), Some(1 << 32));
-        assert_eq!(lsn_bytes("nonsense"), None);
     }
 }

@@ -64,6 +64,12 @@ impl Resource {
         }
     }
 
+    /// Whether its GET answers a catalog document (the read model), whose
+    /// ETag a client may hold.
+    pub const fn is_document(self) -> bool {
+        matches!(self, Resource::Products | Resource::Product | Resource::ProductStyles | Resource::ProductRelated)
+    }
+
     /// This resource's metrics slot.
     pub fn slot(self) -> usize {
         self as usize
