@@ -42,7 +42,8 @@ pub const LISTENER_HEARTBEAT: &str = "select 1";
 /// that stops reading (a frozen server) holds the queue; when it is full,
 /// the replica's triggers cannot notify and replication stops (health).
 pub const REPLICA_NOTICE_QUEUE_USAGE: &str = "select pg_notification_queue_usage()";
-/// On a replica: the primary WAL position it has applied, as text (health).
+/// On a replica: the primary WAL position it has applied (health, and the
+/// ejected replicas' probe).
 pub const REPLICA_APPLIED_LSN: &str = "select read_model_applied_lsn()";
 /// On a replica: whether its subscription holds any table (health; a
 /// subscription of no tables stays empty for ever).

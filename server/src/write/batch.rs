@@ -123,8 +123,9 @@ async fn work(state: Arc<AppState>, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) 
         let started = std::time::Instant::now();
         let outcome = execute(&state, &movements).await;
         // A batch that failed fast (the primary refused it, or is gone)
-        // says nothing of how long a batch takes; one that ran out of time
-        // does.
+        // says nothing of how long a batch takes; one whose outcome is
+        // unknown (its deadline passed, or its connection was lost) does,
+        // as a lower bound.
         if matches!(outcome, Ok(_) | Err(ApiError::OutcomeUnknown(_))) {
             state.movements.limit.observe(movements.len(), started.elapsed());
         }

@@ -347,6 +347,14 @@ fn a_frozen_primary_fails_writes_fast_and_loses_none() {
     assert_clean();
 }
 
+/// POST /skus/:sku/movements of one unit, with `reason` (letters, digits
+/// and spaces: it goes into the JSON as it is); the status.
+fn restock_one(addr: SocketAddr, sku: i64, reason: &str) -> u16 {
+    let body = format!("{{\"delta\":1,\"reason\":\"{reason}\"}}");
+    let path = format!("/skus/{sku}/movements");
+    request_to(addr, "POST", &path, &[("Content-Type", "application/json")], Some(body.as_bytes())).status
+}
+
 /// The primary frozen while movements go through the batcher (forced into
 /// batches: one lane that waits 50 ms to fill each): a batch in flight
 /// when it froze is answered "outcome unknown" for each of its movements,
@@ -371,16 +379,8 @@ fn a_frozen_primary_mid_batch_loses_no_acknowledged_movement() {
             let mut n = 0;
             while Instant::now() < until {
                 let reason = format!("{marker} {writer}-{n}");
-                let body = format!("{{\"delta\":1,\"reason\":\"{reason}\"}}");
-                let sku = skus[(writer + n) % skus.len()];
-                let answer = request_to(
-                    addr,
-                    "POST",
-                    &format!("/skus/{sku}/movements"),
-                    &[("Content-Type", "application/json")],
-                    Some(body.as_bytes()),
-                );
-                answers.push((reason, answer.status));
+                let status = restock_one(addr, skus[(writer + n) % skus.len()], &reason);
+                answers.push((reason, status));
                 n += 1;
             }
             answers
@@ -462,17 +462,10 @@ fn slow_batches_shrink_the_next_ones_so_none_misses_its_deadline() {
         let senders: Vec<_> = (0..n)
             .map(|i| {
                 let (start, sku) = (start.clone(), skus[i % skus.len()]);
-                let body = format!("{{\"delta\":1,\"reason\":\"{marker} {tag} {i}\"}}");
+                let reason = format!("{marker} {tag} {i}");
                 std::thread::spawn(move || {
                     start.wait();
-                    request_to(
-                        addr,
-                        "POST",
-                        &format!("/skus/{sku}/movements"),
-                        &[("Content-Type", "application/json")],
-                        Some(body.as_bytes()),
-                    )
-                    .status
+                    restock_one(addr, sku, &reason)
                 })
             })
             .collect();
