@@ -27,6 +27,21 @@ pub fn migrations(role: Role) -> ToolResult<Vec<Migration>> {
         .collect()
 }
 
+/// Writes the role's migrations into `dir` as the refinery CLI reads them
+/// (`V<version>__<name>.sql`, the binary's own text), so `refinery migrate
+/// -p DIR` applies exactly what `atelier migrate` would and either tool can
+/// continue the other's history. Returns the file names written, in order.
+pub fn write_refinery_dir(dir: &std::path::Path, role: Role) -> ToolResult<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for m in migrations::for_role(role) {
+        let file = format!("{}.sql", m.refinery_name());
+        std::fs::write(dir.join(&file), m.sql)?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
 /// Applies the role's pending migrations to the database at `url`.
 pub async fn migrate(url: &str, role: Role) -> ToolResult<()> {
     let mut client = connect(url).await?;
@@ -452,4 +467,32 @@ async fn drop_subscription(client: &tokio_postgres::Client, name: &str) -> ToolR
         client.batch_execute(&format!("drop subscription {name}")).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What refinery's own loader (the one its CLI uses) reads back from the
+    /// written directory is, migration for migration and checksum for
+    /// checksum, what `atelier migrate` runs: a recipe that copied a fixed
+    /// list of files would miss every migration added after it.
+    #[test]
+    fn the_refinery_directory_holds_every_migration_of_the_role() {
+        for role in [Role::Primary, Role::Replica] {
+            let dir = std::env::temp_dir().join(format!("atelier-refinery-{role}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let written = write_refinery_dir(&dir, role).unwrap();
+            let loaded = refinery::load_sql_migrations(&dir).unwrap();
+            let embedded = migrations(role).unwrap();
+            assert_eq!(loaded, embedded, "{role}");
+            assert_eq!(written.len(), migrations::for_role(role).count());
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let replica = std::env::temp_dir().join(format!("atelier-refinery-check-{}", std::process::id()));
+        let names = write_refinery_dir(&replica, Role::Replica).unwrap();
+        assert!(names.contains(&"V12__read_subscription.sql".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("V1__")), "replicas hold no write model: {names:?}");
+        std::fs::remove_dir_all(&replica).unwrap();
+    }
 }

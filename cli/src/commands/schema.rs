@@ -3,7 +3,7 @@
 
 use crate::commands::AdminUrls;
 use atelier_schema::Role;
-use atelier_tools::{provision, ToolResult};
+use atelier_tools::{provision, ToolError, ToolResult};
 use clap::ValueEnum;
 use std::time::Duration;
 
@@ -12,8 +12,12 @@ pub struct MigrateArgs {
     #[arg(long, value_enum)]
     role: RoleArg,
     /// Connection string of the database to migrate.
-    #[arg(long, env = "ATELIER_MIGRATE_URL")]
-    url: String,
+    #[arg(long, env = "ATELIER_MIGRATE_URL", required_unless_present = "print_refinery")]
+    url: Option<String>,
+    /// Instead of migrating, write the role's migrations into this directory
+    /// under refinery's file names, for `refinery migrate -p DIR`.
+    #[arg(long, value_name = "DIR")]
+    print_refinery: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,8 +51,17 @@ pub async fn migrate(args: MigrateArgs) -> ToolResult<()> {
         RoleArg::Primary => Role::Primary,
         RoleArg::Replica => Role::Replica,
     };
-    provision::migrate(&args.url, role).await?;
-    println!("migrated {} as {role}", provision::redact(&args.url));
+    if let Some(dir) = args.print_refinery {
+        for file in provision::write_refinery_dir(&dir, role)? {
+            println!("{}", dir.join(file).display());
+        }
+        return Ok(());
+    }
+    let Some(url) = args.url else {
+        return Err(ToolError::Message("--url (or ATELIER_MIGRATE_URL) is required".into()));
+    };
+    provision::migrate(&url, role).await?;
+    println!("migrated {} as {role}", provision::redact(&url));
     Ok(())
 }
 
