@@ -116,7 +116,7 @@ impl Verb {
     /// In the order the Allow header lists them.
     const ALL: [Verb; 5] = [Verb::Get, Verb::Post, Verb::Put, Verb::Patch, Verb::Delete];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Verb::Get => "GET",
             Verb::Post => "POST",
@@ -190,7 +190,7 @@ impl Endpoint {
 }
 
 /// The table.
-const ENDPOINTS: [(Resource, Verb, Endpoint); 20] = [
+pub(crate) const ENDPOINTS: [(Resource, Verb, Endpoint); 20] = [
     (Resource::Products, Verb::Get, Endpoint::ListProducts),
     (Resource::Products, Verb::Post, Endpoint::CreateProduct),
     (Resource::Product, Verb::Get, Endpoint::GetProduct),

@@ -14,7 +14,7 @@ pub const NAME_CHARS_MAX: usize = 255;
 /// Descriptions, slogans and URLs.
 pub const TEXT_CHARS_MAX: usize = 2048;
 /// Prices are numeric(12,2): at most ten digits before the point.
-const PRICE_WHOLE_DIGITS_MAX: usize = 10;
+pub const PRICE_WHOLE_DIGITS_MAX: usize = 10;
 
 /// One JSON object of a request body, and where it sits in the body.
 pub struct Fields<'a> {

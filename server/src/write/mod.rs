@@ -23,7 +23,7 @@
 pub mod batch;
 mod batch_limit;
 pub mod idempotency;
-mod input;
+pub(crate) mod input;
 pub mod products;
 pub mod related;
 pub mod skus;
