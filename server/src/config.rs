@@ -560,6 +560,10 @@ impl Config {
         Duration::from_millis(self.read_deadline_ms)
     }
 
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
+    }
+
     pub fn write_deadline(&self) -> Duration {
         Duration::from_millis(self.write_deadline_ms)
     }

@@ -115,7 +115,7 @@ impl App {
 async fn keep_positions(state: Arc<AppState>) {
     let Some(cache) = state.cache.as_deref() else { return };
     let Some(positions) = &cache.positions else { return };
-    let within = std::time::Duration::from_millis(state.config.statement_timeout_ms);
+    let within = state.config.statement_timeout();
     let listened = |name: &str| cache.is_listening(name);
     positions.keep_loaded(&state.pools.replicas, listened, within, state.config.cache_listener_timeout()).await;
 }

@@ -98,13 +98,31 @@ pub async fn purge_expired_keys(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tick.tick().await;
-        let purge = async {
-            let client = state.pools.primary.pool.get().await.ok()?;
-            let statement = client.prepare_cached(statements::PURGE_IDEMPOTENCY_KEYS).await.ok()?;
-            client.execute(&statement, &[&RETENTION_HOURS]).await.ok()
-        };
-        if let Some(deleted) = purge.await.filter(|n| *n > 0) {
-            tracing::info!(deleted, "expired idempotency keys purged");
+        match purge_once(&state).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired idempotency keys purged"),
+            Err(error) => tracing::warn!(%error, "idempotency purge failed; tried again next interval"),
         }
     }
+}
+
+/// One purge, through the same deadline-bearing checkout as every request:
+/// the checkout waits at most the write deadline, and the whole exchange is
+/// abandoned (its connection leaves the pool) after the statement timeout
+/// the server itself enforces on the delete, so a hung primary holds
+/// neither this task nor a pooled connection for longer.
+async fn purge_once(state: &AppState) -> Result<u64, ApiError> {
+    let within = state.config.write_deadline() + state.config.statement_timeout();
+    let purge = async {
+        let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+        connection
+            .exchange(async |client| {
+                let statement = client.prepare_cached(statements::PURGE_IDEMPOTENCY_KEYS).await?;
+                Ok(client.execute(&statement, &[&RETENTION_HOURS]).await?)
+            })
+            .await
+    };
+    tokio::time::timeout(within, purge)
+        .await
+        .map_err(|_| ApiError::Unavailable("idempotency purge timed out".into()))?
 }
