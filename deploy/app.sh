@@ -16,7 +16,7 @@
 #                              its initial copy is complete (and keeps it while it is listed)
 #   ATELIER_WRITER_PASSWORD, ATELIER_READER_PASSWORD
 #   ATELIER_BIN (default /usr/local/bin/atelier), ATELIER_DATABASE, ATELIER_DATA_DIR
-#   Any other ATELIER_* limit of the README's table may be set too; it is passed on.
+#   Any other ATELIER_* setting (docs/operations.md, Configuration) may be set too; it is passed on.
 # The connection strings go to $ATELIER_DATA_DIR/atelier.env (mode 0600), read
 # by the unit (EnvironmentFile), never put on a command line.
 # --no-systemd: run under deploy/supervise.sh instead of a unit.

@@ -7,7 +7,7 @@
 # that it catches each of these), and checkov reports no failed check (each
 # intentional skip is written inline with its reason). Tools from PyPI,
 # pinned, in a virtualenv under out/. Not a substitute for
-# `terraform validate` and `terraform plan` (see the README).
+# `terraform validate` and `terraform plan` (docs/deployment.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hcl2_version=8.1.4

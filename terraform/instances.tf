@@ -7,7 +7,7 @@
 # behind your back. App servers and the balancer are stateless. The apps
 # read the replicas from SSM (secrets.tf), so replica_count replaces none
 # of them; the balancer's user data names the apps, so app_count replaces
-# it (see the README).
+# it (docs/deployment.md).
 
 data "aws_ami" "debian12" {
   most_recent = true

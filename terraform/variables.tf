@@ -176,7 +176,7 @@ variable "app_port" {
 }
 
 variable "app_settings" {
-  description = "Extra ATELIER_* settings for the service (the README's limits table), e.g. { ATELIER_READ_POOL_SIZE = \"8\" }."
+  description = "Extra ATELIER_* settings for the service (docs/operations.md, Configuration), e.g. { ATELIER_READ_POOL_SIZE = \"8\" }."
   type        = map(string)
   default     = {}
 

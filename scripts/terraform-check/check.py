@@ -25,7 +25,7 @@
    arm64, 32-bit, Mach-O and script files, which must be refused).
 
 checkov runs separately (scripts/terraform-check.sh). None of this replaces
-`terraform validate` and `terraform plan` (see the README).
+`terraform validate` and `terraform plan` (docs/deployment.md).
 """
 
 import pathlib
