@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atelier_tools::{connect, ToolResult};
+use atelier_tools::{connect, provision, ToolResult};
 use futures_util::future::join_all;
 
 use crate::stats::percentile;
@@ -64,17 +64,11 @@ pub async fn sample(
     let mut lags: Vec<Vec<u64>> = vec![Vec::new(); replicas.len()];
     while !stop.load(Ordering::Relaxed) {
         let next = Instant::now() + interval;
-        let beat: i64 = primary
-            .query_one("update replication_heartbeat set beat = beat + 1 where id = 1 returning beat", &[])
-            .await?
-            .get(0);
+        let beat = provision::bump_heartbeat(&primary).await?;
         let committed = Instant::now();
         let waits = replicas.iter().map(|replica| async move {
             loop {
-                let seen: Option<i64> = replica
-                    .query_opt("select beat from replication_heartbeat where id = 1", &[])
-                    .await?
-                    .map(|row| row.get(0));
+                let seen = provision::heartbeat_seen(replica).await?;
                 if seen.is_some_and(|seen| seen >= beat) || committed.elapsed() > BEAT_TIMEOUT {
                     return Ok::<_, atelier_tools::ToolError>(committed.elapsed());
                 }

@@ -9,6 +9,19 @@ use std::collections::BTreeMap;
 use hyper::StatusCode;
 use tokio_postgres::error::SqlState;
 
+/// The 503 class as one pattern: the variants a retry may cure, which
+/// answer `503` with `Retry-After`. A macro so that the matches using it
+/// stay exhaustive.
+macro_rules! unavailable {
+    () => {
+        $crate::error::ApiError::Unavailable(_)
+            | $crate::error::ApiError::Busy(_)
+            | $crate::error::ApiError::Contention(_)
+            | $crate::error::ApiError::OutcomeUnknown(_)
+    };
+}
+pub(crate) use unavailable;
+
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -80,9 +93,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            unavailable!() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,9 +111,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "validation_failed",
-            ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
-                "unavailable"
-            }
+            unavailable!() => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -200,10 +209,9 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
-/// Is this error worth trying on another replica?
+/// The 503 class: the service could not answer now, and a retry may
+/// succeed (it carries `Retry-After`). Also: is this error worth trying on
+/// another replica?
 pub fn is_unavailable(error: &ApiError) -> bool {
-    matches!(
-        error,
-        ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_)
-    )
+    matches!(error, unavailable!())
 }

@@ -136,15 +136,7 @@ impl LocalCluster {
                 println!("{:<9} not running", node.name);
                 continue;
             }
-            let data = self.data_dir(node);
-            let out = self.pg_ctl(&["-D", path_str(&data)?, "-m", "fast", "-w", "stop"])?;
-            if !out.status.success() {
-                return Err(ToolError::msg(format!(
-                    "{} did not stop: {}",
-                    node.name,
-                    String::from_utf8_lossy(&out.stderr)
-                )));
-            }
+            self.stop_node(node, false)?;
             println!("{:<9} stopped", node.name);
         }
         Ok(())

@@ -189,14 +189,26 @@ const TABLES_STILL_COPYING: &str = "select count(*) from pg_subscription_rel r
     where s.subdbid = (select oid from pg_database where datname = current_database())
       and r.srsubstate <> 'r'";
 
+/// Bumps the replicated heartbeat row on the primary (a commit every
+/// replica applies after everything committed before it) and returns the
+/// new beat.
+pub async fn bump_heartbeat(primary: &tokio_postgres::Client) -> ToolResult<i64> {
+    Ok(primary
+        .query_one("update replication_heartbeat set beat = beat + 1 where id = 1 returning beat", &[])
+        .await?
+        .get(0))
+}
+
+/// The last beat a replica has applied (None before its copy of the row).
+pub async fn heartbeat_seen(replica: &tokio_postgres::Client) -> ToolResult<Option<i64>> {
+    Ok(replica.query_opt("select beat from replication_heartbeat where id = 1", &[]).await?.map(|row| row.get(0)))
+}
+
 /// Bumps the heartbeat on the primary and waits until every replica shows
 /// it, so that everything committed before this call is on every replica.
 pub async fn wait_for_replicas(primary_url: &str, replica_urls: &[String], timeout: Duration) -> ToolResult<()> {
     let primary = connect(primary_url).await?;
-    let beat: i64 = primary
-        .query_one("update replication_heartbeat set beat = beat + 1 where id = 1 returning beat", &[])
-        .await?
-        .get(0);
+    let beat = bump_heartbeat(&primary).await?;
     let started = std::time::Instant::now();
     for url in replica_urls {
         let replica = connect(url).await?;
@@ -206,10 +218,7 @@ pub async fn wait_for_replicas(primary_url: &str, replica_urls: &[String], timeo
             // Every table's initial copy done too: the heartbeat's own copy
             // can finish before another table's has started.
             let copying: i64 = replica.query_one(TABLES_STILL_COPYING, &[]).await?.get(0);
-            seen = replica
-                .query_opt("select beat from replication_heartbeat where id = 1", &[])
-                .await?
-                .map(|row| row.get(0));
+            seen = heartbeat_seen(&replica).await?;
             Ok((copying == 0 && seen.is_some_and(|seen| seen >= beat)).then_some(()))
         })
         .await?;

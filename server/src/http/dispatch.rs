@@ -20,7 +20,7 @@ use crate::http::routes::{Endpoint, Resource, Route};
 use crate::http::{browse, client, cors, openapi, ops};
 use crate::read;
 use crate::state::AppState;
-use crate::write::{self, batch, products, related, skus, styles, Idempotency, Write};
+use crate::write::{self, batch, products, related, skus, styles, Delete, Idempotency, Write};
 
 /// Longest client-given `X-Request-Id` that is passed on.
 const REQUEST_ID_CHARS_MAX: usize = 64;
@@ -93,13 +93,13 @@ async fn dispatch(
         Endpoint::CreateProduct => with_body(state, request, products::Create::parse).await,
         Endpoint::ReplaceProduct => with_body(state, request, |body| products::Update::replace(id, body)).await,
         Endpoint::PatchProduct => with_body(state, request, |body| products::Update::patch(id, body)).await,
-        Endpoint::DeleteProduct => without_body(state, products::Delete(id)).await,
+        Endpoint::DeleteProduct => without_body(state, Delete::<products::Product>::new(id)).await,
         Endpoint::CreateStyle => with_body(state, request, |body| styles::Create::parse(id, body)).await,
         Endpoint::ReplaceStyle => with_body(state, request, |body| styles::Update::parse(id, body)).await,
-        Endpoint::DeleteStyle => without_body(state, styles::Delete(id)).await,
+        Endpoint::DeleteStyle => without_body(state, Delete::<styles::Style>::new(id)).await,
         Endpoint::PutRelated => with_body(state, request, |body| related::Put::parse(id, body)).await,
         Endpoint::CreateSku => with_body(state, request, |body| skus::Create::parse(id, body)).await,
-        Endpoint::DeleteSku => without_body(state, skus::Delete(id)).await,
+        Endpoint::DeleteSku => without_body(state, Delete::<skus::Sku>::new(id)).await,
         Endpoint::RecordMovement => record_movement(state, request, id).await,
         Endpoint::Healthz => Ok(ops::healthz()),
         Endpoint::Readyz => Ok(ops::readyz(state).await),

@@ -105,7 +105,7 @@ pub fn error(error: ApiError) -> HttpResponse {
                 headers.insert(ALLOW, allow);
             }
         }
-        ApiError::Unavailable(_) | ApiError::Busy(_) | ApiError::Contention(_) | ApiError::OutcomeUnknown(_) => {
+        crate::error::unavailable!() => {
             headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
         }
         ApiError::Unauthorized { presented } => {

@@ -58,6 +58,33 @@ pub trait Write: Sync {
     fn answer(&self, row: &Row) -> Result<Answer, ApiError>;
 }
 
+/// What a DELETE by id removes: products, styles and skus differ only in
+/// the function they call.
+pub trait Deletable {
+    const STATEMENT: &'static str;
+}
+
+/// DELETE of one `T` by id: `204`, or the function's own `404`.
+pub struct Delete<T>(i64, std::marker::PhantomData<fn() -> T>);
+
+impl<T> Delete<T> {
+    pub fn new(id: i64) -> Delete<T> {
+        Delete(id, std::marker::PhantomData)
+    }
+}
+
+impl<T: Deletable> Write for Delete<T> {
+    const STATEMENT: &'static str = T::STATEMENT;
+
+    fn params(&self) -> Params {
+        vec![Box::new(self.0)]
+    }
+
+    fn answer(&self, _: &Row) -> Result<Answer, ApiError> {
+        Ok(Answer::no_content())
+    }
+}
+
 /// A write's answer before headers: status, body, and `Location` when it
 /// created something addressable.
 pub struct Answer {

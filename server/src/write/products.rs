@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use crate::error::ApiError;
 use crate::write::input::{Feature, Fields, NAME_CHARS_MAX, TEXT_CHARS_MAX};
-use crate::write::{body_of, Answer, Params, Write};
+use crate::write::{body_of, Answer, Deletable, Params, Write};
 
 /// POST /products: every field required; features optional.
 pub struct Create {
@@ -130,19 +130,11 @@ impl Write for Update {
     }
 }
 
-/// DELETE /products/:id
-pub struct Delete(pub i64);
+/// DELETE /products/:id (`Delete<Product>`).
+pub enum Product {}
 
-impl Write for Delete {
+impl Deletable for Product {
     const STATEMENT: &'static str = statements::DELETE_PRODUCT;
-
-    fn params(&self) -> Params {
-        vec![Box::new(self.0)]
-    }
-
-    fn answer(&self, _: &Row) -> Result<Answer, ApiError> {
-        Ok(Answer::no_content())
-    }
 }
 
 /// Features as the two arrays the function takes.

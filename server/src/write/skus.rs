@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use crate::error::ApiError;
 use crate::write::input::{Fields, SkuSpec, NAME_CHARS_MAX};
-use crate::write::{body_of, Answer, Params, Write};
+use crate::write::{body_of, Answer, Deletable, Params, Write};
 
 /// POST /styles/:id/skus: the sku, and its initial quantity as the first
 /// movement of its ledger.
@@ -34,19 +34,11 @@ impl Write for Create {
     }
 }
 
-/// DELETE /skus/:id
-pub struct Delete(pub i64);
+/// DELETE /skus/:id (`Delete<Sku>`).
+pub enum Sku {}
 
-impl Write for Delete {
+impl Deletable for Sku {
     const STATEMENT: &'static str = statements::DELETE_SKU;
-
-    fn params(&self) -> Params {
-        vec![Box::new(self.0)]
-    }
-
-    fn answer(&self, _: &Row) -> Result<Answer, ApiError> {
-        Ok(Answer::no_content())
-    }
 }
 
 /// POST /skus/:id/movements: a signed, non-zero stock change within

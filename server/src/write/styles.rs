@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use crate::error::ApiError;
 use crate::write::input::{Fields, Photo, SkuSpec, NAME_CHARS_MAX};
-use crate::write::{body_of, Answer, Params, Write};
+use crate::write::{body_of, Answer, Deletable, Params, Write};
 
 /// The fields of a style that both POST and PUT set; photos absent = none.
 struct StyleFields {
@@ -103,17 +103,9 @@ impl Write for Update {
     }
 }
 
-/// DELETE /styles/:id
-pub struct Delete(pub i64);
+/// DELETE /styles/:id (`Delete<Style>`).
+pub enum Style {}
 
-impl Write for Delete {
+impl Deletable for Style {
     const STATEMENT: &'static str = statements::DELETE_STYLE;
-
-    fn params(&self) -> Params {
-        vec![Box::new(self.0)]
-    }
-
-    fn answer(&self, _: &Row) -> Result<Answer, ApiError> {
-        Ok(Answer::no_content())
-    }
 }
