@@ -76,8 +76,13 @@ mod tests {
 
     /// The length limit the write schema checks on each column
     /// (`check (char_length(col) <= N)`).
+    fn write_schema() -> &'static str {
+        let migrations = atelier_schema::migrations::MIGRATIONS;
+        migrations.iter().find(|m| m.name == "write_schema").expect("the write schema is a migration").sql
+    }
+
     fn schema_lengths() -> BTreeMap<String, u64> {
-        let sql = atelier_schema::migrations::MIGRATIONS[0].sql;
+        let sql = write_schema();
         let mut lengths = BTreeMap::new();
         for rest in sql.split("char_length(").skip(1) {
             let (column, tail) = rest.split_once(") <= ").expect("char_length(col) <= N");
@@ -117,8 +122,7 @@ mod tests {
         }
         assert!(lengths_seen >= 20 && prices_seen >= 6, "the walk found the limits: {found:?}");
         // numeric(12,2): the ten whole digits the parser allows.
-        let scale = "numeric(12,2)";
-        assert!(atelier_schema::migrations::MIGRATIONS[0].sql.contains(scale));
+        assert!(write_schema().contains("numeric(12,2)"));
         assert_eq!(PRICE_WHOLE_DIGITS_MAX, 12 - 2);
     }
 }
