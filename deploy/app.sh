@@ -9,6 +9,9 @@
 #
 # Settings (environment):
 #   ATELIER_LISTEN             address:port the service listens on (the balancer's upstream)
+#   ATELIER_OPS_LISTEN         address:port of its operations listener (/healthz, /readyz,
+#                              /metrics only): what Prometheus scrapes (deploy/monitoring/);
+#                              default the ATELIER_LISTEN address, port 9464
 #   ATELIER_PRIMARY_ADDRESS    the primary (ATELIER_PG_PORT, default 5432, for every node); for a
 #                              Patroni cluster every database node, comma-separated (the service
 #                              writes to whichever is primary: target_session_attrs=read-write)
@@ -61,16 +64,18 @@ done
 # writes now; a connection that breaks on a failover reconnects to the new one.
 leader_only=
 [[ "$ATELIER_PRIMARY_ADDRESS" == *,* ]] && leader_only=" target_session_attrs=read-write"
+ops_listen=${ATELIER_OPS_LISTEN:-${ATELIER_LISTEN%:*}:9464}
 env_file=$ATELIER_DATA_DIR/atelier.env
 env_content=$(
     echo "# Written by deploy/app.sh; edits are lost on the next run."
     env_line ATELIER_LISTEN "$ATELIER_LISTEN"
+    env_line ATELIER_OPS_LISTEN "$ops_listen"
     env_line ATELIER_PRIMARY_URL "host=$ATELIER_PRIMARY_ADDRESS port=$ATELIER_PG_PORT user=atelier_writer password=$ATELIER_WRITER_PASSWORD dbname=$ATELIER_DATABASE$leader_only"
     env_line ATELIER_REPLICA_URLS "$replicas"
     # Limits given to this script pass through (not the tools' settings).
     while IFS= read -r name; do
         env_line "$name" "${!name}"
-    done < <(compgen -e | grep -E '^ATELIER_[A-Z_]+$' | grep -vE '^ATELIER_(LISTEN|PRIMARY_URL|REPLICA_URLS|PRIMARY_ADDRESS|REPLICA_ADDRESSES|[A-Z]+_PASSWORD|BIN|DATA_DIR|SOURCE|DATABASE|PG_PORT|SUPERVISOR|MIGRATE_URL|CLUSTER_DIR|ADMIN_[A-Z_]+|REHEARSAL_[A-Z_]+)$' | sort)
+    done < <(compgen -e | grep -E '^ATELIER_[A-Z_]+$' | grep -vE '^ATELIER_(LISTEN|OPS_LISTEN|PRIMARY_URL|REPLICA_URLS|PRIMARY_ADDRESS|REPLICA_ADDRESSES|[A-Z]+_PASSWORD|BIN|DATA_DIR|SOURCE|DATABASE|PG_PORT|SUPERVISOR|MIGRATE_URL|CLUSTER_DIR|ADMIN_[A-Z_]+|REHEARSAL_[A-Z_]+)$' | sort)
 )
 changed=0
 printf '%s\n' "$env_content" | write_if_changed "$env_file" 0600 root:root && changed=1
@@ -112,7 +117,8 @@ else
             exec setpriv --reuid=atelier --regid=atelier --init-groups "$0" serve' "$ATELIER_BIN"
 fi
 for _ in $(seq 100); do
-    curl -sf "http://$ATELIER_LISTEN/healthz" >/dev/null && { say "serving on $ATELIER_LISTEN"; exit 0; }
+    curl -sf "http://$ATELIER_LISTEN/healthz" >/dev/null && curl -sf "http://$ops_listen/healthz" >/dev/null &&
+        { say "serving on $ATELIER_LISTEN (operations on $ops_listen)"; exit 0; }
     sleep 0.2
 done
 die "atelier did not answer /healthz on $ATELIER_LISTEN"

@@ -66,6 +66,14 @@ common_server=$(cat <<NGINX
     client_header_timeout 10s;
     client_body_timeout 10s;
 
+    # /metrics is for the operators' Prometheus, which scrapes each app's
+    # operations listener (ATELIER_OPS_LISTEN) on the private network;
+    # through the balancer it is refused, in the contract's error shape.
+    location = /metrics {
+        default_type application/json;
+        return 403 '{"error":"forbidden","message":"/metrics is not served through the balancer"}';
+    }
+
     location / {
         proxy_pass http://atelier;
         proxy_http_version 1.1;

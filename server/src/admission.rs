@@ -240,17 +240,14 @@ impl Admission {
         self.settings.limit
     }
 
-    /// The histogram's cumulative counts (Prometheus `le` buckets, then
-    /// `+Inf`), the sum of waits in seconds, and the refusals by reason.
+    /// The delay histogram (each bound's own count, by upper bound; waits
+    /// past the last bound count only in `count`), the sum of waits in
+    /// seconds, and the refusals by reason.
     pub fn report(&self) -> AdmissionReport {
-        let mut cumulative = Vec::with_capacity(self.histogram.len());
-        let mut total = 0;
-        for count in &self.histogram {
-            total += count.load(Ordering::Relaxed);
-            cumulative.push(total);
-        }
+        let own = |i: usize| self.histogram[i].load(Ordering::Relaxed);
         AdmissionReport {
-            cumulative,
+            buckets: DELAY_BUCKETS_SECONDS.iter().enumerate().map(|(i, bound)| (*bound, own(i))).collect(),
+            count: (0..self.histogram.len()).map(own).sum(),
             sum_seconds: self.delay_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
             refused_timeout: self.refused_timeout.load(Ordering::Relaxed),
             refused_full: self.refused_full.load(Ordering::Relaxed),
@@ -259,7 +256,8 @@ impl Admission {
 }
 
 pub struct AdmissionReport {
-    pub cumulative: Vec<u64>,
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
     pub sum_seconds: f64,
     pub refused_timeout: u64,
     pub refused_full: u64,

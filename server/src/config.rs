@@ -155,6 +155,13 @@ pub struct Config {
     #[arg(long, env = "ATELIER_LISTEN", default_value_t = LISTEN_DEFAULT)]
     pub listen: SocketAddr,
 
+    /// Address of the operations listener, which serves only /healthz, /readyz
+    /// and /metrics (with its own connection limit); unset: none, and
+    /// those endpoints answer on the public listener only. A fleet binds
+    /// it on the host's private address for Prometheus and the balancer.
+    #[arg(long, env = "ATELIER_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub databases: DatabaseUrls,
 
@@ -412,6 +419,7 @@ impl Config {
     pub fn new(databases: DatabaseUrls) -> Config {
         Config {
             listen: LISTEN_DEFAULT,
+            ops_listen: None,
             databases,
             write_pool_size: WRITE_POOL_SIZE_DEFAULT,
             read_pool_size: READ_POOL_SIZE_DEFAULT,

@@ -1,13 +1,14 @@
-//! Request metrics in Prometheus text format, kept in arrays of atomics:
+//! Request metrics, kept in arrays of atomics:
 //! recording a request takes no lock and allocates nothing. Routes are
 //! slots numbered by the HTTP layer's route table, which hands its labels
 //! to `Metrics::new`; the last slot counts paths that matched no route.
 
-use std::fmt::Write;
+use atelier_exposition::{labels, Exposition};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Every status the server sends; anything else is counted as "other" (0).
+/// Every status the server sends; any other is counted in the last slot
+/// (the 0) and rendered as status="other".
 const STATUSES: [u16; 17] = [200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 0];
 /// Latency histogram bucket upper bounds, in seconds.
 const BUCKETS_SECONDS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -75,82 +76,78 @@ impl Counter {
 
     fn describe(self) -> (&'static str, &'static str) {
         match self {
-            Counter::NotModified => (
-                "atelier_etag_hits_total",
-                "Catalog GETs answered 304 because If-None-Match matched (client cache hits).",
-            ),
+            Counter::NotModified => {
+                ("atelier_etag_hits", "Catalog GETs answered 304 because If-None-Match matched (client cache hits).")
+            }
             Counter::DocumentsSent => {
-                ("atelier_etag_misses_total", "Catalog GETs answered 200 with the document (client cache misses).")
+                ("atelier_etag_misses", "Catalog GETs answered 200 with the document (client cache misses).")
             }
             Counter::ReadAfterFallback => (
-                "atelier_read_after_fallbacks_total",
+                "atelier_read_after_fallbacks",
                 "Read-your-writes GETs served from the primary because no replica caught up in time.",
             ),
-            Counter::ReadRetry => (
-                "atelier_read_retries_total",
-                "Read attempts started on another replica after one failed or timed out.",
-            ),
+            Counter::ReadRetry => {
+                ("atelier_read_retries", "Read attempts started on another replica after one failed or timed out.")
+            }
             Counter::ReadHedgeSkipped => (
-                "atelier_read_hedges_skipped_total",
+                "atelier_read_hedges_skipped",
                 "Hedges not started: over the hedge budget, or the server saturated (slowness that is ours).",
             ),
             Counter::ReadHedge => {
-                ("atelier_read_hedges_total", "Second read attempts started because the first was slow (hedges).")
+                ("atelier_read_hedges", "Second read attempts started because the first was slow (hedges).")
             }
             Counter::ReadAttemptTimeout => {
-                ("atelier_read_attempt_timeouts_total", "Read attempts that missed ATELIER_READ_ATTEMPT_TIMEOUT_MS.")
+                ("atelier_read_attempt_timeouts", "Read attempts that missed ATELIER_READ_ATTEMPT_TIMEOUT_MS.")
             }
             Counter::PoolWaitTimeout => (
-                "atelier_pool_wait_timeouts_total",
+                "atelier_pool_wait_timeouts",
                 "Attempts that found every pooled connection busy for their whole deadline.",
             ),
             Counter::ReadDeadlineExpiry => {
-                ("atelier_read_deadline_expiries_total", "Reads that missed ATELIER_READ_DEADLINE_MS (answered 503).")
+                ("atelier_read_deadline_expiries", "Reads that missed ATELIER_READ_DEADLINE_MS (answered 503).")
             }
             Counter::ReadFallbackPrimary => (
-                "atelier_read_fallbacks_total",
+                "atelier_read_fallbacks",
                 "Reads sent to the primary's copy of the read model because no replica answered.",
             ),
-            Counter::ReplicaEjected => ("atelier_replica_ejections_total", "Replicas taken out of rotation."),
+            Counter::ReplicaEjected => ("atelier_replica_ejections", "Replicas taken out of rotation."),
             Counter::ReplicaRevived => {
-                ("atelier_replica_revivals_total", "Ejected replicas put back after answering a probe.")
+                ("atelier_replica_revivals", "Ejected replicas put back after answering a probe.")
             }
-            Counter::WriteRetry => (
-                "atelier_write_retries_total",
-                "Write transactions run again after a deadlock or serialization failure.",
-            ),
+            Counter::WriteRetry => {
+                ("atelier_write_retries", "Write transactions run again after a deadlock or serialization failure.")
+            }
             Counter::WriteDeadlineExpiry => (
-                "atelier_write_deadline_expiries_total",
+                "atelier_write_deadline_expiries",
                 "Writes that missed ATELIER_WRITE_DEADLINE_MS (answered 503, outcome unknown).",
             ),
             Counter::MovementBatch => (
-                "atelier_movement_batches_total",
+                "atelier_movement_batches",
                 "Batches of stock movements sent to the primary as one transaction (write/batch.rs).",
             ),
             Counter::MovementBatched => (
-                "atelier_movements_batched_total",
+                "atelier_movements_batched",
                 "Stock movements sent in those batches (divided by the batches: the mean batch size).",
             ),
             Counter::Shed => {
-                ("atelier_requests_shed_total", "Requests answered 503 because the admission queue did not admit them.")
+                ("atelier_requests_shed", "Requests answered 503 because the admission queue did not admit them.")
             }
             Counter::AccessLogDropped => {
-                ("atelier_access_log_dropped_total", "Access log lines dropped because the writer fell behind.")
+                ("atelier_access_log_dropped", "Access log lines dropped because the writer fell behind.")
             }
             Counter::AuthMissing => {
-                ("atelier_auth_missing_total", "Requests refused 401 because they carried no bearer token.")
+                ("atelier_auth_missing", "Requests refused 401 because they carried no bearer token.")
             }
             Counter::AuthInvalid => (
-                "atelier_auth_invalid_total",
+                "atelier_auth_invalid",
                 "Requests refused 401 because their token is not live (wrong, revoked, malformed).",
             ),
             Counter::AuthForbidden => {
-                ("atelier_auth_forbidden_total", "Requests refused 403: a live token without the scope needed.")
+                ("atelier_auth_forbidden", "Requests refused 403: a live token without the scope needed.")
             }
-            Counter::AuthLimited => (
-                "atelier_auth_limited_total",
-                "Requests refused 429: too many failed authentications from their address.",
-            ),
+            Counter::AuthLimited => {
+                ("atelier_auth_limited", "Requests refused 429: too many failed authentications from their address.")
+            }
         }
     }
 }
@@ -200,44 +197,34 @@ impl Metrics {
         }
     }
 
-    /// The request metrics as Prometheus text. Pool and replica gauges are
-    /// appended by the caller, which knows the pools.
-    pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP atelier_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE atelier_requests_total counter\n");
+    /// The request metrics: by route and status, latency by route, and the
+    /// event counters. Pool and replica gauges are added by the caller,
+    /// which knows the pools.
+    pub fn expose(&self, out: &mut Exposition) {
+        let mut requests = out.counter("atelier_requests", "HTTP requests by route and status.");
         for (route, stats) in self.labels.iter().zip(&self.routes) {
             for (status, n) in STATUSES.iter().zip(&stats.by_status) {
                 let n = n.load(Relaxed);
                 if n > 0 {
                     let status = if *status == 0 { "other".to_string() } else { status.to_string() };
-                    let _ = writeln!(out, "atelier_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+                    requests.count(vec![("route", route.to_string()), ("status", status)], n);
                 }
             }
         }
-        out.push_str("# HELP atelier_request_duration_seconds Time from request to response, by route.\n");
-        out.push_str("# TYPE atelier_request_duration_seconds histogram\n");
+        let mut durations =
+            out.histogram("atelier_request_duration_seconds", "Time from request to response, by route.");
         for (route, stats) in self.labels.iter().zip(&self.routes) {
             let count = stats.count.load(Relaxed);
             if count == 0 {
                 continue;
             }
-            let mut cumulative = 0;
-            for (upper, n) in BUCKETS_SECONDS.iter().zip(&stats.buckets) {
-                cumulative += n.load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"{upper}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(out, "atelier_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}");
+            let buckets = BUCKETS_SECONDS.iter().zip(&stats.buckets).map(|(upper, n)| (*upper, n.load(Relaxed)));
             let sum = stats.sum_micros.load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "atelier_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
-            let _ = writeln!(out, "atelier_request_duration_seconds_count{{route=\"{route}\"}} {count}");
+            durations.observed(labels([("route", route)]), buckets.collect(), sum, count);
         }
         for counter in Counter::ALL {
             let (name, help) = counter.describe();
-            let value = self.counters[counter as usize].load(Relaxed);
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            out.counter(name, help).count(Vec::new(), self.counters[counter as usize].load(Relaxed));
         }
     }
 }
@@ -256,8 +243,9 @@ mod tests {
         m.record(Some(0), 304, Duration::from_micros(10), false);
         m.record(Some(1), 304, Duration::from_millis(3), true);
         m.record(Some(1), 299, Duration::from_millis(3), true);
-        let mut out = String::new();
-        m.render(&mut out);
+        let mut exposition = Exposition::default();
+        m.expose(&mut exposition);
+        let out = exposition.render();
         assert!(out.contains("atelier_requests_total{route=\"/products/:id\",status=\"200\"} 1\n"));
         assert!(out.contains("atelier_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
         assert!(out.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"0.001\"} 1\n"));

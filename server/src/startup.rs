@@ -19,6 +19,7 @@ use crate::auth::{self, Authorizer};
 use crate::cache::{self, DocumentCache};
 use crate::config::{Config, ConfigError};
 use crate::db::Pools;
+use crate::http::Listener;
 use crate::metrics::Metrics;
 use crate::state::{AppState, HedgeBudget, RequestIds};
 use crate::write::batch::{self, MovementQueue, Movements};
@@ -28,6 +29,8 @@ use crate::{http, read};
 /// The service, bound and ready to serve.
 pub struct App {
     listener: TcpListener,
+    /// The operations listener (ATELIER_OPS_LISTEN), if configured.
+    ops: Option<TcpListener>,
     state: Arc<AppState>,
     access_log: Option<mpsc::Receiver<String>>,
     /// The movements' queue, for the batch workers (None: batching off).
@@ -47,7 +50,9 @@ impl App {
     /// and builds the pools.
     pub async fn build(config: Config) -> Result<App, StartupError> {
         config.validate()?;
-        let listener = listen(config.listen).map_err(|source| StartupError::Bind { address: config.listen, source })?;
+        let bind = |address: SocketAddr| listen(address).map_err(|source| StartupError::Bind { address, source });
+        let listener = bind(config.listen)?;
+        let ops = config.ops_listen.map(bind).transpose()?;
         let pools = Pools::new(&config)?;
         let replica_names: Vec<&'static str> = pools.replicas.iter().map(|r| r.name).collect();
         let cache = DocumentCache::new(config.cache_bytes, config.position_index, &replica_names).map(Arc::new);
@@ -72,12 +77,17 @@ impl App {
             cache,
             movements,
         });
-        Ok(App { listener, state, access_log: lines, movement_queue })
+        Ok(App { listener, ops, state, access_log: lines, movement_queue })
     }
 
     /// The address the server listens on.
     pub fn address(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.state.config.listen)
+    }
+
+    /// The operations listener's address, when there is one.
+    pub fn ops_address(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|ops| ops.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes; then stops accepting, gives
@@ -99,7 +109,20 @@ impl App {
             tokio::spawn(cache::listen_to_replicas(cache, replicas, self.state.config.cache_listener_timeout()))
         });
         let positions = self.state.cache.is_some().then(|| tokio::spawn(keep_positions(self.state.clone())));
-        http::serve(self.listener, self.state, shutdown).await;
+        // The operations listener stops when the public one has: a balancer's
+        // health checks see the draining server until the end.
+        let (stopped, stop_ops) = tokio::sync::watch::channel(());
+        let ops = self.ops.map(|listener| {
+            let mut stop = stop_ops;
+            tokio::spawn(http::serve(listener, Listener::Ops, self.state.clone(), async move {
+                let _ = stop.changed().await;
+            }))
+        });
+        http::serve(self.listener, Listener::Public, self.state, shutdown).await;
+        drop(stopped);
+        if let Some(ops) = ops {
+            let _ = ops.await;
+        }
         for task in listeners.into_iter().chain(positions).chain(batches) {
             task.abort();
         }

@@ -16,6 +16,7 @@
 //!
 //! On a fleet, deploy/primary.sh writes the same settings for its host.
 
+use atelier_exposition::{labels, Exposition, Labels};
 use std::fmt::Write as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -403,69 +404,72 @@ impl BackupReport {
     /// The report in Prometheus' text format (for node_exporter's textfile
     /// collector, or scraped from a file by any agent).
     pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
+        let mut out = Exposition::default();
+        let by_type = |value: fn(&(String, i64, i64, i64), f64) -> f64| -> Samples {
+            self.newest.iter().map(|newest| (labels([("type", &newest.0)]), value(newest, self.now))).collect()
         };
-        gauge(
-            "atelier_backup_status_ok",
-            "1 when pgbackrest reports the stanza ok (code 0), else 0.",
-            &[(String::new(), f64::from(u8::from(self.status_code == 0)))],
-        );
-        gauge("atelier_backup_count", "Good backups in the repository.", &[(String::new(), self.backups as f64)]);
-        let ages: Vec<(String, f64)> = self
-            .newest
-            .iter()
-            .map(|(kind, stop, _, _)| (format!("{{type=\"{kind}\"}}"), self.now - *stop as f64))
-            .collect();
-        gauge(
-            "atelier_backup_newest_age_seconds",
-            "Seconds since the newest good backup of each type finished.",
-            &ages,
-        );
-        let sizes: Vec<(String, f64)> =
-            self.newest.iter().map(|(kind, _, size, _)| (format!("{{type=\"{kind}\"}}"), *size as f64)).collect();
-        gauge("atelier_backup_newest_size_bytes", "Database size of the newest good backup of each type.", &sizes);
-        let deltas: Vec<(String, f64)> =
-            self.newest.iter().map(|(kind, _, _, delta)| (format!("{{type=\"{kind}\"}}"), *delta as f64)).collect();
-        gauge(
-            "atelier_backup_newest_repository_bytes",
-            "Bytes the newest good backup of each type added to the repository (compressed).",
-            &deltas,
-        );
-        gauge(
-            "atelier_archive_failing",
-            "1 when the last archive_command attempt failed (pg_stat_archiver), else 0.",
-            &[(String::new(), f64::from(u8::from(self.archive_failing())))],
-        );
-        gauge(
-            "atelier_archive_failed_segments",
-            "WAL segments whose archiving failed since the statistics were reset.",
-            &[(String::new(), self.failed_count as f64)],
-        );
-        gauge(
-            "atelier_archive_archived_segments",
-            "WAL segments archived since the statistics were reset.",
-            &[(String::new(), self.archived_count as f64)],
-        );
-        gauge(
-            "atelier_archive_ready_segments",
-            "Finished WAL segments not yet in the repository.",
-            &[(String::new(), self.ready_segments as f64)],
-        );
+        let gauges: [(&'static str, &'static str, Samples); 9] = [
+            (
+                "atelier_backup_status_ok",
+                "1 when pgbackrest reports the stanza ok (code 0), else 0.",
+                vec![(Vec::new(), f64::from(u8::from(self.status_code == 0)))],
+            ),
+            ("atelier_backup_count", "Good backups in the repository.", vec![(Vec::new(), self.backups as f64)]),
+            (
+                "atelier_backup_newest_age_seconds",
+                "Seconds since the newest good backup of each type finished.",
+                by_type(|(_, stop, _, _), now| now - *stop as f64),
+            ),
+            (
+                "atelier_backup_newest_size_bytes",
+                "Database size of the newest good backup of each type.",
+                by_type(|(_, _, size, _), _| *size as f64),
+            ),
+            (
+                "atelier_backup_newest_repository_bytes",
+                "Bytes the newest good backup of each type added to the repository (compressed).",
+                by_type(|(_, _, _, delta), _| *delta as f64),
+            ),
+            (
+                "atelier_archive_failing",
+                "1 when the last archive_command attempt failed (pg_stat_archiver), else 0.",
+                vec![(Vec::new(), f64::from(u8::from(self.archive_failing())))],
+            ),
+            (
+                "atelier_archive_failed_segments",
+                "WAL segments whose archiving failed since the statistics were reset.",
+                vec![(Vec::new(), self.failed_count as f64)],
+            ),
+            (
+                "atelier_archive_archived_segments",
+                "WAL segments archived since the statistics were reset.",
+                vec![(Vec::new(), self.archived_count as f64)],
+            ),
+            (
+                "atelier_archive_ready_segments",
+                "Finished WAL segments not yet in the repository.",
+                vec![(Vec::new(), self.ready_segments as f64)],
+            ),
+        ];
+        for (name, help, samples) in gauges {
+            let mut family = out.gauge(name, help);
+            for (labels, value) in samples {
+                family.float(labels, value);
+            }
+        }
         if let Some(archived) = self.last_archived {
-            gauge(
+            out.gauge(
                 "atelier_archive_last_success_age_seconds",
                 "Seconds since a WAL segment last reached the repository.",
-                &[(String::new(), self.now - archived)],
-            );
+            )
+            .float(Vec::new(), self.now - archived);
         }
-        out
+        out.render()
     }
 }
+
+/// A gauge's samples: labels and value.
+type Samples = Vec<(Labels, f64)>;
 
 #[cfg(test)]
 mod tests {

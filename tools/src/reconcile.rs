@@ -384,21 +384,17 @@ impl Ledger {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP atelier_reconcile_total Reconciliations of this replica with a new primary timeline, by result.\n\
-             # TYPE atelier_reconcile_total counter\n",
-        );
+        let mut out = atelier_exposition::Exposition::default();
+        let mut total =
+            out.counter("atelier_reconcile", "Reconciliations of this replica with a new primary timeline, by result.");
         for (result, count) in [("consistent", self.consistent), ("resynced", self.resynced), ("failed", self.failed)] {
-            out.push_str(&format!("atelier_reconcile_total{{result=\"{result}\"}} {count}\n"));
+            total.count(atelier_exposition::labels([("result", result)]), count);
         }
         if let Some(timeline) = self.timeline {
-            out.push_str(
-                "# HELP atelier_reconcile_timeline The primary's timeline this replica was last reconciled with.\n\
-                 # TYPE atelier_reconcile_timeline gauge\n",
-            );
-            out.push_str(&format!("atelier_reconcile_timeline {timeline}\n"));
+            out.gauge("atelier_reconcile_timeline", "The primary's timeline this replica was last reconciled with.")
+                .integer(Vec::new(), i64::from(timeline));
         }
-        out
+        out.render()
     }
 }
 

@@ -86,6 +86,9 @@ async fn run(config: Config) -> ToolResult<()> {
     let app = App::build(config).await.map_err(|e| ToolError::msg(e.to_string()))?;
     let address = app.address();
     println!("atelier listening on http://{address}");
+    if let Some(ops) = app.ops_address() {
+        println!("  operations (/healthz, /readyz, /metrics only) on http://{ops}");
+    }
     println!("  try: curl -i 'http://{address}/products?page=1&count=3'");
     println!("       curl -i http://{address}/products/1");
     println!("       curl -i http://{address}/products/1/styles");

@@ -45,11 +45,11 @@ pub use listen::listen_to_replicas;
 pub(crate) use positions::{PageSpan, Positions};
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
 
+use atelier_exposition::{labels, Exposition};
 use atelier_schema::DocumentKind;
 use bytes::Bytes;
 
@@ -384,28 +384,36 @@ impl DocumentCache {
         self.forget_everything();
     }
 
-    /// Prometheus text: counters, bytes and slots held, listeners, and the
+    /// Its metrics: counters, bytes and slots held, listeners, and the
     /// position index.
-    pub fn render(&self, out: &mut String) {
+    pub fn expose(&self, out: &mut Exposition) {
         if let Some(positions) = &self.positions {
-            positions.render(out);
+            positions.expose(out);
         }
         let counters = [
-            ("hits", &self.stats.hits, "GETs answered from the document cache."),
-            ("misses", &self.stats.misses, "Cacheable GETs the document cache did not hold."),
-            ("fills", &self.stats.fills, "Documents and pages put in the cache after a read."),
-            ("fills_refused", &self.stats.refused, "Reads not kept: older than a notice, or begun before a forget."),
-            ("invalidations", &self.stats.invalidations, "Cached documents or page sets dropped by a notice."),
-            ("evictions", &self.stats.evictions, "Slots evicted to stay within ATELIER_CACHE_BYTES."),
-            ("forgets", &self.stats.forgets, "Times the whole cache was forgotten (listener lost or connected, '*')."),
-            ("notices", &self.stats.notices, "Change notices received from the replicas."),
+            ("atelier_cache_hits", &self.stats.hits, "GETs answered from the document cache."),
+            ("atelier_cache_misses", &self.stats.misses, "Cacheable GETs the document cache did not hold."),
+            ("atelier_cache_fills", &self.stats.fills, "Documents and pages put in the cache after a read."),
+            (
+                "atelier_cache_fills_refused",
+                &self.stats.refused,
+                "Reads not kept: older than a notice, or begun before a forget.",
+            ),
+            (
+                "atelier_cache_invalidations",
+                &self.stats.invalidations,
+                "Cached documents or page sets dropped by a notice.",
+            ),
+            ("atelier_cache_evictions", &self.stats.evictions, "Slots evicted to stay within ATELIER_CACHE_BYTES."),
+            (
+                "atelier_cache_forgets",
+                &self.stats.forgets,
+                "Times the whole cache was forgotten (listener lost or connected, '*').",
+            ),
+            ("atelier_cache_notices", &self.stats.notices, "Change notices received from the replicas."),
         ];
         for (name, value, help) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP atelier_cache_{name}_total {help}\n# TYPE atelier_cache_{name}_total counter\natelier_cache_{name}_total {}",
-                value.load(Relaxed)
-            );
+            out.counter(name, help).count(Vec::new(), value.load(Relaxed));
         }
         let (mut bytes, mut slots) = (0, 0);
         for shard in self.documents.iter() {
@@ -417,17 +425,14 @@ impl DocumentCache {
         bytes += pages.bytes;
         slots += pages.map.len();
         drop(pages);
-        let _ = writeln!(
-            out,
-            "# HELP atelier_cache_bytes Bytes the document cache holds (bodies, ETags, bookkeeping).\n\
-             # TYPE atelier_cache_bytes gauge\natelier_cache_bytes {bytes}\n\
-             # HELP atelier_cache_slots Documents, pages and remembered versions held.\n\
-             # TYPE atelier_cache_slots gauge\natelier_cache_slots {slots}\n\
-             # HELP atelier_cache_listener_up 1 while the replica's change listener is connected.\n\
-             # TYPE atelier_cache_listener_up gauge"
-        );
+        let whole = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        out.gauge("atelier_cache_bytes", "Bytes the document cache holds (bodies, ETags, bookkeeping).")
+            .integer(Vec::new(), whole(bytes));
+        out.gauge("atelier_cache_slots", "Documents, pages and remembered versions held.")
+            .integer(Vec::new(), whole(slots));
+        let mut up = out.gauge("atelier_cache_listener_up", "1 while the replica's change listener is connected.");
         for (name, live) in &self.listeners {
-            let _ = writeln!(out, "atelier_cache_listener_up{{replica=\"{name}\"}} {}", u8::from(live.load(Relaxed)));
+            up.integer(labels([("replica", name)]), i64::from(live.load(Relaxed)));
         }
     }
 }

@@ -147,22 +147,15 @@ impl Positions {
         true
     }
 
-    /// Prometheus text: loads, products indexed, usable.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
+    /// Its metrics: loads, products indexed, usable.
+    pub fn expose(&self, out: &mut atelier_exposition::Exposition) {
         let inner = self.inner();
-        let _ = writeln!(
-            out,
-            "# HELP atelier_position_index_loads_total Times the position index was loaded from a replica.\n\
-             # TYPE atelier_position_index_loads_total counter\natelier_position_index_loads_total {}\n\
-             # HELP atelier_position_index_products Product ids in the position index.\n\
-             # TYPE atelier_position_index_products gauge\natelier_position_index_products {}\n\
-             # HELP atelier_position_index_usable 1 while GET /products reads id ranges from the index.\n\
-             # TYPE atelier_position_index_usable gauge\natelier_position_index_usable {}",
-            self.loads.load(std::sync::atomic::Ordering::Relaxed),
-            inner.ids.len(),
-            u8::from(inner.usable)
-        );
+        out.counter("atelier_position_index_loads", "Times the position index was loaded from a replica.")
+            .count(Vec::new(), self.loads.load(std::sync::atomic::Ordering::Relaxed));
+        out.gauge("atelier_position_index_products", "Product ids in the position index.")
+            .integer(Vec::new(), i64::try_from(inner.ids.len()).unwrap_or(i64::MAX));
+        out.gauge("atelier_position_index_usable", "1 while GET /products reads id ranges from the index.")
+            .integer(Vec::new(), i64::from(inner.usable));
     }
 }
 

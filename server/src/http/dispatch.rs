@@ -25,14 +25,31 @@ use crate::write::{self, batch, products, related, skus, styles, Delete, Idempot
 /// Longest client-given `X-Request-Id` that is passed on.
 const REQUEST_ID_CHARS_MAX: usize = 64;
 
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `ATELIER_LISTEN`: the API, and the operational endpoints too.
+    Public,
+    /// `ATELIER_OPS_LISTEN`: only /healthz, /readyz and /metrics, with
+    /// its own connection limit, so a scrape or a health check never
+    /// queues behind the API's clients.
+    Ops,
+}
+
 /// `peer`: the address the connection comes from (a balancer's, or the
 /// client's own).
-pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr) -> HttpResponse {
+pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr, listener: Listener) -> HttpResponse {
     let started = Instant::now();
     let origin = request.headers().get(ORIGIN).cloned();
     let request_id = request_id(state, request.headers());
     let method = request.method().clone();
-    let route = Route::parse(request.uri().path());
+    let path = request.uri().path();
+    let route = Route::parse(path).and_then(|route| match listener {
+        Listener::Ops if !route.resource.is_operational() => {
+            Err(ApiError::NotFound(format!("no route for {path} on the operations listener")))
+        }
+        _ => Ok(route),
+    });
     let resource = route.as_ref().ok().map(|r| r.resource);
     let mut response = match route {
         // A preflight is answered on every path, known or not, and never

@@ -13,5 +13,6 @@ mod respond;
 mod routes;
 mod server;
 
+pub use dispatch::Listener;
 pub use routes::ROUTE_LABELS;
 pub use server::serve;

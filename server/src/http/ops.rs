@@ -1,6 +1,5 @@
 //! The operational endpoints: /healthz, /readyz and /metrics.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use atelier_schema::statements;
@@ -10,6 +9,8 @@ use hyper::StatusCode;
 use postgres_types::PgLsn;
 
 use futures_util::future::join_all;
+
+use atelier_exposition::{labels, Exposition};
 
 use crate::db::Node;
 use crate::http::respond::{self, HttpResponse};
@@ -52,70 +53,81 @@ pub async fn readyz(state: &AppState) -> HttpResponse {
     }
 }
 
-/// GET /metrics: request counters and latencies, pool use, replica lag.
+/// GET /metrics: request counters and latencies, admission, pool use,
+/// the cache, replica lag. Each part adds its families; one renderer
+/// (atelier_exposition) writes the text.
 pub async fn metrics(state: &AppState) -> HttpResponse {
-    let mut out = String::with_capacity(16 * 1024);
-    state.metrics.render(&mut out);
-    out.push_str("# HELP atelier_pool_connections Pooled connections by pool and state.\n");
-    out.push_str("# TYPE atelier_pool_connections gauge\n");
-    out.push_str("# HELP atelier_pool_waiting Requests waiting for a pooled connection.\n");
-    out.push_str("# TYPE atelier_pool_waiting gauge\n");
-    out.push_str("# HELP atelier_node_in_flight Requests running on a database node now.\n");
-    out.push_str("# TYPE atelier_node_in_flight gauge\n");
-    out.push_str("# HELP atelier_replica_in_rotation 1 when reads are sent to the replica, 0 while it is ejected.\n");
-    out.push_str("# TYPE atelier_replica_in_rotation gauge\n");
+    let mut out = Exposition::default();
+    state.metrics.expose(&mut out);
+    let mut in_flight = out.gauge("atelier_node_in_flight", "Requests running on a database node now.");
     for node in state.pools.all() {
-        let _ = writeln!(out, "atelier_node_in_flight{{node=\"{}\"}} {}", node.name, node.in_flight());
+        in_flight.integer(labels([("node", node.name)]), count(node.in_flight()));
     }
-    render_admission(state, &mut out);
-    out.push_str("# HELP atelier_movement_batch_limit Most stock movements the next batch may take (smaller after slow batches).\n");
-    out.push_str("# TYPE atelier_movement_batch_limit gauge\n");
-    let _ = writeln!(out, "atelier_movement_batch_limit {}", state.movements.limit());
+    expose_admission(state, &mut out);
+    out.gauge(
+        "atelier_movement_batch_limit",
+        "Most stock movements the next batch may take (smaller after slow batches).",
+    )
+    .integer(Vec::new(), count(state.movements.limit()));
+    let mut rotation =
+        out.gauge("atelier_replica_in_rotation", "1 when reads are sent to the replica, 0 while it is ejected.");
     for replica in &state.pools.replicas {
-        let in_rotation = u8::from(!replica.is_ejected());
-        let _ = writeln!(out, "atelier_replica_in_rotation{{replica=\"{}\"}} {in_rotation}", replica.name);
+        rotation.integer(labels([("replica", replica.name)]), i64::from(!replica.is_ejected()));
     }
-    for pool in state.pools.all() {
-        let status = pool.pool.status();
-        let name = &pool.name;
-        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"open\"}} {}", status.size);
-        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"idle\"}} {}", status.available);
-        let _ = writeln!(out, "atelier_pool_connections{{pool=\"{name}\",state=\"max\"}} {}", status.max_size);
-        let _ = writeln!(out, "atelier_pool_waiting{{pool=\"{name}\"}} {}", status.waiting);
+    let statuses: Vec<_> = state.pools.all().map(|pool| (pool.name, pool.pool.status())).collect();
+    let mut connections = out.gauge("atelier_pool_connections", "Pooled connections by pool and state.");
+    for (name, status) in &statuses {
+        connections.integer(labels([("pool", name), ("state", "open")]), count(status.size));
+        connections.integer(labels([("pool", name), ("state", "idle")]), count(status.available));
+        connections.integer(labels([("pool", name), ("state", "max")]), count(status.max_size));
+    }
+    let mut waiting = out.gauge("atelier_pool_waiting", "Requests waiting for a pooled connection.");
+    for (name, status) in &statuses {
+        waiting.integer(labels([("pool", name)]), count(status.waiting));
     }
     if let Some(cache) = &state.cache {
-        cache.render(&mut out);
+        cache.expose(&mut out);
     }
     // Both probes of every node at once: a stuck node costs one probe
     // timeout, not two.
     let queues = join_all(state.pools.replicas.iter().map(|r| probe::<f64>(r, statements::REPLICA_NOTICE_QUEUE_USAGE)));
     let ((_, replicas), queues) = tokio::join!(health(state), queues);
-    out.push_str("# HELP atelier_replica_notice_queue_usage Share of the replica's NOTIFY queue in use (0-1); at 1 its change triggers fail and replication stops.\n");
-    out.push_str("# TYPE atelier_replica_notice_queue_usage gauge\n");
-    for (replica, usage) in state.pools.replicas.iter().zip(queues) {
-        if let Some(usage) = usage {
-            let _ = writeln!(out, "atelier_replica_notice_queue_usage{{replica=\"{}\"}} {usage}", replica.name);
+    let mut usage = out.gauge(
+        "atelier_replica_notice_queue_usage",
+        "Share of the replica's NOTIFY queue in use (0-1); at 1 its change triggers fail and replication stops.",
+    );
+    for (replica, queue) in state.pools.replicas.iter().zip(queues) {
+        if let Some(queue) = queue {
+            usage.float(labels([("replica", replica.name)]), queue);
         }
     }
-    out.push_str("# HELP atelier_replica_up 1 when the replica answered the health probe.\n");
-    out.push_str("# TYPE atelier_replica_up gauge\n");
-    out.push_str("# HELP atelier_replica_lag_bytes Primary WAL bytes since the replica's last applied commit.\n");
-    out.push_str("# TYPE atelier_replica_lag_bytes gauge\n");
-    out.push_str("# HELP atelier_replica_subscribed 1 when the replica's subscription holds the read model's tables, 0 when it holds none (it will stay empty: re-provision it).\n");
-    out.push_str("# TYPE atelier_replica_subscribed gauge\n");
-    for replica in replicas {
-        let _ = writeln!(out, "atelier_replica_up{{replica=\"{}\"}} {}", replica.name, u8::from(replica.up));
-        if let Some(subscribed) = replica.subscribed {
-            let _ =
-                writeln!(out, "atelier_replica_subscribed{{replica=\"{}\"}} {}", replica.name, u8::from(subscribed));
-        }
-        if let Some(lag) = replica.lag_bytes {
-            let _ = writeln!(out, "atelier_replica_lag_bytes{{replica=\"{}\"}} {lag}", replica.name);
+    let mut up = out.gauge("atelier_replica_up", "1 when the replica answered the health probe.");
+    for replica in &replicas {
+        up.integer(labels([("replica", replica.name)]), i64::from(replica.up));
+    }
+    let mut lag = out.gauge("atelier_replica_lag_bytes", "Primary WAL bytes since the replica's last applied commit.");
+    for replica in &replicas {
+        if let Some(bytes) = replica.lag_bytes {
+            lag.integer(labels([("replica", replica.name)]), count(bytes));
         }
     }
-    let mut response = respond::json(StatusCode::OK, out);
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    let mut subscribed = out.gauge(
+        "atelier_replica_subscribed",
+        "1 when the replica's subscription holds the read model's tables, 0 when it holds none (it will stay empty: re-provision it).",
+    );
+    for replica in &replicas {
+        if let Some(holds) = replica.subscribed {
+            subscribed.integer(labels([("replica", replica.name)]), i64::from(holds));
+        }
+    }
+    let mut response = respond::json(StatusCode::OK, out.render());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(atelier_exposition::CONTENT_TYPE));
     response
+}
+
+/// A count as a whole gauge (counts this large do not occur).
+fn count(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// One replica as /readyz and /metrics report it.
@@ -170,64 +182,41 @@ async fn probe<T: for<'a> tokio_postgres::types::FromSql<'a>>(node: &Node, sql: 
 
 /// The admission queues (admission.rs): their delay histograms, refusals by
 /// reason, and their state now, labelled queue="read" or "write".
-fn render_admission(state: &AppState, out: &mut String) {
+fn expose_admission(state: &AppState, out: &mut Exposition) {
     let queues = [("read", &state.reads), ("write", &state.writes)];
     let reports = queues.map(|(queue, admission)| (queue, admission.report()));
-    let section = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    section(
-        out,
-        "atelier_admission_queue_seconds",
-        "histogram",
-        "How long admitted requests waited for a database slot.",
-    );
+    let mut delay =
+        out.histogram("atelier_admission_queue_seconds", "How long admitted requests waited for a database slot.");
     for (queue, report) in &reports {
-        for (bound, count) in crate::admission::DELAY_BUCKETS_SECONDS.iter().zip(&report.cumulative) {
-            let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{queue=\"{queue}\",le=\"{bound}\"}} {count}");
+        delay.observed(labels([("queue", queue)]), report.buckets.clone(), report.sum_seconds, report.count);
+    }
+    let mut refused =
+        out.counter("atelier_admission_refused", "Requests refused a database slot (503), by queue and reason.");
+    for (queue, report) in &reports {
+        refused.count(labels([("queue", queue), ("reason", "timeout")]), report.refused_timeout);
+        refused.count(labels([("queue", queue), ("reason", "queue_full")]), report.refused_full);
+    }
+    let gauges: [(&'static str, &'static str, Reading); 4] = [
+        (
+            "atelier_admission_limit",
+            "Requests that may use the databases at once (ATELIER_READ_INFLIGHT_MAX, ATELIER_WRITE_INFLIGHT_MAX).",
+            |a| count(a.limit()),
+        ),
+        ("atelier_admission_in_use", "Database slots taken now.", |a| count(a.occupancy().0)),
+        ("atelier_admission_waiting", "Requests waiting for a database slot now.", |a| count(a.occupancy().1)),
+        (
+            "atelier_admission_overloaded",
+            "1 while the queue stands above its target (CoDel): waits are short, newest first.",
+            |a| i64::from(a.overloaded()),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let mut family = out.gauge(name, help);
+        for (queue, admission) in queues {
+            family.integer(labels([("queue", queue)]), value(admission));
         }
-        let total = report.cumulative.last().copied().unwrap_or(0);
-        let _ = writeln!(out, "atelier_admission_queue_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}} {total}");
-        let _ = writeln!(out, "atelier_admission_queue_seconds_sum{{queue=\"{queue}\"}} {}", report.sum_seconds);
-        let _ = writeln!(out, "atelier_admission_queue_seconds_count{{queue=\"{queue}\"}} {total}");
-    }
-    section(
-        out,
-        "atelier_admission_refused_total",
-        "counter",
-        "Requests refused a database slot (503), by queue and reason.",
-    );
-    for (queue, report) in &reports {
-        let _ = writeln!(
-            out,
-            "atelier_admission_refused_total{{queue=\"{queue}\",reason=\"timeout\"}} {}",
-            report.refused_timeout
-        );
-        let _ = writeln!(
-            out,
-            "atelier_admission_refused_total{{queue=\"{queue}\",reason=\"queue_full\"}} {}",
-            report.refused_full
-        );
-    }
-    section(
-        out,
-        "atelier_admission_limit",
-        "gauge",
-        "Requests that may use the databases at once (ATELIER_READ_INFLIGHT_MAX, ATELIER_WRITE_INFLIGHT_MAX).",
-    );
-    section(out, "atelier_admission_in_use", "gauge", "Database slots taken now.");
-    section(out, "atelier_admission_waiting", "gauge", "Requests waiting for a database slot now.");
-    section(
-        out,
-        "atelier_admission_overloaded",
-        "gauge",
-        "1 while the queue stands above its target (CoDel): waits are short, newest first.",
-    );
-    for (queue, admission) in queues {
-        let (in_use, waiting) = admission.occupancy();
-        let _ = writeln!(out, "atelier_admission_limit{{queue=\"{queue}\"}} {}", admission.limit());
-        let _ = writeln!(out, "atelier_admission_in_use{{queue=\"{queue}\"}} {in_use}");
-        let _ = writeln!(out, "atelier_admission_waiting{{queue=\"{queue}\"}} {waiting}");
-        let _ = writeln!(out, "atelier_admission_overloaded{{queue=\"{queue}\"}} {}", u8::from(admission.overloaded()));
     }
 }
+
+/// One of an admission queue's gauges, read now.
+type Reading = fn(&crate::admission::Admission) -> i64;

@@ -70,6 +70,12 @@ impl Resource {
         matches!(self, Resource::Products | Resource::Product | Resource::ProductStyles | Resource::ProductRelated)
     }
 
+    /// Whether it is one of the operational endpoints, the only ones the
+    /// operations listener serves.
+    pub const fn is_operational(self) -> bool {
+        matches!(self, Resource::Healthz | Resource::Readyz | Resource::Metrics)
+    }
+
     /// This resource's metrics slot.
     pub fn slot(self) -> usize {
         self as usize

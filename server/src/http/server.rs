@@ -16,14 +16,25 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::http::dispatch;
+use crate::http::dispatch::{self, Listener};
 use crate::state::AppState;
 
 /// Pause after a failed accept (out of file descriptors and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    let connections = Arc::new(Semaphore::new(state.config.connections_max));
+/// Connections the operations listener holds open at once (a scraper or two and
+/// the balancer's health checks need a handful).
+pub(crate) const OPS_CONNECTIONS_MAX: usize = 16;
+
+/// Serves `kind`'s endpoints on `listener` (the public one takes at most
+/// ATELIER_CONNECTIONS_MAX connections, the operations one its own
+/// OPS_CONNECTIONS_MAX) until `shutdown` completes.
+pub async fn serve(listener: TcpListener, kind: Listener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let limit = match kind {
+        Listener::Public => state.config.connections_max,
+        Listener::Ops => OPS_CONNECTIONS_MAX,
+    };
+    let connections = Arc::new(Semaphore::new(limit));
     let (stop, stopping) = watch::channel(false);
     let (finished, mut all_finished) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -46,7 +57,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                 }
             },
         };
-        tokio::spawn(connection(stream, state.clone(), stopping.clone(), permit, finished.clone()));
+        tokio::spawn(connection(stream, kind, state.clone(), stopping.clone(), permit, finished.clone()));
     }
     drop(listener);
     let _ = stop.send(true);
@@ -61,6 +72,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
 /// then the request in flight finishes and the connection closes.
 async fn connection(
     stream: TcpStream,
+    kind: Listener,
     state: Arc<AppState>,
     mut stopping: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
@@ -71,7 +83,7 @@ async fn connection(
     let header_timeout = state.config.header_read_timeout();
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(dispatch::handle(&state, request, peer).await) }
+        async move { Ok::<_, std::convert::Infallible>(dispatch::handle(&state, request, peer, kind).await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())

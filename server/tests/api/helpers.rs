@@ -134,7 +134,15 @@ pub fn spawn_server(config: Config) -> SocketAddr {
 /// Starts another server with `config` on its own thread; returns its
 /// address at once (for servers whose databases are meant to be gone).
 pub fn spawn_unready_server(config: Config) -> SocketAddr {
-    start_server(config, std::future::pending()).0
+    start_server(config, std::future::pending()).0 .0
+}
+
+/// Starts another server with `config` (whose `ops_listen` is set) and
+/// waits until it is ready; returns its public and operations addresses.
+pub fn spawn_server_with_ops(config: Config) -> (SocketAddr, SocketAddr) {
+    let ((addr, ops), _) = start_server(config, std::future::pending());
+    wait_ready(addr);
+    (addr, ops.expect("the config sets ops_listen"))
 }
 
 /// A server on its own thread that runs until `stop` is sent; `thread`
@@ -147,7 +155,7 @@ pub struct StoppableServer {
 
 pub fn spawn_stoppable_server(config: Config) -> StoppableServer {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, thread) = start_server(config, async {
+    let ((addr, _), thread) = start_server(config, async {
         let _ = stopped.await;
     });
     wait_ready(addr);
@@ -155,17 +163,18 @@ pub fn spawn_stoppable_server(config: Config) -> StoppableServer {
 }
 
 /// Builds a server from `config` on a thread of its own (one worker) that
-/// runs it until `until` completes; returns its address once it listens.
+/// runs it until `until` completes; returns its addresses (public, operations)
+/// once it listens.
 fn start_server(
     config: Config,
     until: impl std::future::Future<Output = ()> + Send + 'static,
-) -> (SocketAddr, std::thread::JoinHandle<()>) {
+) -> ((SocketAddr, Option<SocketAddr>), std::thread::JoinHandle<()>) {
     let (sender, receiver) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async move {
             let app = App::build(config).await.unwrap();
-            sender.send(app.address()).unwrap();
+            sender.send((app.address(), app.ops_address())).unwrap();
             app.run_until_stopped(until).await;
         });
     });

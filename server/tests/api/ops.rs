@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{app, assert_golden, get, spawn_stoppable_server, test_config};
+use crate::helpers::{app, assert_golden, get, request_to, spawn_server_with_ops, spawn_stoppable_server, test_config};
 
 #[test]
 fn healthz_is_200() {
@@ -40,6 +40,39 @@ fn metrics_count_requests_by_route_and_status() {
     assert!(text.contains("atelier_replica_up{replica=\"replica2\"} 1"));
     assert!(text.contains("atelier_replica_subscribed{replica=\"replica1\"} 1"), "{text}");
     assert!(text.contains("atelier_replica_notice_queue_usage{replica=\"replica1\"} 0"), "{text}");
+}
+
+/// The operations listener serves the operational endpoints and nothing else,
+/// and keeps serving them while the public listener is at its connection
+/// limit (its connections are its own).
+#[test]
+fn the_ops_listener_serves_only_the_operational_endpoints_and_is_not_crowded_out() {
+    app();
+    let mut config = test_config();
+    config.ops_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.connections_max = 1;
+    let (addr, ops) = spawn_server_with_ops(config);
+    // The public listener's one connection, held open and idle.
+    let held = TcpStream::connect(addr).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut byte = [0u8; 1];
+    assert!(stream.read(&mut byte).is_err(), "a second public connection waits while the first is held");
+    let metrics = request_to(ops, "GET", "/metrics", &[], None);
+    assert_eq!(metrics.status, 200);
+    assert_eq!(metrics.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert!(metrics.text().contains("# TYPE atelier_requests_total counter\n"), "{}", metrics.text());
+    assert_eq!(request_to(ops, "GET", "/readyz", &[], None).status, 200);
+    assert_eq!(request_to(ops, "GET", "/healthz", &[], None).status, 200);
+    // Nothing else: not the catalog, not the contract, not a write.
+    let product = request_to(ops, "GET", "/products/1", &[], None);
+    assert_eq!(product.status, 404);
+    assert!(product.text().contains("operations listener"), "{}", product.text());
+    assert_eq!(request_to(ops, "GET", "/openapi.json", &[], None).status, 404);
+    assert_eq!(request_to(ops, "POST", "/products", &[], Some(b"{}")).status, 404);
+    assert_eq!(request_to(ops, "POST", "/metrics", &[], None).status, 405);
+    drop(held);
 }
 
 #[test]
