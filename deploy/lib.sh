@@ -16,10 +16,18 @@ ensure_packages() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         say "installing ${missing[*]}"
+        # The packages' own clusters and services are not used: each role
+        # script runs its own data directory and starts its own service. So
+        # none starts on install (policy-rc.d refuses; Debian's nginx would
+        # take port 80, its PostgreSQL a cluster, its Prometheus port 9090).
+        local policy=
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+        fi
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        # The package's own cluster and service are not used: each role
-        # script runs its own data directory.
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        [ -z "$policy" ] || rm -f "$policy"
     fi
 }
 

@@ -47,15 +47,8 @@ source scripts/fleet.sh
 fleet_preflight
 
 scripts/ensure-postgres.sh
-missing=()
-for p in patroni etcd-server etcd-client curl; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    say "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The hosts' packages, installed as the role scripts install theirs.
+(source deploy/lib.sh && ensure_packages patroni etcd-server etcd-client curl)
 built=$(scripts/build-bin.sh deploy)
 remove_everything
 trap teardown EXIT

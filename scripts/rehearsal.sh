@@ -26,7 +26,10 @@
 #      a token issued by `atelier token create`, read back with X-Read-After)
 #      work, both apps serve, and the writes reach both replicas;
 #   2. the service's connections are its roles', never a superuser's;
-#   3. the JMeter plan at a small size runs with zero errors;
+#   3. the JMeter plan at a small size runs with zero errors; /metrics is
+#      refused through the balancer, and Debian's Prometheus, set up on the
+#      client host by deploy/monitoring.sh, scrapes both apps' operations
+#      listeners with the alert rules loaded and none firing;
 #   4. an app server killed mid-run (every process of its host) loses no GET,
 #      the balancer stops sending to it, and it comes back when restarted;
 #   5. a replica stopped under reads and writes, then replaced (an empty disk,
@@ -71,23 +74,10 @@ stop_postgres() {
 
 scripts/ensure-postgres.sh
 scripts/ensure-jmeter.sh
-missing=()
-for p in nginx curl ca-certificates openssl; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    say "installing ${missing[*]}"
-    # Debian's nginx starts itself on port 80 when installed; the lb host
-    # runs its own, so keep the package's from starting (policy-rc.d).
-    policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        policy=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    [ -z "$policy" ] || rm -f "$policy"
-fi
+scripts/ensure-prometheus.sh
+# The hosts' packages, installed as the role scripts install theirs (their
+# services not started: the lb host runs its own nginx).
+(source deploy/lib.sh && ensure_packages nginx curl ca-certificates openssl)
 built=$(scripts/build-bin.sh deploy)
 
 # A previous run that was killed may have left hosts behind.
@@ -318,6 +308,37 @@ say "2. the apps log in as atelier_writer on the primary and atelier_reader on t
 say "3. JMeter through the balancer"
 client env ATELIER_BIN="$bin" ATELIER_JMETER_IDS=2000 scripts/jmeter.sh -Jhost="${addr[lb]}" -Jport=443 -Jprotocol=https \
     -Jget_threads=8 -Jget_iterations=25 -Jpost_threads=4 -Jpost_iterations=25 -Jrampup=1
+
+# --- 3a. Prometheus scrapes the fleet (deploy/monitoring.sh) ----------------
+
+# /metrics is refused through the balancer and served on each app's
+# operations listener; Debian's Prometheus, set up on the client host by its
+# role script, scrapes both apps there and loads the alert rules.
+expect 403 "/metrics through the balancer" "$lb_url/metrics"
+client curl -sf "http://${addr[app1]}:9464/metrics" | grep -q '^atelier_requests_total{' ||
+    fail "app1's operations listener does not serve /metrics"
+prometheus=${addr[client]}:9090
+on client env ATELIER_DATA_DIR="$dir/client" ATELIER_PROMETHEUS_LISTEN="$prometheus" ATELIER_SCRAPE_INTERVAL=1s \
+    ATELIER_APP_OPS_ADDRESSES="${addr[app1]}:9464,${addr[app2]}:9464" deploy/monitoring.sh --no-systemd
+promql() { client curl -sf --get "http://$prometheus/api/v1/query" --data-urlencode "query=$1" |
+    python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'; }
+for _ in $(seq 100); do
+    [ "$(promql 'sum(up{job="atelier"})')" = 2 ] && [ "$(promql 'count(atelier_replica_up == 1)')" = 4 ] && break
+    sleep 0.2
+done
+[ "$(promql 'sum(up{job="atelier"})')" = 2 ] || fail "Prometheus does not see both apps up: $(promql 'up')"
+[ "$(promql 'count(atelier_replica_up == 1)')" = 4 ] || fail "Prometheus does not see each app's two replicas up"
+[ "$(promql 'sum(atelier_requests_total) > 0')" != "" ] || fail "Prometheus scraped no request counts"
+rules=$(client curl -sf "http://$prometheus/api/v1/rules")
+python3 - "$rules" <<'PY' || fail "the alert rules are not loaded and healthy"
+import json, sys
+rules = [r for g in json.loads(sys.argv[1])["data"]["groups"] for r in g["rules"]]
+bad = [r["name"] for r in rules if r["health"] != "ok"]
+firing = [r["name"] for r in rules if r.get("state") == "firing"]
+if len(rules) < 10 or bad or firing:
+    sys.exit(f"rehearsal: {len(rules)} rules, unhealthy {bad}, firing on a healthy fleet {firing}")
+PY
+say "3a. /metrics refused through the balancer; Prometheus scrapes both apps' operations listeners, rules loaded, none firing"
 
 # --- 4. an app server dies mid-run ------------------------------------------------
 

@@ -2,7 +2,9 @@
 # The whole test suite on a fresh machine: installs PostgreSQL and Chromium
 # (for the real-browser test) if missing,
 # checks formatting and lints, checks terraform/ (parse, variables,
-# templates, checkov), starts the local cluster (a primary and two
+# templates, checkov), checks deploy/monitoring/ with promtool (config,
+# alert rules and their unit tests, the dashboard's queries; installs
+# Debian's Prometheus if missing), starts the local cluster (a primary and two
 # logical replicas), then runs every unit and integration test against it,
 # then the OpenAPI document against the live server (schemathesis), the
 # brief's full JMeter plan on the demo catalog (release build; 0 errors
@@ -19,6 +21,7 @@ scripts/ensure-chromium.sh
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 scripts/terraform-check.sh
+scripts/monitoring-check.sh
 cargo run --locked --quiet --bin atelier -- cluster up
 cargo test --locked --workspace
 mkdir -p out

@@ -150,3 +150,59 @@ fn a_replica_subscribed_to_no_tables_is_not_ready() {
     crate::helpers::query(&url, "drop subscription atelier_no_tables");
     crate::helpers::query(&admin, &format!("drop database {db} with (force)"));
 }
+
+/// Every metric deploy/monitoring/'s alert rules and Grafana dashboard name
+/// is one the service's /metrics, the backup report or the reconcile
+/// ledger (the textfiles node_exporter serves) exports: a metric renamed
+/// here without its rule would leave an alert that never fires.
+#[test]
+fn the_monitoring_names_only_metrics_that_are_exported() {
+    use atelier_tools::backup::BackupReport;
+    use atelier_tools::reconcile::Ledger;
+    use std::collections::{BTreeSet, HashSet};
+
+    let service = get("/metrics").text().to_string();
+    let backup = BackupReport { newest: vec![("full".into(), 1, 1, 1)], last_archived: Some(1.0), ..Default::default() };
+    let ledger = Ledger { timeline: Some(1), ..Default::default() };
+    let mut exported = HashSet::new();
+    for text in [service, backup.prometheus(), ledger.render()] {
+        for line in text.lines() {
+            let Some(described) = line.strip_prefix("# TYPE ") else { continue };
+            let (name, kind) = described.split_once(' ').expect("# TYPE name kind");
+            exported.insert(name.to_string());
+            if kind == "histogram" {
+                exported.extend(["_bucket", "_sum", "_count"].map(|part| format!("{name}{part}")));
+            }
+        }
+    }
+    let monitoring = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring");
+    let read = |file: &str| std::fs::read_to_string(monitoring.join(file)).expect("deploy/monitoring/ file");
+    let names = |text: &str| -> BTreeSet<String> {
+        let is_name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        let mut found = BTreeSet::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("atelier_") {
+            let before = rest[..at].chars().next_back();
+            let name: String = rest[at..].chars().take_while(|c| is_name(*c)).collect();
+            if !before.is_some_and(|c| is_name(c) || c.is_ascii_alphabetic()) {
+                found.insert(name.clone());
+            }
+            rest = &rest[at + name.len()..];
+        }
+        found
+    };
+    let (alerts, dashboard) = (names(&read("alerts.yml")), names(&read("grafana-dashboard.json")));
+    assert!(alerts.len() >= 10 && dashboard.len() >= 20, "too few names found: {alerts:?} {dashboard:?}");
+    let unknown: Vec<&String> = alerts.iter().chain(&dashboard).filter(|name| !exported.contains(*name)).collect();
+    assert!(unknown.is_empty(), "named in deploy/monitoring/ but not exported: {unknown:?}");
+    // The alerts the operators were promised.
+    for promised in [
+        "atelier_replica_lag_bytes",
+        "atelier_replica_notice_queue_usage",
+        "atelier_admission_refused_total",
+        "atelier_write_deadline_expiries_total",
+        "atelier_backup_newest_age_seconds",
+    ] {
+        assert!(alerts.contains(promised), "no alert rule on {promised}");
+    }
+}
