@@ -162,7 +162,8 @@ fn the_monitoring_names_only_metrics_that_are_exported() {
     use std::collections::{BTreeSet, HashSet};
 
     let service = get("/metrics").text().to_string();
-    let backup = BackupReport { newest: vec![("full".into(), 1, 1, 1)], last_archived: Some(1.0), ..Default::default() };
+    let backup =
+        BackupReport { newest: vec![("full".into(), 1, 1, 1)], last_archived: Some(1.0), ..Default::default() };
     let ledger = Ledger { timeline: Some(1), ..Default::default() };
     let mut exported = HashSet::new();
     for text in [service, backup.prometheus(), ledger.render()] {
