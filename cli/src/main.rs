@@ -6,7 +6,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use commands::{backup, cluster, data, loadtest, schema, serve, token};
@@ -63,12 +63,41 @@ enum Command {
     JtlSummary(loadtest::JtlSummaryArgs),
 }
 
+/// The command line, parsed. clap names the flag of a value it refuses; a
+/// service's settings usually come from the environment, so the error also
+/// names the flag's variable.
+fn parse() -> Cli {
+    Cli::try_parse().unwrap_or_else(|error| {
+        let flag = match error.get(clap::error::ContextKind::InvalidArg) {
+            Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().map(str::to_string),
+            _ => None,
+        };
+        let variable = flag.and_then(|flag| variable_of(&Cli::command(), flag.trim_start_matches("--")));
+        let mut text = error.render().to_string();
+        if let (Some(variable), Some(end)) = (variable, text.find('\n')) {
+            text.insert_str(end, &format!(" (the flag, or the variable {variable})"));
+        }
+        eprint!("{text}");
+        std::process::exit(error.exit_code())
+    })
+}
+
+/// The environment variable of flag `--long` in `command` or any subcommand.
+fn variable_of(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| variable_of(sub, long)))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("ATELIER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
         .init();
-    let cli = Cli::parse();
+    let cli = parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

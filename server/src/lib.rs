@@ -31,8 +31,9 @@
 //! - `db`: the connection pools: the primary, and one per replica.
 //! - `admission`: the queue in front of the databases (CoDel, adaptive
 //!   LIFO): how many requests use them at once, how long the rest wait.
-//! - `state`: what every handler can reach; `config`: every setting and
-//!   limit; `error`: the error type and its response classes; `metrics`:
+//! - `state`: what every handler can reach; `config`: the settings,
+//!   one section per part, each declared in that part's `settings.rs`;
+//!   `error`: the error type and its response classes; `metrics`:
 //!   counters and histograms; `numbers`: ids, pages and counts as text.
 
 mod admission;
@@ -49,5 +50,8 @@ mod startup;
 mod state;
 mod write;
 
-pub use config::{Config, ConfigError, DatabaseUrls, CACHE_BYTES_DEFAULT};
+pub use config::{
+    AdmissionSettings, AuthSettings, CacheSettings, Config, ConfigError, DatabaseUrls, HttpSettings, PoolSettings,
+    ReadSettings, WriteSettings,
+};
 pub use startup::{App, StartupError};

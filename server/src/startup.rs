@@ -46,17 +46,18 @@ pub enum StartupError {
 }
 
 impl App {
-    /// Validates `config`, binds `config.listen` (port 0 picks a free port)
+    /// Validates `config`, binds `config.http.listen` (port 0 picks a free port)
     /// and builds the pools.
     pub async fn build(config: Config) -> Result<App, StartupError> {
         config.validate()?;
         let bind = |address: SocketAddr| listen(address).map_err(|source| StartupError::Bind { address, source });
-        let listener = bind(config.listen)?;
-        let ops = config.ops_listen.map(bind).transpose()?;
+        let listener = bind(config.http.listen)?;
+        let ops = config.http.ops_listen.map(bind).transpose()?;
         let pools = Pools::new(&config)?;
         let replica_names: Vec<&'static str> = pools.replicas.iter().map(|r| r.name).collect();
-        let cache = DocumentCache::new(config.cache_bytes, config.position_index, &replica_names).map(Arc::new);
-        let (access_log, lines) = match config.access_log {
+        let cache =
+            DocumentCache::new(config.cache.cache_bytes, config.cache.position_index, &replica_names).map(Arc::new);
+        let (access_log, lines) = match config.http.access_log {
             true => {
                 let (sender, receiver) = mpsc::channel(http::access_log::CHANNEL_LINES);
                 (Some(sender), Some(receiver))
@@ -66,9 +67,9 @@ impl App {
         let (movements, movement_queue) = Movements::new(&config);
         let state = Arc::new(AppState {
             auth: Authorizer::new(&config),
-            reads: Admission::new(config.read_admission()),
-            writes: Admission::new(config.write_admission()),
-            hedges: HedgeBudget::new(config.read_hedge_percent_max),
+            reads: Admission::new(config.admission.read()),
+            writes: Admission::new(config.admission.write(config.write.deadline)),
+            hedges: HedgeBudget::new(config.read.hedge_percent_max),
             config,
             pools,
             metrics: Metrics::new(http::ROUTE_LABELS),
@@ -82,7 +83,7 @@ impl App {
 
     /// The address the server listens on.
     pub fn address(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.state.config.listen)
+        self.listener.local_addr().unwrap_or(self.state.config.http.listen)
     }
 
     /// The operations listener's address, when there is one.
@@ -106,7 +107,7 @@ impl App {
         let listeners = self.state.cache.clone().map(|cache| {
             // The URLs were checked when the pools were built.
             let replicas = self.state.pools.replica_configs(&self.state.config).unwrap_or_default();
-            tokio::spawn(cache::listen_to_replicas(cache, replicas, self.state.config.cache_listener_timeout()))
+            tokio::spawn(cache::listen_to_replicas(cache, replicas, self.state.config.cache.listener_timeout))
         });
         let positions = self.state.cache.is_some().then(|| tokio::spawn(keep_positions(self.state.clone())));
         // The operations listener stops when the public one has: a balancer's
@@ -138,9 +139,9 @@ impl App {
 async fn keep_positions(state: Arc<AppState>) {
     let Some(cache) = state.cache.as_deref() else { return };
     let Some(positions) = &cache.positions else { return };
-    let within = state.config.statement_timeout();
+    let within = state.config.pools.statement_timeout;
     let listened = |name: &str| cache.is_listening(name);
-    positions.keep_loaded(&state.pools.replicas, listened, within, state.config.cache_listener_timeout()).await;
+    positions.keep_loaded(&state.pools.replicas, listened, within, state.config.cache.listener_timeout).await;
 }
 
 /// Connections the kernel holds for the server before it accepts them. The
@@ -161,7 +162,7 @@ const WARM_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Opens every pool's connections at start, concurrently.
 async fn warm_pools(state: Arc<AppState>) {
-    let primary = state.pools.primary.warm(state.config.write_pool_size, WARM_WITHIN);
-    let replicas = state.pools.replicas.iter().map(|r| r.warm(state.config.read_pool_size, WARM_WITHIN));
+    let primary = state.pools.primary.warm(state.config.pools.write_pool_size, WARM_WITHIN);
+    let replicas = state.pools.replicas.iter().map(|r| r.warm(state.config.pools.read_pool_size, WARM_WITHIN));
     tokio::join!(primary, futures_util::future::join_all(replicas));
 }

@@ -77,7 +77,10 @@ pub async fn up(args: UpArgs) -> ToolResult<()> {
         println!("development token (every scope; also in {}):", Secrets::file(&local.dir).display());
         println!("  {token}");
         println!("  writes: curl -i -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\");
-        println!("          -d '{{\"delta\": 5, \"reason\": \"restock\"}}' http://{}/skus/1/movements", config.listen);
+        println!(
+            "          -d '{{\"delta\": 5, \"reason\": \"restock\"}}' http://{}/skus/1/movements",
+            config.http.listen
+        );
     }
     run(config).await
 }

@@ -13,6 +13,8 @@
 //! counted or echoed.
 
 mod limiter;
+mod settings;
+pub use settings::AuthSettings;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -81,11 +83,11 @@ impl Authorizer {
         Authorizer {
             tokens: RwLock::new(None),
             limiter: FailureLimiter::new(
-                config.auth_failures_burst,
-                config.auth_failures_per_minute,
-                config.auth_clients_max,
+                config.auth.failures_burst,
+                config.auth.failures_per_minute,
+                config.auth.clients_max,
             ),
-            read_requires_token: config.read_requires_token,
+            read_requires_token: config.auth.read_requires_token,
         }
     }
 
@@ -155,12 +157,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// down cannot take writes anyway, and its tokens were valid a moment ago);
 /// each load has the write deadline.
 pub(crate) async fn keep_loaded(authorizer: &Authorizer, primary: &Node, config: &Config) {
-    let mut tick = tokio::time::interval(config.token_reload());
+    let mut tick = tokio::time::interval(config.auth.token_reload);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         tick.tick().await;
-        match load(primary, config.write_deadline(), config.tokens_max).await {
+        match load(primary, config.write.deadline, config.auth.tokens_max).await {
             Ok(set) => {
                 if failing || authorizer.held().is_none() {
                     tracing::info!(tokens = set.len(), "tokens loaded");

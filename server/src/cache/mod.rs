@@ -40,6 +40,8 @@
 mod listen;
 mod notice;
 mod positions;
+mod settings;
+pub use settings::CacheSettings;
 
 pub use listen::listen_to_replicas;
 pub(crate) use positions::{PageSpan, Positions};

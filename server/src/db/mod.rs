@@ -5,6 +5,8 @@
 
 mod node;
 mod pipeline;
+mod settings;
+pub use settings::{DatabaseUrls, PoolSettings};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,7 +29,8 @@ pub(crate) struct Pools {
 impl Pools {
     /// Builds the pools; no connection is opened until first use.
     pub fn new(config: &Config) -> Result<Pools, ConfigError> {
-        let primary = Node::new("primary", build_pool(&config.databases.primary_url, config.write_pool_size, config)?);
+        let primary =
+            Node::new("primary", build_pool(&config.databases.primary_url, config.pools.write_pool_size, config)?);
         let replicas = config
             .databases
             .replica_urls
@@ -37,9 +40,10 @@ impl Pools {
             .map(|(i, url)| {
                 // Names live as long as the server: leaked once, at start-up.
                 let name: &'static str = Box::leak(format!("replica{}", i + 1).into_boxed_str());
-                let mut node = Node::new(name, build_pool(url, config.read_pool_size, config)?);
-                if config.read_pipeline_connections > 0 {
-                    node.pipelines = Some(Pipelines::new(node_config(url, config)?, config.read_pipeline_connections));
+                let mut node = Node::new(name, build_pool(url, config.pools.read_pool_size, config)?);
+                if config.pools.read_pipeline_connections > 0 {
+                    node.pipelines =
+                        Some(Pipelines::new(node_config(url, config)?, config.pools.read_pipeline_connections));
                 }
                 Ok(node)
             })
@@ -83,9 +87,9 @@ impl Pools {
 pub(crate) fn node_config(url: &str, config: &Config) -> Result<tokio_postgres::Config, ConfigError> {
     let mut pg: tokio_postgres::Config =
         url.parse().map_err(|e| ConfigError::new(format!("bad connection string {url:?}: {e}")))?;
-    pg.connect_timeout(config.connect_timeout());
+    pg.connect_timeout(config.pools.connect_timeout);
     pg.application_name("atelier");
-    pg.options(format!("-c statement_timeout={}", config.statement_timeout_ms));
+    pg.options(format!("-c statement_timeout={}", config.pools.statement_timeout.as_millis()));
     Ok(pg)
 }
 
@@ -129,18 +133,18 @@ fn build_pool(url: &str, size: usize, config: &Config) -> Result<Pool, ConfigErr
     // host's length would give up before the next. The pool's own timeout
     // is a backstop, a little longer than every host's.
     let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
-    let create_timeout = config.connect_timeout().saturating_mul(hosts) + CREATE_TIMEOUT_SLACK;
+    let create_timeout = config.pools.connect_timeout.saturating_mul(hosts) + CREATE_TIMEOUT_SLACK;
     let manager = Manager::from_connect(
         pg,
-        EachHost { per_host: config.connect_timeout() },
+        EachHost { per_host: config.pools.connect_timeout },
         ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
     Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(config.pool_wait()))
+        .wait_timeout(Some(config.pools.pool_wait))
         .create_timeout(Some(create_timeout))
-        .recycle_timeout(Some(config.connect_timeout()))
+        .recycle_timeout(Some(config.pools.connect_timeout))
         .build()
         .map_err(|e| ConfigError::new(format!("pool: {e}")))
 }

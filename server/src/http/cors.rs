@@ -34,18 +34,18 @@ const MAX_AGE_SECONDS: HeaderValue = HeaderValue::from_static("600");
 /// The value of `Access-Control-Allow-Origin` for a request from `origin`,
 /// or None when that origin is not allowed.
 fn allowed_origin(config: &Config, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
-    if config.cors_origins.iter().any(|o| o == "*") {
+    if config.http.cors_origins.iter().any(|o| o == "*") {
         return Some(HeaderValue::from_static("*"));
     }
     let origin = origin?;
     let text = origin.to_str().ok()?;
-    config.cors_origins.iter().any(|o| o.eq_ignore_ascii_case(text)).then(|| origin.clone())
+    config.http.cors_origins.iter().any(|o| o.eq_ignore_ascii_case(text)).then(|| origin.clone())
 }
 
 /// Adds the CORS headers to any response.
 pub fn decorate(config: &Config, origin: Option<&HeaderValue>, response: &mut HttpResponse) {
     let headers: &mut HeaderMap = response.headers_mut();
-    if !config.cors_origins.iter().any(|o| o == "*") {
+    if !config.http.cors_origins.iter().any(|o| o == "*") {
         // The answer depends on the request's origin: caches must know
         // (one Vary line, after what a preflight already varies on).
         let vary = match headers.get(VARY).and_then(|v| v.to_str().ok()) {

@@ -68,7 +68,7 @@ pub async fn handle(state: &AppState, request: Request<Incoming>, peer: IpAddr, 
     let status = response.status().as_u16();
     let document_read = matches!(method, Method::GET | Method::HEAD) && resource.is_some_and(Resource::is_document);
     state.metrics.record(resource.map(Resource::slot), status, latency, document_read);
-    if state.config.access_log {
+    if state.config.http.access_log {
         let node = response.headers().get(SERVED_BY).and_then(|v| v.to_str().ok()).unwrap_or("-");
         let route = resource.map_or("unmatched", Resource::label);
         access_log::record(
@@ -96,7 +96,7 @@ async fn dispatch(
     peer: IpAddr,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = route.endpoint(request.method())?;
-    let client = client::address(&state.config.trusted_proxies, peer, request.headers());
+    let client = client::address(&state.config.http.trusted_proxies, peer, request.headers());
     state.auth.authorize(endpoint.scope(), request.headers(), client, &state.metrics)?;
     let id = route.id()?;
     match endpoint {
@@ -175,7 +175,7 @@ async fn read_write<W: Write>(
         _ => None,
     };
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let JsonBody { raw, value } = body::read_json(request, state.config.body_bytes_max).await?;
+    let JsonBody { raw, value } = body::read_json(request, state.config.http.body_bytes_max).await?;
     let write = parse(&value)?;
     Ok((write, key.map(|key| Idempotency::new(key, &method, &path, &raw))))
 }

@@ -12,7 +12,9 @@ mod ops;
 mod respond;
 mod routes;
 mod server;
+mod settings;
 
 pub use dispatch::Listener;
 pub use routes::ROUTE_LABELS;
 pub use server::serve;
+pub use settings::HttpSettings;

@@ -31,7 +31,7 @@ pub(crate) const OPS_CONNECTIONS_MAX: usize = 16;
 /// OPS_CONNECTIONS_MAX) until `shutdown` completes.
 pub async fn serve(listener: TcpListener, kind: Listener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let limit = match kind {
-        Listener::Public => state.config.connections_max,
+        Listener::Public => state.config.http.connections_max,
         Listener::Ops => OPS_CONNECTIONS_MAX,
     };
     let connections = Arc::new(Semaphore::new(limit));
@@ -62,7 +62,7 @@ pub async fn serve(listener: TcpListener, kind: Listener, state: Arc<AppState>, 
     drop(listener);
     let _ = stop.send(true);
     drop(finished);
-    let grace = state.config.shutdown_grace();
+    let grace = state.config.http.shutdown_grace;
     if tokio::time::timeout(grace, all_finished.recv()).await.is_err() {
         tracing::warn!(?grace, "connections still open after the grace period; closing them");
     }
@@ -80,7 +80,7 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip().to_canonical());
-    let header_timeout = state.config.header_read_timeout();
+    let header_timeout = state.config.http.header_read_timeout;
     let service = service_fn(move |request| {
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(dispatch::handle(&state, request, peer, kind).await) }

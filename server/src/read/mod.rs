@@ -14,6 +14,8 @@
 
 mod paging;
 mod replicas;
+mod settings;
+pub use settings::ReadSettings;
 
 pub use replicas::revive_ejected;
 
@@ -81,7 +83,7 @@ pub async fn product_list(
     query: Option<&str>,
     read_after: Option<ReadAfter>,
 ) -> Result<Document, ApiError> {
-    let (page, count) = paging::paging(query, state.config.page_count_max)?;
+    let (page, count) = paging::paging(query, state.config.read.page_count_max)?;
     // Positions past i64 are certainly past the end.
     let Some(offset) = (page - 1).checked_mul(i64::from(count)) else {
         return Ok(Document::past_the_end());
@@ -141,10 +143,12 @@ fn cache_for(state: &AppState, read_after: Option<ReadAfter>) -> Option<&Documen
     state.cache.as_deref().filter(|_| read_after.is_none())
 }
 
-/// `ATELIER_TEST_CACHE_FILL_DELAY_MS`: the race tests' wider window.
-async fn injected_fill_delay(state: &AppState) {
-    if state.config.test_cache_fill_delay_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(state.config.test_cache_fill_delay_ms)).await;
+/// `ATELIER_TEST_CACHE_FILL_DELAY_MS`: the race tests' wider window (only
+/// with the `faults` feature).
+async fn injected_fill_delay(_state: &AppState) {
+    #[cfg(feature = "faults")]
+    if !_state.config.faults.cache_fill_delay.is_zero() {
+        tokio::time::sleep(_state.config.faults.cache_fill_delay).await;
     }
 }
 

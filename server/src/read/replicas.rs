@@ -60,8 +60,9 @@ pub async fn query(
 ) -> Result<Answered, ApiError> {
     // The queue at the door: no deadline of this read runs while it waits.
     let _slot = state.reads.admit(&state.metrics).await?;
-    if state.config.test_db_delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(state.config.test_db_delay_ms)).await;
+    #[cfg(feature = "faults")]
+    if !state.config.faults.db_delay.is_zero() {
+        tokio::time::sleep(state.config.faults.db_delay).await;
     }
     let nodes = match read_after {
         None => None,
@@ -69,11 +70,11 @@ pub async fn query(
     };
     // The read's own deadline starts once a node is chosen (the wait for a
     // caught-up replica has a bound of its own).
-    let until = Instant::now() + state.config.read_deadline();
+    let until = Instant::now() + state.config.read.deadline;
     let read = async {
         match nodes {
             None => from_replicas(state, until, sql, params).await,
-            Some(Some(node)) => match attempt(state, node, state.config.read_attempt_timeout(), sql, params).await {
+            Some(Some(node)) => match attempt(state, node, state.config.read.attempt_timeout, sql, params).await {
                 Ok(rows) => Ok(Answered { rows, node: node.name }),
                 Err(error) if is_unavailable(&error) => from_primary(state, until, sql, params, error).await,
                 Err(error) => Err(error),
@@ -85,7 +86,7 @@ pub async fn query(
             }
         }
     };
-    tokio::time::timeout(state.config.read_deadline(), read).await.unwrap_or_else(|_| {
+    tokio::time::timeout(state.config.read.deadline, read).await.unwrap_or_else(|_| {
         state.metrics.count(Counter::ReadDeadlineExpiry);
         Err(ApiError::Unavailable("no database answered the read in time".into()))
     })
@@ -112,7 +113,7 @@ async fn from_replicas(
         running.push(attempt_on(state, node, sql, params));
     }
     state.hedges.earn();
-    let mut hedge_after = state.config.read_hedge_after();
+    let mut hedge_after = state.config.read.hedging();
     while !running.is_empty() {
         let can_hedge = hedge_after.is_some() && candidates.len() > 0;
         let hedge = tokio::time::sleep(hedge_after.unwrap_or(Duration::MAX));
@@ -180,7 +181,7 @@ async fn from_primary(
     params: &[&(dyn ToSql + Sync)],
     replicas_error: ApiError,
 ) -> Result<Answered, ApiError> {
-    if !state.config.read_fallback_primary {
+    if !state.config.read.fallback_primary {
         return Err(replicas_error);
     }
     state.metrics.count(Counter::ReadFallbackPrimary);
@@ -194,7 +195,7 @@ async fn attempt_on<'a>(
     sql: &'a str,
     params: &'a [&'a (dyn ToSql + Sync)],
 ) -> (&'a Node, Result<Vec<Row>, ApiError>) {
-    (node, attempt(state, node, state.config.read_attempt_timeout(), sql, params).await)
+    (node, attempt(state, node, state.config.read.attempt_timeout, sql, params).await)
 }
 
 /// What is left of a read's deadline (the outer timeout in `query_one`
@@ -277,7 +278,7 @@ fn is_last_replica_in_rotation(state: &AppState, node: &Node) -> bool {
 
 /// Counts a failure against `node`, ejecting it at the configured number.
 fn note_failure(state: &AppState, node: &Node, why: &str) {
-    if node.record_failure(state.config.eject_after_failures) {
+    if node.record_failure(state.config.read.eject_after_failures) {
         state.metrics.count(Counter::ReplicaEjected);
         tracing::warn!(node = node.name, why, "ejected from rotation until it answers again");
     }
@@ -287,7 +288,7 @@ fn note_failure(state: &AppState, node: &Node, why: &str) {
 /// for one up to the configured time; None: read the primary, which holds
 /// the same read model and has certainly applied it.
 async fn caught_up(state: &AppState, ReadAfter(lsn): ReadAfter) -> Option<&Node> {
-    let deadline = Instant::now() + state.config.read_after_wait();
+    let deadline = Instant::now() + state.config.read.after_wait;
     loop {
         for replica in state.pools.read_candidates() {
             if has_applied(state, replica, lsn).await {
@@ -302,7 +303,7 @@ async fn caught_up(state: &AppState, ReadAfter(lsn): ReadAfter) -> Option<&Node>
 }
 
 async fn has_applied(state: &AppState, replica: &Node, lsn: PgLsn) -> bool {
-    match attempt(state, replica, state.config.read_attempt_timeout(), statements::REPLICA_HAS_APPLIED, &[&lsn]).await {
+    match attempt(state, replica, state.config.read.attempt_timeout, statements::REPLICA_HAS_APPLIED, &[&lsn]).await {
         Ok(rows) => rows.first().and_then(|row| row.try_get::<_, bool>(0).ok()).unwrap_or(false),
         _ => false,
     }
@@ -312,14 +313,13 @@ async fn has_applied(state: &AppState, replica: &Node, lsn: PgLsn) -> bool {
 /// one back in rotation as soon as it answers. Runs for the life of the
 /// server.
 pub async fn revive_ejected(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.config.probe_interval());
+    let mut tick = tokio::time::interval(state.config.read.probe_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         for replica in state.pools.replicas.iter().filter(|r| r.is_ejected()) {
             let probe =
-                attempt(&state, replica, state.config.read_attempt_timeout(), statements::REPLICA_APPLIED_LSN, &[])
-                    .await;
+                attempt(&state, replica, state.config.read.attempt_timeout, statements::REPLICA_APPLIED_LSN, &[]).await;
             if probe.is_ok() {
                 state.metrics.count(Counter::ReplicaRevived);
                 tracing::info!(node = replica.name, "answered a probe: back in rotation");

@@ -61,11 +61,11 @@ impl Movements {
     /// most a full batch per lane, four times over; a movement that finds
     /// it full waits within its deadline.
     pub fn new(config: &crate::config::Config) -> (Movements, Option<MovementQueue>) {
-        let limit = BatchLimit::new(config.movement_batch_target(), config.movement_batch_max);
-        if config.movement_batch_max <= 1 {
+        let limit = BatchLimit::new(config.write.movement_batch_target, config.write.movement_batch_max);
+        if config.write.movement_batch_max <= 1 {
             return (Movements { queue: None, limit }, None);
         }
-        let (sender, receiver) = mpsc::channel(config.movement_batch_max * config.movement_batch_lanes * 4);
+        let (sender, receiver) = mpsc::channel(config.write.movement_batch_max * config.write.movement_batch_lanes * 4);
         (Movements { queue: Some(sender), limit }, Some(MovementQueue(receiver)))
     }
 
@@ -82,7 +82,7 @@ pub(crate) async fn record(state: &AppState, movement: RecordMovement) -> Result
     };
     // The same bound as a single write: the wait at the door (here, the
     // queue and the batch's own admission) and then the write deadline.
-    let deadline = state.config.write_deadline();
+    let deadline = state.config.write.deadline;
     let limit = deadline + deadline / 2;
     let (reply, answer) = oneshot::channel();
     let waited = tokio::time::timeout(limit, async {
@@ -103,8 +103,9 @@ pub(crate) async fn record(state: &AppState, movement: RecordMovement) -> Result
 /// until the server stops.
 pub(crate) async fn run(state: Arc<AppState>, queue: MovementQueue) {
     let queue = Arc::new(Mutex::new(queue.0));
-    let workers: Vec<_> =
-        (0..state.config.movement_batch_lanes).map(|_| tokio::spawn(work(state.clone(), queue.clone()))).collect();
+    let workers: Vec<_> = (0..state.config.write.movement_batch_lanes)
+        .map(|_| tokio::spawn(work(state.clone(), queue.clone())))
+        .collect();
     for worker in workers {
         let _ = worker.await;
     }
@@ -155,7 +156,7 @@ async fn next_batch(state: &AppState, queue: &Mutex<mpsc::Receiver<Pending>>) ->
             Err(_) => break,
         }
     }
-    let wait = state.config.movement_batch_wait();
+    let wait = state.config.write.movement_batch_wait;
     if !wait.is_zero() {
         let until = tokio::time::Instant::now() + wait;
         while batch.len() < max {
@@ -185,7 +186,7 @@ async fn attempt_batch(
     let skus: Vec<i64> = movements.iter().map(|m| m.sku_id).collect();
     let deltas: Vec<i64> = movements.iter().map(|m| m.delta).collect();
     let reasons: Vec<Option<&str>> = movements.iter().map(|m| m.reason.as_deref()).collect();
-    let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+    let mut connection = state.pools.primary.checkout(state.config.write.deadline).await?;
     connection
         .exchange(async |client| {
             let call = client.prepare_cached(statements::RECORD_MOVEMENTS).await?;

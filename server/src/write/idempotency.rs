@@ -40,7 +40,7 @@ impl Idempotency {
 /// One attempt of a keyed write: claim the key, then replay its stored
 /// answer or run the write and store its answer, all in one transaction.
 pub async fn attempt<W: Write>(state: &AppState, write: &W, key: &Idempotency) -> Result<Written, ApiError> {
-    let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+    let mut connection = state.pools.primary.checkout(state.config.write.deadline).await?;
     connection
         .exchange(async |client| {
             let tx = client.transaction().await?;
@@ -112,9 +112,9 @@ pub async fn purge_expired_keys(state: Arc<AppState>) {
 /// the server itself enforces on the delete, so a hung primary holds
 /// neither this task nor a pooled connection for longer.
 async fn purge_once(state: &AppState) -> Result<u64, ApiError> {
-    let within = state.config.write_deadline() + state.config.statement_timeout();
+    let within = state.config.write.deadline + state.config.pools.statement_timeout;
     let purge = async {
-        let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+        let mut connection = state.pools.primary.checkout(state.config.write.deadline).await?;
         connection
             .exchange(async |client| {
                 let statement = client.prepare_cached(statements::PURGE_IDEMPOTENCY_KEYS).await?;

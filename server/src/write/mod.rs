@@ -22,6 +22,8 @@
 
 pub mod batch;
 mod batch_limit;
+mod settings;
+pub use settings::WriteSettings;
 pub mod idempotency;
 pub(crate) mod input;
 pub mod products;
@@ -149,7 +151,7 @@ pub(crate) async fn within_deadline<T, F: Future<Output = Result<T, ApiError>>>(
     state: &AppState,
     attempt: impl Fn() -> F,
 ) -> Result<T, ApiError> {
-    let deadline = state.config.write_deadline();
+    let deadline = state.config.write.deadline;
     let arrived = std::time::Instant::now();
     let _slot = state.writes.admit(&state.metrics).await?;
     let left = deadline.saturating_sub(arrived.elapsed()).max(deadline / 2);
@@ -183,7 +185,7 @@ async fn retrying<T, F: Future<Output = Result<T, ApiError>>>(
 /// position after it, pipelined. Both statements are prepared first, so the
 /// call is sent before the position query and commits before it runs.
 async fn attempt_alone<W: Write>(state: &AppState, write: &W) -> Result<Written, ApiError> {
-    let mut connection = state.pools.primary.checkout(state.config.write_deadline()).await?;
+    let mut connection = state.pools.primary.checkout(state.config.write.deadline).await?;
     connection
         .exchange(async |client| {
             let call = client.prepare_cached(W::STATEMENT).await?;

@@ -31,10 +31,10 @@ struct Own(Option<StoppableServer>);
 
 impl Own {
     fn start(mut config: Config) -> Own {
-        config.write_pool_size = 2;
-        config.read_pool_size = 1;
-        config.read_pipeline_connections = 1;
-        config.cache_bytes = 0;
+        config.pools.write_pool_size = 2;
+        config.pools.read_pool_size = 1;
+        config.pools.read_pipeline_connections = 1;
+        config.cache.cache_bytes = 0;
         Own(Some(spawn_stoppable_server(config)))
     }
 
@@ -55,8 +55,8 @@ impl Drop for Own {
 /// A server of its own that reloads tokens every 100 ms.
 fn server(burst: u32) -> Own {
     let mut config = test_config();
-    config.token_reload_ms = 100;
-    config.auth_failures_burst = burst;
+    config.auth.token_reload = Duration::from_millis(100);
+    config.auth.failures_burst = burst;
     Own::start(config)
 }
 
@@ -241,8 +241,8 @@ fn reads_ignore_any_authorization_unless_the_catalog_is_private() {
     let reader = issue("auth test: private reader", &[Scope::Read]);
     let checkout = issue("auth test: private checkout", &[Scope::StockWrite]);
     let mut config = test_config();
-    config.read_requires_token = true;
-    config.auth_failures_burst = 1_000_000;
+    config.auth.read_requires_token = true;
+    config.auth.failures_burst = 1_000_000;
     let own = Own::start(config);
     let addr = own.addr();
     for path in ["/products/1", "/products/1/styles", "/products/1/related", "/products?count=2"] {
@@ -266,11 +266,11 @@ fn failed_attempts_from_one_address_are_refused_past_the_burst_and_other_address
     // A sku of the test's own: the shared fixture's stock is in goldens.
     let f = fixture();
     let mut config = test_config();
-    config.auth_failures_burst = 5;
+    config.auth.failures_burst = 5;
     // One try back a minute: the loop below cannot earn one, however slow
     // the machine.
-    config.auth_failures_per_minute = 1;
-    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.auth.failures_per_minute = 1;
+    config.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let own = Own::start(config);
     let addr = own.addr();
     let path = format!("/skus/{}/movements", f.sku);

@@ -19,9 +19,9 @@ fn batching_server() -> SocketAddr {
     *SERVER.get_or_init(|| {
         app(); // the test database, migrated, with the test token
         let mut config = test_config();
-        config.movement_batch_max = 500;
-        config.movement_batch_lanes = 1;
-        config.movement_batch_wait_us = 300_000;
+        config.write.movement_batch_max = 500;
+        config.write.movement_batch_lanes = 1;
+        config.write.movement_batch_wait = std::time::Duration::from_micros(300_000);
         spawn_server(config)
     })
 }
@@ -172,7 +172,7 @@ fn an_idempotency_key_applies_a_movement_once_within_and_across_batches() {
 fn batching_off_sends_each_movement_alone() {
     app(); // the test database, migrated, with the test token
     let mut config = test_config();
-    config.movement_batch_max = 1;
+    config.write.movement_batch_max = 1;
     let addr = spawn_server(config);
     // Held throughout: a movement rebuilds a document, which tests that
     // count document versions must not see.

@@ -348,10 +348,10 @@ fn a_storefront_with_headers_of_its_own_renders_and_writes_only_with_a_token() {
     let api = app().addr;
     // Serves only the page: small pools.
     let mut config = test_config();
-    config.write_pool_size = 1;
-    config.read_pool_size = 1;
-    config.read_pipeline_connections = 1;
-    config.cache_bytes = 0;
+    config.pools.write_pool_size = 1;
+    config.pools.read_pool_size = 1;
+    config.pools.read_pipeline_connections = 1;
+    config.cache.cache_bytes = 0;
     let page_server = spawn_server(config);
     let browser = Browser::start();
     browser.open(&format!("http://{page_server}/browse?api=http://{api}&storefront_headers=1#/products/{product}"));

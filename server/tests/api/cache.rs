@@ -139,7 +139,7 @@ fn a_server_reading_a_stopped_replica_serves_nothing_newer_than_it_has() {
     // A server that reads replica1 alone.
     let mut config = test_config();
     config.databases.replica_urls.truncate(1);
-    config.read_fallback_primary = false;
+    config.read.fallback_primary = false;
     let addr = spawn_server(config);
     let id = create_product("Frozen Fleece");
     sync_replicas();
@@ -172,7 +172,7 @@ fn a_lost_listener_empties_the_cache_until_it_listens_again() {
     let _catalog = catalog_lock();
     let app = app();
     let mut config = test_config();
-    config.cache_listener_timeout_ms = 200;
+    config.cache.listener_timeout = Duration::from_millis(200);
     let addr = spawn_server(config);
     // Both listeners connected (each connect forgets too), then a hit.
     let up = |replica: &str| metric(addr, &format!("atelier_cache_listener_up{{replica=\"{replica}\"}}")) == 1.0;
@@ -222,7 +222,7 @@ fn under_concurrent_writes_and_reads_no_served_version_stays_older_than_the_repl
     let app = app();
     let mut config = test_config();
     config.databases.replica_urls.truncate(1);
-    config.test_cache_fill_delay_ms = FILL_DELAY_MS;
+    config.faults.cache_fill_delay = Duration::from_millis(FILL_DELAY_MS);
     let addr = spawn_server(config);
     let id = create_product("Racing Robe");
     sync_replicas();
@@ -320,11 +320,11 @@ fn the_position_index_pages_like_the_database() {
     let _catalog = catalog_lock();
     let app = app();
     let mut indexed = test_config();
-    indexed.cache_bytes = 0;
+    indexed.cache.cache_bytes = 0;
     let indexed = spawn_server(indexed);
     let mut plain = test_config();
-    plain.cache_bytes = 0;
-    plain.position_index = false;
+    plain.cache.cache_bytes = 0;
+    plain.cache.position_index = false;
     let plain = spawn_server(plain);
     let usable = |addr| metric(addr, "atelier_position_index_usable") == 1.0;
     wait_until("the index never loaded", || usable(indexed));

@@ -87,7 +87,7 @@ fn every_answer_names_the_origin_and_exposes_what_clients_read() {
 #[test]
 fn a_configured_origin_list_refuses_unlisted_origins() {
     let mut config = test_config();
-    config.cors_origins = vec![SHOP.to_string(), "http://localhost:8080".to_string()];
+    config.http.cors_origins = vec![SHOP.to_string(), "http://localhost:8080".to_string()];
     let addr = spawn_server(config);
     let allowed = preflight(Some(addr), "/products/1", "GET", "authorization", SHOP);
     assert_eq!(allowed.status, 204);

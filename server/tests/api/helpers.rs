@@ -99,11 +99,11 @@ impl Response {
 
 /// The service's defaults against the test database, on a free port.
 pub fn test_config() -> Config {
-    let mut config = Config::new(service_urls(TEST_DB));
-    config.listen = "127.0.0.1:0".parse().expect("literal address");
+    let mut config = Config::defaults(service_urls(TEST_DB));
+    config.http.listen = "127.0.0.1:0".parse().expect("literal address");
     // The access log writes to the process's stdout, which the test harness
     // does not capture; its own test turns it on.
-    config.access_log = false;
+    config.http.access_log = false;
     config
 }
 
@@ -137,29 +137,23 @@ pub fn spawn_unready_server(config: Config) -> SocketAddr {
     start_server(config, std::future::pending()).0 .0
 }
 
-/// Starts another server with `config` (whose `ops_listen` is set) and
-/// waits until it is ready; returns its public and operations addresses.
-pub fn spawn_server_with_ops(config: Config) -> (SocketAddr, SocketAddr) {
-    let ((addr, ops), _) = start_server(config, std::future::pending());
-    wait_ready(addr);
-    (addr, ops.expect("the config sets ops_listen"))
-}
-
 /// A server on its own thread that runs until `stop` is sent; `thread`
 /// ends when the server has returned.
 pub struct StoppableServer {
     pub addr: SocketAddr,
+    /// The operations listener's address, when the config sets one.
+    pub ops: Option<SocketAddr>,
     pub stop: tokio::sync::oneshot::Sender<()>,
     pub thread: std::thread::JoinHandle<()>,
 }
 
 pub fn spawn_stoppable_server(config: Config) -> StoppableServer {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let ((addr, _), thread) = start_server(config, async {
+    let ((addr, ops), thread) = start_server(config, async {
         let _ = stopped.await;
     });
     wait_ready(addr);
-    StoppableServer { addr, stop, thread }
+    StoppableServer { addr, ops, stop, thread }
 }
 
 /// Builds a server from `config` on a thread of its own (one worker) that

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{app, assert_golden, get, request_to, spawn_server_with_ops, spawn_stoppable_server, test_config};
+use crate::helpers::{app, assert_golden, get, request_to, spawn_stoppable_server, test_config};
 
 #[test]
 fn healthz_is_200() {
@@ -35,7 +35,8 @@ fn metrics_count_requests_by_route_and_status() {
     let text = get("/metrics").text().to_string();
     assert!(text.contains("atelier_requests_total{route=\"/products/:id\",status=\"200\"}"), "{text}");
     assert!(text.contains("atelier_request_duration_seconds_bucket{route=\"/products/:id\",le=\"+Inf\"}"));
-    let max = format!("atelier_pool_connections{{pool=\"replica1\",state=\"max\"}} {}", test_config().read_pool_size);
+    let max =
+        format!("atelier_pool_connections{{pool=\"replica1\",state=\"max\"}} {}", test_config().pools.read_pool_size);
     assert!(text.contains(&max), "{max}");
     assert!(text.contains("atelier_replica_up{replica=\"replica2\"} 1"));
     assert!(text.contains("atelier_replica_subscribed{replica=\"replica1\"} 1"), "{text}");
@@ -49,9 +50,12 @@ fn metrics_count_requests_by_route_and_status() {
 fn the_ops_listener_serves_only_the_operational_endpoints_and_is_not_crowded_out() {
     app();
     let mut config = test_config();
-    config.ops_listen = Some("127.0.0.1:0".parse().unwrap());
-    config.connections_max = 1;
-    let (addr, ops) = spawn_server_with_ops(config);
+    config.http.ops_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.http.connections_max = 1;
+    // Small pools: the test cluster's connections are shared by every test.
+    (config.pools.write_pool_size, config.pools.read_pool_size) = (1, 1);
+    let server = spawn_stoppable_server(config);
+    let (addr, ops) = (server.addr, server.ops.expect("the config sets ops_listen"));
     // The public listener's one connection, held open and idle.
     let held = TcpStream::connect(addr).unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -73,6 +77,8 @@ fn the_ops_listener_serves_only_the_operational_endpoints_and_is_not_crowded_out
     assert_eq!(request_to(ops, "POST", "/products", &[], Some(b"{}")).status, 404);
     assert_eq!(request_to(ops, "POST", "/metrics", &[], None).status, 405);
     drop(held);
+    server.stop.send(()).unwrap();
+    server.thread.join().unwrap();
 }
 
 #[test]
@@ -81,8 +87,8 @@ fn shutdown_lets_the_request_in_flight_finish() {
     let mut config = test_config();
     // A read-your-writes GET whose position no replica will reach waits
     // this long before it reads the primary: a slow request on demand.
-    config.read_after_wait_ms = 1_500;
-    config.shutdown_grace_ms = 5_000;
+    config.read.after_wait = Duration::from_millis(1_500);
+    config.http.shutdown_grace = Duration::from_millis(5_000);
     let server = spawn_stoppable_server(config);
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -51,7 +51,7 @@ fn a_count_above_the_maximum_is_served_as_the_maximum() {
     }
     // With a smaller maximum configured, the clamp is visible in the answer.
     let mut config = test_config();
-    config.page_count_max = 2;
+    config.read.page_count_max = 2;
     let small = spawn_server(config);
     let page = request_to(small, "GET", "/products?page=1&count=3", &[], None).json();
     let ids: Vec<i64> = page.as_array().unwrap().iter().map(|card| card["id"].as_i64().unwrap()).collect();

@@ -423,7 +423,7 @@ fn unreachable_databases_are_503_with_retry_after() {
     let mut config = test_config();
     config.databases.primary_url = "host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into();
     config.databases.replica_urls = vec!["host=127.0.0.1 port=1 user=postgres dbname=atelier_test".into()];
-    config.pool_wait_ms = 500;
+    config.pools.pool_wait = std::time::Duration::from_millis(500);
     let addr = spawn_unready_server(config);
     for (method, path, body) in [
         ("POST", "/products", Some(product_body("Nowhere").to_string())),

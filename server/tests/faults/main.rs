@@ -76,10 +76,10 @@ fn serial() -> MutexGuard<'static, ()> {
 /// for it. The cache's own fault has its own test.
 fn config() -> Config {
     cluster();
-    let mut config = Config::new(service_urls(FAULTS_DB));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.access_log = false;
-    config.cache_bytes = 0;
+    let mut config = Config::defaults(service_urls(FAULTS_DB));
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.access_log = false;
+    config.cache.cache_bytes = 0;
     config
 }
 
@@ -224,8 +224,8 @@ fn reads_carry_on_when_a_replica_freezes() {
 fn a_frozen_replica_loses_its_listener_and_the_cache_forgets() {
     let _serial = serial();
     let mut config = config();
-    config.cache_bytes = atelier_server::CACHE_BYTES_DEFAULT;
-    config.cache_listener_timeout_ms = 300;
+    config.cache.cache_bytes = atelier_server::Config::defaults(service_urls(FAULTS_DB)).cache.cache_bytes;
+    config.cache.listener_timeout = Duration::from_millis(300);
     let addr = spawn_server(config);
     let up = "atelier_cache_listener_up{replica=\"replica1\"}";
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
@@ -254,7 +254,7 @@ fn with_every_replica_frozen_reads_go_to_the_primary_or_fail_fast() {
     let _serial = serial();
     let fallback = spawn_server(config());
     let mut strict = config();
-    strict.read_fallback_primary = false;
+    strict.read.fallback_primary = false;
     let strict = spawn_server(strict);
     {
         let _one = Frozen::node(local::replicas()[0]);
@@ -365,9 +365,9 @@ fn a_frozen_primary_mid_batch_loses_no_acknowledged_movement() {
     let _serial = serial();
     let cluster = cluster();
     let mut config = config();
-    config.movement_batch_max = 200;
-    config.movement_batch_lanes = 1;
-    config.movement_batch_wait_us = 50_000;
+    config.write.movement_batch_max = 200;
+    config.write.movement_batch_lanes = 1;
+    config.write.movement_batch_wait = Duration::from_micros(50_000);
     let addr = spawn_server(config);
     let skus: Vec<i64> = cluster.ids.iter().take(4).map(|i| i.sku_id).collect();
     let marker = format!("batched fault {}", std::process::id());
@@ -430,10 +430,10 @@ fn slow_batches_shrink_the_next_ones_so_none_misses_its_deadline() {
     let _serial = serial();
     let cluster = cluster();
     let mut config = config();
-    config.movement_batch_max = 200;
-    config.movement_batch_lanes = 2;
-    config.movement_batch_wait_us = 50_000;
-    config.movement_batch_target_ms = 100;
+    config.write.movement_batch_max = 200;
+    config.write.movement_batch_lanes = 2;
+    config.write.movement_batch_wait = Duration::from_micros(50_000);
+    config.write.movement_batch_target = Duration::from_millis(100);
     let addr = spawn_server(config);
     let marker = format!("slow batch {}", std::process::id());
     struct Slowed<'a>(&'a str);
@@ -511,9 +511,9 @@ fn a_frozen_first_host_of_a_multi_host_url_is_passed_over() {
     };
     let mut config = config();
     config.databases.primary_url = first_frozen(&config.databases.primary_url);
-    config.connect_timeout_ms = 1_000;
+    config.pools.connect_timeout = Duration::from_millis(1_000);
     // A write may wait for a connection through the frozen host's timeout.
-    config.write_deadline_ms = 5_000;
+    config.write.deadline = Duration::from_millis(5_000);
     let _frozen = Frozen::node(replica1);
     let tool_url = first_frozen(&cluster.primary) + " connect_timeout=1";
     let port: i32 = runtime().block_on(async {
@@ -558,11 +558,11 @@ fn a_killed_replica_is_skipped_and_catches_up() {
 fn beyond_the_limit_a_request_waits_only_its_queue_allowance() {
     let _serial = serial();
     let mut small = config();
-    small.read_inflight_max = 4;
-    small.queue_wait_ms = 10;
+    small.admission.read_inflight_max = 4;
+    small.admission.queue_wait = std::time::Duration::from_millis(10);
     // A read-your-writes GET for a position no replica will reach holds
     // its slot this long before it reads the primary: slow on demand.
-    small.read_after_wait_ms = 800;
+    small.read.after_wait = std::time::Duration::from_millis(800);
     let addr = spawn_server(small);
     let slow: Vec<_> = (0..4)
         .map(|_| {
@@ -620,10 +620,10 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
     let _serial = serial();
     // Twelve times more clients than slots: a queue, not an overload.
     let mut queued = config();
-    queued.read_inflight_max = 4;
-    queued.queue_target_ms = 50;
-    queued.queue_interval_ms = 100;
-    queued.queue_wait_ms = 5_000;
+    queued.admission.read_inflight_max = 4;
+    queued.admission.queue_target = std::time::Duration::from_millis(50);
+    queued.admission.queue_interval = std::time::Duration::from_millis(100);
+    queued.admission.queue_wait = std::time::Duration::from_millis(5_000);
     let addr = spawn_server(queued.clone());
     let (ok, refused, _) = hammer(addr, 48, 20);
     eprintln!("48 clients on 4 slots, fast database: {ok} served, {refused} refused");
@@ -636,7 +636,7 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
     // setting): 4 slots serve 160 reads a second, so 48 clients wait about
     // 300 ms, a queue that stands above the 50 ms target.
     let mut slow = queued;
-    slow.test_db_delay_ms = 25;
+    slow.faults.db_delay = Duration::from_millis(25);
     let addr = spawn_server(slow);
     let (ok, refused, slowest_refusal) = hammer(addr, 48, 10);
     eprintln!(

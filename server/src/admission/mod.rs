@@ -41,6 +41,9 @@ use tokio::sync::oneshot;
 use crate::error::ApiError;
 use crate::metrics::{Counter, Metrics};
 
+mod settings;
+pub use settings::AdmissionSettings;
+
 /// Upper bounds of the queue-delay histogram, in seconds.
 pub const DELAY_BUCKETS_SECONDS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
