@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::admission::Admission;
 use crate::auth::{self, Authorizer};
-use crate::cache::{self, DocumentCache};
+use crate::cache::{self, ChangeFeed};
 use crate::config::{Config, ConfigError};
 use crate::db::Pools;
 use crate::http::Listener;
@@ -55,8 +55,12 @@ impl App {
         let ops = config.http.ops_listen.map(bind).transpose()?;
         let pools = Pools::new(&config)?;
         let replica_names: Vec<&'static str> = pools.replicas.iter().map(|r| r.name).collect();
-        let cache =
-            DocumentCache::new(config.cache.cache_bytes, config.cache.position_index, &replica_names).map(Arc::new);
+        #[cfg(feature = "faults")]
+        let fill_delay = config.faults.cache_fill_delay;
+        #[cfg(not(feature = "faults"))]
+        let fill_delay = std::time::Duration::ZERO;
+        let cache = ChangeFeed::new(config.cache.cache_bytes, config.cache.position_index, &replica_names, fill_delay)
+            .map(Arc::new);
         let (access_log, lines) = match config.http.access_log {
             true => {
                 let (sender, receiver) = mpsc::channel(http::access_log::CHANNEL_LINES);
@@ -109,7 +113,14 @@ impl App {
             let replicas = self.state.pools.replica_configs(&self.state.config).unwrap_or_default();
             tokio::spawn(cache::listen_to_replicas(cache, replicas, self.state.config.cache.listener_timeout))
         });
-        let positions = self.state.cache.is_some().then(|| tokio::spawn(keep_positions(self.state.clone())));
+        // The position index (cache/positions.rs), loaded from listened replicas.
+        let positions = self.state.cache.clone().map(|cache| {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let (within, retry) = (state.config.pools.statement_timeout, state.config.cache.listener_timeout);
+                cache.keep_positions(&state.pools.replicas, within, retry).await;
+            })
+        });
         // The operations listener stops when the public one has: a balancer's
         // health checks see the draining server until the end.
         let (stopped, stop_ops) = tokio::sync::watch::channel(());
@@ -132,16 +143,6 @@ impl App {
         prober.abort();
         tokens.abort();
     }
-}
-
-/// Keeps the position index loaded (cache/positions.rs), from replicas
-/// whose listener is connected.
-async fn keep_positions(state: Arc<AppState>) {
-    let Some(cache) = state.cache.as_deref() else { return };
-    let Some(positions) = &cache.positions else { return };
-    let within = state.config.pools.statement_timeout;
-    let listened = |name: &str| cache.is_listening(name);
-    positions.keep_loaded(&state.pools.replicas, listened, within, state.config.cache.listener_timeout).await;
 }
 
 /// Connections the kernel holds for the server before it accepts them. The

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::admission::Admission;
 use crate::auth::Authorizer;
-use crate::cache::DocumentCache;
+use crate::cache::ChangeFeed;
 use crate::config::Config;
 use crate::db::Pools;
 use crate::metrics::Metrics;
@@ -31,7 +31,7 @@ pub(crate) struct AppState {
     /// The live tokens and the failed-authentication limiter.
     pub auth: Authorizer,
     /// None when `ATELIER_CACHE_BYTES` is 0.
-    pub cache: Option<std::sync::Arc<DocumentCache>>,
+    pub cache: Option<std::sync::Arc<ChangeFeed>>,
     /// The queue of stock movements waiting for their batch.
     pub movements: Movements,
 }

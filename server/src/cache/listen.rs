@@ -12,11 +12,11 @@ use futures_util::stream::{self, StreamExt};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::notice::Notice;
-use super::DocumentCache;
+use super::ChangeFeed;
 
 /// Listens to every replica, for the life of the server.
 pub async fn listen_to_replicas(
-    cache: Arc<DocumentCache>,
+    cache: Arc<ChangeFeed>,
     replicas: Vec<(&'static str, tokio_postgres::Config)>,
     timeout: Duration,
 ) {
@@ -28,7 +28,7 @@ pub async fn listen_to_replicas(
 /// apart in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "atelier-listen";
 
-async fn listen(cache: Arc<DocumentCache>, name: &'static str, mut config: tokio_postgres::Config, timeout: Duration) {
+async fn listen(cache: Arc<ChangeFeed>, name: &'static str, mut config: tokio_postgres::Config, timeout: Duration) {
     config.application_name(APPLICATION_NAME);
     loop {
         let mut listening = false;
@@ -45,7 +45,7 @@ async fn listen(cache: Arc<DocumentCache>, name: &'static str, mut config: tokio
 
 /// One connection's life; returns why it ended.
 async fn session(
-    cache: &DocumentCache,
+    cache: &ChangeFeed,
     name: &'static str,
     config: &tokio_postgres::Config,
     timeout: Duration,

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use postgres_types::PgLsn;
 
-use crate::cache::{Cached, DocumentCache, PageSpan};
+use crate::cache::{Answer, Cached, ChangeFeed, Fresh, PageSpan};
 use crate::db::{RawSlice, RawText};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -91,33 +91,32 @@ pub async fn product_list(
     // At most page_count_max, which the configuration keeps within i32.
     let count = i32::try_from(count).map_err(|_| ApiError::BadRequest("count is too large".into()))?;
     let cache = cache_for(state, read_after);
-    if let Some(hit) = cache.and_then(|cache| cache.page(offset, count)) {
-        return Ok(Document::from_cache(hit));
-    }
-    let ticket = cache.map(DocumentCache::ticket);
     // The position index turns the page into an id range: one index range
     // scan. Without it (off, loading, or a read-your-writes request, which
     // the index may lag), the database finds the positions.
-    let (body, node) = match cache.and_then(|cache| cache.page_span(offset, count)) {
-        Some(PageSpan::PastTheEnd) => return Ok(Document::past_the_end()),
-        Some(PageSpan::Ids(first, last)) => {
-            let answered = replicas::query(state, None, statements::PRODUCT_CARDS_BETWEEN, &[&first, &last]).await?;
-            (cards_array(&answered.rows)?, answered.node)
-        }
-        None => {
-            let answered = replicas::query(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?;
-            let node = answered.node;
-            let row = answered.row().ok_or_else(|| ApiError::internal("products_page returned no row"))?;
-            let RawText(body) = row.try_get(0)?;
-            (body, node)
-        }
+    let read = async {
+        let (body, node) = match cache.and_then(|cache| cache.page_span(offset, count)) {
+            Some(PageSpan::PastTheEnd) => return Ok(fresh(Document::past_the_end(), 0)),
+            Some(PageSpan::Ids(first, last)) => {
+                let answered =
+                    replicas::query(state, None, statements::PRODUCT_CARDS_BETWEEN, &[&first, &last]).await?;
+                (cards_array(&answered.rows)?, answered.node)
+            }
+            None => {
+                let answered = replicas::query(state, read_after, statements::PRODUCT_PAGE, &[&offset, &count]).await?;
+                let node = answered.node;
+                let row = answered.row().ok_or_else(|| ApiError::internal("products_page returned no row"))?;
+                let RawText(body) = row.try_get(0)?;
+                (body, node)
+            }
+        };
+        Ok::<_, ApiError>(fresh(Document::with_content_etag(body, Some(node)), 0))
     };
-    let document = Document::with_content_etag(body, Some(node));
-    if let (Some(cache), Some(ticket)) = (cache, ticket) {
-        injected_fill_delay(state).await;
-        cache.keep_page(ticket, node, offset, count, &document.body, &document.etag);
-    }
-    Ok(document)
+    let answer = match cache.and_then(ChangeFeed::documents) {
+        Some(documents) => documents.read_page(offset, count, read).await?,
+        None => Answer::Fresh(read.await?),
+    };
+    Ok(Document::from(answer))
 }
 
 /// Stored cards, in id order, as one JSON array: the bytes joined with
@@ -139,16 +138,21 @@ fn cards_array(rows: &[tokio_postgres::Row]) -> Result<Bytes, ApiError> {
 
 /// The cache, when it is on and may answer this read: a read-your-writes
 /// request is never answered from memory (the cache may lag its token).
-fn cache_for(state: &AppState, read_after: Option<ReadAfter>) -> Option<&DocumentCache> {
+fn cache_for(state: &AppState, read_after: Option<ReadAfter>) -> Option<&ChangeFeed> {
     state.cache.as_deref().filter(|_| read_after.is_none())
 }
 
-/// `ATELIER_TEST_CACHE_FILL_DELAY_MS`: the race tests' wider window (only
-/// with the `faults` feature).
-async fn injected_fill_delay(_state: &AppState) {
-    #[cfg(feature = "faults")]
-    if !_state.config.faults.cache_fill_delay.is_zero() {
-        tokio::time::sleep(_state.config.faults.cache_fill_delay).await;
+/// A document just read, at `version`, as the cache takes it.
+fn fresh(document: Document, version: i64) -> Fresh {
+    Fresh { body: document.body, etag: document.etag, version, node: document.served_by }
+}
+
+impl From<Answer> for Document {
+    fn from(answer: Answer) -> Document {
+        match answer {
+            Answer::Cached(hit) => Document::from_cache(hit),
+            Answer::Fresh(read) => Document { body: read.body, etag: read.etag, served_by: read.node },
+        }
     }
 }
 
@@ -161,26 +165,24 @@ pub async fn product_document(
 ) -> Result<Document, ApiError> {
     let sql = statements::product_document(kind)
         .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
-    let cache = cache_for(state, read_after);
-    if let Some(hit) = cache.and_then(|cache| cache.document((kind, id))) {
-        return Ok(Document::from_cache(hit));
-    }
-    let ticket = cache.map(DocumentCache::ticket);
-    let answered = replicas::query(state, read_after, sql, &[&id]).await?;
-    let node = answered.node;
-    let Some(row) = answered.row() else {
-        return Err(ApiError::NotFound(format!("product {id} not found")));
+    let read = async {
+        let answered = replicas::query(state, read_after, sql, &[&id]).await?;
+        let node = answered.node;
+        let Some(row) = answered.row() else {
+            return Err(ApiError::NotFound(format!("product {id} not found")));
+        };
+        let RawText(body) = row.try_get(0)?;
+        let version: i64 = row.try_get(1)?;
+        // The version changes whenever the bytes do and is never reused
+        // (one sequence for every document kind).
+        let etag = format!("\"v{version}\"");
+        Ok(fresh(Document { body, etag, served_by: Some(node) }, version))
     };
-    let RawText(body) = row.try_get(0)?;
-    let version: i64 = row.try_get(1)?;
-    // The version changes whenever the bytes do and is never reused (one
-    // sequence for every document kind).
-    let etag = format!("\"v{version}\"");
-    if let (Some(cache), Some(ticket)) = (cache, ticket) {
-        injected_fill_delay(state).await;
-        cache.keep_document(ticket, node, (kind, id), version, &body, &etag);
-    }
-    Ok(Document { body, etag, served_by: Some(node) })
+    let answer = match cache_for(state, read_after).and_then(ChangeFeed::documents) {
+        Some(documents) => documents.read_document((kind, id), read).await?,
+        None => Answer::Fresh(read.await?),
+    };
+    Ok(Document::from(answer))
 }
 
 #[cfg(test)]
