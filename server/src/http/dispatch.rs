@@ -17,7 +17,7 @@ use crate::http::access_log::{self, Line};
 use crate::http::body::{self, JsonBody};
 use crate::http::respond::{self, HttpResponse, READ_AFTER, REQUEST_ID, SERVED_BY};
 use crate::http::routes::{Endpoint, Resource, Route};
-use crate::http::{browse, client, cors, openapi, ops};
+use crate::http::{browse, client, cors, openapi, ops, query};
 use crate::read;
 use crate::state::AppState;
 use crate::write::{self, batch, products, related, skus, styles, Delete, Idempotency, Write};
@@ -101,7 +101,9 @@ async fn dispatch(
     let id = route.id()?;
     match endpoint {
         Endpoint::ListProducts => {
-            let document = read::product_list(state, request.uri().query(), read_after(&request)?).await?;
+            let read_after = read_after(&request)?;
+            let page = query::page(request.uri().query(), state.config.read.page_count_max)?;
+            let document = read::product_list(state, page, read_after).await?;
             respond::document(request.headers(), document)
         }
         Endpoint::GetProduct => get_document(state, request, DocumentKind::Detail, id).await,
@@ -177,7 +179,7 @@ async fn read_write<W: Write>(
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let JsonBody { raw, value } = body::read_json(request, state.config.http.body_bytes_max).await?;
     let write = parse(&value)?;
-    Ok((write, key.map(|key| Idempotency::new(key, &method, &path, &raw))))
+    Ok((write, key.map(|key| Idempotency::new(key, method.as_str(), &path, &raw))))
 }
 
 /// A write without a body (DELETE).

@@ -9,12 +9,15 @@ mod cors;
 mod dispatch;
 mod openapi;
 mod ops;
+mod query;
+mod request_id;
 mod respond;
 mod routes;
 mod server;
 mod settings;
 
 pub use dispatch::Listener;
+pub(crate) use request_id::RequestIds;
 pub use routes::ROUTE_LABELS;
 pub use server::serve;
 pub use settings::HttpSettings;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::read::Document;
-use crate::write::Written;
+use crate::write::{Outcome, Written};
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
@@ -62,10 +62,10 @@ pub fn document(request_headers: &HeaderMap, document: Document) -> Result<HttpR
 /// A write's answer: its status and body, `Location` when it created
 /// something addressable, and the `X-Read-After` token.
 pub fn written(written: Written) -> Result<HttpResponse, ApiError> {
-    let mut response = if written.status == StatusCode::NO_CONTENT {
-        empty(StatusCode::NO_CONTENT)
-    } else {
-        json(written.status, written.body)
+    let mut response = match written.outcome {
+        Outcome::Deleted => empty(StatusCode::NO_CONTENT),
+        Outcome::Updated => json(StatusCode::OK, written.body),
+        Outcome::Created => json(StatusCode::CREATED, written.body),
     };
     let headers = response.headers_mut();
     headers.insert(SERVED_BY, HeaderValue::from_static("primary"));

@@ -12,9 +12,10 @@
 //! - `paging`: `page` and `count`;
 //! - `replicas`: where a read runs.
 
-mod paging;
+mod hedges;
 mod replicas;
 mod settings;
+pub(crate) use hedges::HedgeBudget;
 pub use settings::ReadSettings;
 
 pub use replicas::revive_ejected;
@@ -77,13 +78,17 @@ impl ReadAfter {
     }
 }
 
+/// A page of GET /products: its number (from 1) and its size (from 1, at
+/// most ATELIER_PAGE_COUNT_MAX), as the HTTP layer parsed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub number: i64,
+    pub count: u32,
+}
+
 /// GET /products?page=P&count=C
-pub async fn product_list(
-    state: &AppState,
-    query: Option<&str>,
-    read_after: Option<ReadAfter>,
-) -> Result<Document, ApiError> {
-    let (page, count) = paging::paging(query, state.config.read.page_count_max)?;
+pub async fn product_list(state: &AppState, page: Page, read_after: Option<ReadAfter>) -> Result<Document, ApiError> {
+    let Page { number: page, count } = page;
     // Positions past i64 are certainly past the end.
     let Some(offset) = (page - 1).checked_mul(i64::from(count)) else {
         return Ok(Document::past_the_end());

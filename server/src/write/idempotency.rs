@@ -11,11 +11,10 @@ use std::time::Duration;
 use atelier_schema::statements;
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
-use hyper::{Method, StatusCode};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::write::{call, wal_position, written, Answer, Write, Written};
+use crate::write::{call, wal_position, written, Answer, Outcome, Write, Written};
 
 /// How long a key is remembered: clients retry within minutes; a day
 /// covers retries across a deploy or an outage.
@@ -31,7 +30,7 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    pub fn new(key: String, method: &Method, path: &str, body: &[u8]) -> Idempotency {
+    pub fn new(key: String, method: &str, path: &str, body: &[u8]) -> Idempotency {
         let fingerprint = format!("{method} {path}\n{}", String::from_utf8_lossy(body));
         Idempotency { key, fingerprint }
     }
@@ -77,19 +76,16 @@ async fn claim(tx: &impl GenericClient, key: &Idempotency) -> Result<Option<Answ
             fields: [("Idempotency-Key".to_string(), "already used with a different body".to_string())].into(),
         });
     }
-    let status = u16::try_from(row.try_get::<_, i16>(1)?)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .ok_or_else(|| ApiError::internal("stored idempotent status is not a status"))?;
+    let outcome = Outcome::from_stored(row.try_get(1)?)
+        .ok_or_else(|| ApiError::internal("stored idempotent status is not an outcome"))?;
     let body: String = row.try_get(2)?;
-    Ok(Some(Answer { status, body: Bytes::from(body), location: row.try_get(3)? }))
+    Ok(Some(Answer { outcome, body: Bytes::from(body), location: row.try_get(3)? }))
 }
 
 async fn remember(tx: &impl GenericClient, key: &str, answer: &Answer) -> Result<(), ApiError> {
     let statement = tx.prepare_cached(statements::REMEMBER_IDEMPOTENCY_KEY).await?;
     let body = String::from_utf8_lossy(&answer.body).into_owned();
-    let status = i16::try_from(answer.status.as_u16()).unwrap_or(i16::MAX);
-    tx.execute(&statement, &[&key, &status, &body, &answer.location]).await?;
+    tx.execute(&statement, &[&key, &answer.outcome.stored(), &body, &answer.location]).await?;
     Ok(())
 }
 

@@ -37,7 +37,6 @@ use std::time::Duration;
 use atelier_schema::statements;
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
-use hyper::StatusCode;
 use postgres_types::{PgLsn, ToSql};
 use tokio_postgres::Row;
 
@@ -87,31 +86,61 @@ impl<T: Deletable> Write for Delete<T> {
     }
 }
 
-/// A write's answer before headers: status, body, and `Location` when it
-/// created something addressable.
+/// What a committed write did; `http/` says it with a status (200, 201,
+/// 204). An idempotency key remembers it as that number (`stored`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Changed, and the body is the resource as it is now.
+    Updated,
+    /// Made, and the body is the new resource.
+    Created,
+    /// Deleted: no body.
+    Deleted,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Updated, Outcome::Created, Outcome::Deleted];
+
+    /// How an idempotency key stores it: the status its answer had.
+    pub fn stored(self) -> i16 {
+        match self {
+            Outcome::Updated => 200,
+            Outcome::Created => 201,
+            Outcome::Deleted => 204,
+        }
+    }
+
+    /// The outcome an idempotency key stored, if it is one.
+    pub fn from_stored(stored: i16) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|outcome| outcome.stored() == stored)
+    }
+}
+
+/// A write's answer before headers: what it did, the body, and `Location`
+/// when it created something addressable.
 pub struct Answer {
-    pub status: StatusCode,
+    pub outcome: Outcome,
     pub body: Bytes,
     pub location: Option<String>,
 }
 
 impl Answer {
     pub fn ok(body: Bytes) -> Answer {
-        Answer { status: StatusCode::OK, body, location: None }
+        Answer { outcome: Outcome::Updated, body, location: None }
     }
 
     pub fn created(body: Bytes, location: Option<String>) -> Answer {
-        Answer { status: StatusCode::CREATED, body, location }
+        Answer { outcome: Outcome::Created, body, location }
     }
 
     pub fn no_content() -> Answer {
-        Answer { status: StatusCode::NO_CONTENT, body: Bytes::new(), location: None }
+        Answer { outcome: Outcome::Deleted, body: Bytes::new(), location: None }
     }
 }
 
 /// A committed write's answer and its read-after token.
 pub struct Written {
-    pub status: StatusCode,
+    pub outcome: Outcome,
     pub body: Bytes,
     pub location: Option<String>,
     pub read_after: PgLsn,
@@ -214,7 +243,7 @@ async fn wal_position(client: &impl GenericClient) -> Result<PgLsn, ApiError> {
 }
 
 fn written(answer: Answer, read_after: PgLsn) -> Written {
-    Written { status: answer.status, body: answer.body, location: answer.location, read_after }
+    Written { outcome: answer.outcome, body: answer.body, location: answer.location, read_after }
 }
 
 fn as_refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
@@ -233,4 +262,19 @@ fn retry_backoff(attempt: u32) -> Duration {
 fn body_of(row: &Row, column: usize) -> Result<Bytes, ApiError> {
     let body: Option<RawText> = row.try_get(column)?;
     body.map(|RawText(bytes)| bytes).ok_or_else(|| ApiError::internal("a write function answered no body"))
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::Outcome;
+
+    #[test]
+    fn a_stored_outcome_reads_back_as_itself_and_nothing_else_reads() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::from_stored(outcome.stored()), Some(outcome));
+        }
+        // The statuses stored before outcomes existed are these numbers.
+        assert_eq!(Outcome::ALL.map(Outcome::stored), [200, 201, 204]);
+        assert_eq!(Outcome::from_stored(500), None);
+    }
 }

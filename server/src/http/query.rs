@@ -1,16 +1,18 @@
-//! `page` and `count` of GET /products.
+//! The query string of GET /products, parsed into the page it asks for
+//! before `read/` sees it.
 
 use crate::error::ApiError;
 use crate::numbers::parse_positive_saturating;
+use crate::read::Page;
 
-/// The page asked for, and its size when none is given.
+/// The size of a page when none is given.
 pub const COUNT_DEFAULT: u32 = 5;
 
 /// Parses `page` and `count`: positive integers of any size (a page beyond
 /// 2^63 is past the end anyway). A count above `count_max` is served as
 /// `count_max`: storefronts ask for `count=1011` to cache a small catalog.
 /// Other parameters are ignored; a repeated parameter's last value wins.
-pub fn paging(query: Option<&str>, count_max: u32) -> Result<(i64, u32), ApiError> {
+pub fn page(query: Option<&str>, count_max: u32) -> Result<Page, ApiError> {
     let (mut page, mut count) = (1_i64, COUNT_DEFAULT);
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -24,12 +26,16 @@ pub fn paging(query: Option<&str>, count_max: u32) -> Result<(i64, u32), ApiErro
             _ => {}
         }
     }
-    Ok((page, count))
+    Ok(Page { number: page, count })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn paging(query: Option<&str>, count_max: u32) -> Result<(i64, u32), ApiError> {
+        page(query, count_max).map(|page| (page.number, page.count))
+    }
 
     #[test]
     fn paging_defaults_and_bounds() {
