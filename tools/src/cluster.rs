@@ -277,9 +277,12 @@ impl LocalCluster {
         };
         // Loopback only, no Unix socket (its default directory may not be
         // writable by us), and trust auth: this cluster is for one machine.
+        // 300 connections: the integration tests run many servers at once,
+        // each with its pools, and a full run peaked at about 210 backends
+        // on the primary (at 200, a test now and then found it full).
         let conf = format!(
             "\n# --- added by atelier cluster up ---\nlisten_addresses = '127.0.0.1'\nport = {}\n\
-             unix_socket_directories = ''\nmax_connections = 200\nshared_buffers = 256MB\n{role_conf}",
+             unix_socket_directories = ''\nmax_connections = 300\nshared_buffers = 256MB\n{role_conf}",
             node.port
         );
         use std::io::Write;

@@ -19,3 +19,4 @@ mod reads;
 mod replication;
 mod roles;
 mod writes;
+mod writes_racing;

@@ -7,7 +7,7 @@ use atelier_schema::local;
 use atelier_schema::roles::{OWNER, READER, REPLICATOR, WRITER};
 use atelier_tools::connect;
 
-use crate::helpers::{app, local_cluster, request, TEST_DB};
+use crate::helpers::{app, catalog_lock, local_cluster, request, TEST_DB};
 
 /// A connection as `role` to `node`, with the local cluster's password.
 fn url(node: local::Node, role: &str) -> String {
@@ -72,7 +72,9 @@ fn no_role_of_ours_is_a_superuser_or_can_make_roles_or_databases() {
 
 #[test]
 fn the_writer_writes_through_the_functions_and_cannot_run_ddl_or_read_secrets() {
-    app();
+    // It records a movement and rewrites a product: documents change, so it
+    // holds the catalog as every writing test does.
+    let _catalog = catalog_lock();
     let sku: i64 = crate::helpers::query(&app().primary, "select min(id) from sku")[0].get(0);
     let allowed = outcomes(
         &primary(WRITER),
