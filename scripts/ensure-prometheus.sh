@@ -12,5 +12,6 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 # shellcheck source=../deploy/lib.sh
+set --  # deploy/lib.sh reads the arguments as its own
 source deploy/lib.sh
 ensure_packages prometheus

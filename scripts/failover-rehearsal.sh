@@ -48,7 +48,7 @@ fleet_preflight
 
 scripts/ensure-postgres.sh
 # The hosts' packages, installed as the role scripts install theirs.
-(source deploy/lib.sh && ensure_packages patroni etcd-server etcd-client curl)
+(set --; source deploy/lib.sh && ensure_packages patroni etcd-server etcd-client curl)
 built=$(scripts/build-bin.sh deploy)
 remove_everything
 trap teardown EXIT

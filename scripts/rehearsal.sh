@@ -77,7 +77,7 @@ scripts/ensure-jmeter.sh
 scripts/ensure-prometheus.sh
 # The hosts' packages, installed as the role scripts install theirs (their
 # services not started: the lb host runs its own nginx).
-(source deploy/lib.sh && ensure_packages nginx curl ca-certificates openssl)
+(set --; source deploy/lib.sh && ensure_packages nginx curl ca-certificates openssl)
 built=$(scripts/build-bin.sh deploy)
 
 # A previous run that was killed may have left hosts behind.
