@@ -84,23 +84,6 @@ impl Exposition {
         FamilyWriter { family: self.families.last_mut().expect("just pushed") }
     }
 
-    /// Every family name as it appears in the text (counters with
-    /// `_total`): what the alert rules and dashboards may name.
-    pub fn names(&self) -> Vec<String> {
-        self.families
-            .iter()
-            .map(
-                |f| {
-                    if matches!(f.kind, MetricType::Counter) {
-                        format!("{}_total", f.name)
-                    } else {
-                        f.name.to_string()
-                    }
-                },
-            )
-            .collect()
-    }
-
     /// The families as Prometheus text (version 0.0.4).
     pub fn render(self) -> String {
         let mut registry = Registry::default();
@@ -119,9 +102,10 @@ impl FamilyWriter<'_> {
         self.push(labels, Value::Counter(value))
     }
 
-    /// A whole gauge sample.
-    pub fn integer(&mut self, labels: Labels, value: i64) -> &mut Self {
-        self.push(labels, Value::Integer(value))
+    /// A whole gauge sample, of any integer type (one beyond i64 is
+    /// written as i64's largest; no count here comes near it).
+    pub fn integer(&mut self, labels: Labels, value: impl TryInto<i64>) -> &mut Self {
+        self.push(labels, Value::Integer(value.try_into().unwrap_or(i64::MAX)))
     }
 
     /// A fractional gauge sample.
@@ -205,10 +189,6 @@ mod tests {
             vec![(0.001, 2), (0.01, 1)],
             0.0125,
             4,
-        );
-        assert_eq!(
-            e.names(),
-            ["atelier_things_total", "atelier_up", "atelier_share", "atelier_empty", "atelier_wait_seconds"]
         );
         let text = e.render();
         let expected = "\

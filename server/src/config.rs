@@ -100,19 +100,16 @@ impl Config {
     /// environment is not read (a test's configuration does not depend on
     /// the shell it runs in).
     pub fn defaults(databases: DatabaseUrls) -> Config {
-        let command = Flags::command().mut_args(|arg| arg.env(None));
-        let matches = command.try_get_matches_from(["atelier"]).expect("the defaults parse");
-        let mut config = Flags::from_arg_matches(&matches).expect("the defaults parse").config;
+        let mut config = Config::from_flags(&[]).expect("the defaults parse");
         config.databases = databases;
         config
     }
 
-    /// Every environment variable a setting is read from, in flag order.
-    pub fn variables() -> Vec<String> {
-        Flags::command()
-            .get_arguments()
-            .filter_map(|arg| arg.get_env().map(|env| env.to_string_lossy().into_owned()))
-            .collect()
+    /// The configuration `flags` give, the environment not read.
+    fn from_flags(flags: &[&str]) -> Result<Config, clap::Error> {
+        let command = Flags::command().mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(std::iter::once("atelier").chain(flags.iter().copied()))?;
+        Ok(Flags::from_arg_matches(&matches)?.config)
     }
 
     /// What clap's ranges cannot say: the connection strings parse, the
@@ -165,10 +162,16 @@ where
 mod tests {
     use super::*;
 
+    /// Every environment variable a setting is read from, in flag order.
+    fn variables() -> Vec<String> {
+        Flags::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_env().map(|env| env.to_string_lossy().into_owned()))
+            .collect()
+    }
+
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let command = Flags::command().mut_args(|arg| arg.env(None));
-        let matches = command.try_get_matches_from(std::iter::once("atelier").chain(args.iter().copied()));
-        matches.map(|m| Flags::from_arg_matches(&m).unwrap().config).map_err(|e| e.to_string())
+        Config::from_flags(args).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -229,7 +232,7 @@ mod tests {
             .filter(|name| name.starts_with("ATELIER_") && !name.contains(' '))
             .collect();
         let mut variables: Vec<String> =
-            Config::variables().into_iter().filter(|name| !name.starts_with("ATELIER_TEST_")).collect();
+            variables().into_iter().filter(|name| !name.starts_with("ATELIER_TEST_")).collect();
         named.sort();
         variables.sort();
         let mut unique = named.clone();

@@ -17,17 +17,17 @@
 //!   [`App::run_until_stopped`] serves.
 //! - `http`: the accept loop and graceful shutdown (`server`), the endpoint
 //!   table (`routes`), one `match` from endpoint to handler (`dispatch`),
-//!   request bodies (`body`), responses and ETags (`respond`), and the
-//!   operational endpoints (`ops`).
+//!   request bodies (`body`), the query string (`query`), responses and
+//!   ETags (`respond`), and the operational endpoints (`ops`).
 //! - `auth`: bearer tokens (held in memory, reloaded from the primary) and
 //!   the limiter of failed attempts; `http` asks it before any handler.
 //! - `read`: the GET handlers; replica choice and failover, read-your-writes
-//!   (`replicas`); `page`/`count` (`paging`); raw stored bytes (`document`).
+//!   (`replicas`), the hedge budget (`hedges`); raw stored bytes (`document`).
 //! - `write`: the transaction envelope and retries (`mod`), typed inputs
 //!   (`input`), one file per resource (`products`, `styles`, `skus`,
 //!   `related`), and idempotency keys (`idempotency`).
-//! - `cache`: documents and list pages in memory, kept fresh by the
-//!   replicas' change notices (`notice`, `listen`).
+//! - `cache`: documents and list pages in memory (`map`, `documents`),
+//!   kept fresh by the replicas' change notices (`feed`, `notice`, `listen`).
 //! - `db`: the connection pools: the primary, and one per replica.
 //! - `admission`: the queue in front of the databases (CoDel, adaptive
 //!   LIFO): how many requests use them at once, how long the rest wait.

@@ -133,11 +133,9 @@ impl ChangeFeed {
         out.counter("atelier_cache_notices", "Change notices received from the replicas.")
             .count(Vec::new(), self.notices.load(Relaxed));
         let (bytes, slots) = self.documents.as_ref().map_or((0, 0), Documents::held);
-        let whole = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         out.gauge("atelier_cache_bytes", "Bytes the document cache holds (bodies, ETags, bookkeeping).")
-            .integer(Vec::new(), whole(bytes));
-        out.gauge("atelier_cache_slots", "Documents, pages and remembered versions held.")
-            .integer(Vec::new(), whole(slots));
+            .integer(Vec::new(), bytes);
+        out.gauge("atelier_cache_slots", "Documents, pages and remembered versions held.").integer(Vec::new(), slots);
         let mut up = out.gauge("atelier_cache_listener_up", "1 while the replica's change listener is connected.");
         for (name, live) in &self.listeners.0 {
             up.integer(labels([("replica", name)]), i64::from(live.load(Relaxed)));

@@ -61,14 +61,14 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     state.metrics.expose(&mut out);
     let mut in_flight = out.gauge("atelier_node_in_flight", "Requests running on a database node now.");
     for node in state.pools.all() {
-        in_flight.integer(labels([("node", node.name)]), count(node.in_flight()));
+        in_flight.integer(labels([("node", node.name)]), node.in_flight());
     }
     expose_admission(state, &mut out);
     out.gauge(
         "atelier_movement_batch_limit",
         "Most stock movements the next batch may take (smaller after slow batches).",
     )
-    .integer(Vec::new(), count(state.movements.limit()));
+    .integer(Vec::new(), state.movements.limit());
     let mut rotation =
         out.gauge("atelier_replica_in_rotation", "1 when reads are sent to the replica, 0 while it is ejected.");
     for replica in &state.pools.replicas {
@@ -77,13 +77,13 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     let statuses: Vec<_> = state.pools.all().map(|pool| (pool.name, pool.pool.status())).collect();
     let mut connections = out.gauge("atelier_pool_connections", "Pooled connections by pool and state.");
     for (name, status) in &statuses {
-        connections.integer(labels([("pool", name), ("state", "open")]), count(status.size));
-        connections.integer(labels([("pool", name), ("state", "idle")]), count(status.available));
-        connections.integer(labels([("pool", name), ("state", "max")]), count(status.max_size));
+        connections.integer(labels([("pool", name), ("state", "open")]), status.size);
+        connections.integer(labels([("pool", name), ("state", "idle")]), status.available);
+        connections.integer(labels([("pool", name), ("state", "max")]), status.max_size);
     }
     let mut waiting = out.gauge("atelier_pool_waiting", "Requests waiting for a pooled connection.");
     for (name, status) in &statuses {
-        waiting.integer(labels([("pool", name)]), count(status.waiting));
+        waiting.integer(labels([("pool", name)]), status.waiting);
     }
     if let Some(cache) = &state.cache {
         cache.expose(&mut out);
@@ -108,7 +108,7 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     let mut lag = out.gauge("atelier_replica_lag_bytes", "Primary WAL bytes since the replica's last applied commit.");
     for replica in &replicas {
         if let Some(bytes) = replica.lag_bytes {
-            lag.integer(labels([("replica", replica.name)]), count(bytes));
+            lag.integer(labels([("replica", replica.name)]), bytes);
         }
     }
     let mut subscribed = out.gauge(
@@ -123,11 +123,6 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     let mut response = respond::json(StatusCode::OK, out.render());
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(atelier_exposition::CONTENT_TYPE));
     response
-}
-
-/// A count as a whole gauge (counts this large do not occur).
-fn count(n: impl TryInto<i64>) -> i64 {
-    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// One replica as /readyz and /metrics report it.
@@ -200,14 +195,14 @@ fn expose_admission(state: &AppState, out: &mut Exposition) {
         (
             "atelier_admission_limit",
             "Requests that may use the databases at once (ATELIER_READ_INFLIGHT_MAX, ATELIER_WRITE_INFLIGHT_MAX).",
-            |a| count(a.limit()),
+            |a| a.limit(),
         ),
-        ("atelier_admission_in_use", "Database slots taken now.", |a| count(a.occupancy().0)),
-        ("atelier_admission_waiting", "Requests waiting for a database slot now.", |a| count(a.occupancy().1)),
+        ("atelier_admission_in_use", "Database slots taken now.", |a| a.occupancy().0),
+        ("atelier_admission_waiting", "Requests waiting for a database slot now.", |a| a.occupancy().1),
         (
             "atelier_admission_overloaded",
             "1 while the queue stands above its target (CoDel): waits are short, newest first.",
-            |a| i64::from(a.overloaded()),
+            |a| usize::from(a.overloaded()),
         ),
     ];
     for (name, help, value) in gauges {
@@ -219,4 +214,4 @@ fn expose_admission(state: &AppState, out: &mut Exposition) {
 }
 
 /// One of an admission queue's gauges, read now.
-type Reading = fn(&crate::admission::Admission) -> i64;
+type Reading = fn(&crate::admission::Admission) -> usize;

@@ -9,8 +9,8 @@
 //! primary's copy of the read model when no replica answers, and the
 //! primary for a read-your-writes request no replica has caught up with.
 //!
-//! - `paging`: `page` and `count`;
-//! - `replicas`: where a read runs.
+//! - `replicas`: where a read runs;
+//! - `hedges`: how many second attempts may start.
 
 mod hedges;
 mod replicas;

@@ -38,7 +38,7 @@ impl Ledger {
         }
         if let Some(timeline) = self.timeline {
             out.gauge("atelier_reconcile_timeline", "The primary's timeline this replica was last reconciled with.")
-                .integer(Vec::new(), i64::from(timeline));
+                .integer(Vec::new(), timeline);
         }
         out.render()
     }
