@@ -22,11 +22,11 @@ output "private_addresses" {
 output "instance_ids" {
   description = "Instance ids, for aws ssm start-session --target."
   value = {
-    lb       = aws_instance.lb.id
-    db       = { for name, host in aws_instance.db : name => host.id }
-    witness  = aws_instance.witness.id
-    replicas = aws_instance.replica[*].id
-    apps     = aws_instance.app[*].id
+    lb       = local.instances["lb"].id
+    db       = { for name in keys(local.db_addrs) : name => local.instances[name].id }
+    witness  = local.instances["witness"].id
+    replicas = [for i in range(var.replica_count) : local.instances["replica${i + 1}"].id]
+    apps     = [for i in range(var.app_count) : local.instances["app${i + 1}"].id]
   }
 }
 
@@ -34,10 +34,10 @@ output "psql" {
   description = "How to read query plans with psql on the primary and on a replica (Session Manager; no inbound port)."
   value       = <<-EOT
     which node leads: curl -s http://${local.db_addrs.db1.address}:8008/cluster   (from a database node), or /readyz's "primary"
-    db1:      aws ssm start-session --region ${var.region} --target ${aws_instance.db["db1"].id}
+    db1:      aws ssm start-session --region ${var.region} --target ${local.instances["db1"].id}
               sudo -u postgres psql -h /var/lib/atelier/run atelier
-    db2:      aws ssm start-session --region ${var.region} --target ${aws_instance.db["db2"].id}
-    replica1: aws ssm start-session --region ${var.region} --target ${aws_instance.replica[0].id}
+    db2:      aws ssm start-session --region ${var.region} --target ${local.instances["db2"].id}
+    replica1: aws ssm start-session --region ${var.region} --target ${local.instances["replica1"].id}
               sudo -u postgres psql -h /var/lib/atelier/run atelier   (then \i /opt/atelier/sql/explain.sql)
     boot log: sudo cat /var/log/atelier-boot.log
   EOT
@@ -47,7 +47,7 @@ output "jmeter" {
   description = "The JMeter plan and the stepped stress test against this deployment, from a checkout (the ids come from the primary through a Session Manager tunnel)."
   value       = <<-EOT
     # 1. a tunnel to the leading node, db1 unless a failover moved it (keep it open in its own terminal)
-    aws ssm start-session --region ${var.region} --target ${aws_instance.db["db1"].id} \
+    aws ssm start-session --region ${var.region} --target ${local.instances["db1"].id} \
       --document-name AWS-StartPortForwardingSessionToRemoteHost \
       --parameters host=${local.db_addrs.db1.address},portNumber=5432,localPortNumber=15432
     # 2. the owner's password, for the tools
@@ -79,12 +79,7 @@ output "restore_instance_profile" {
 output "boot_logs" {
   description = "How to read each host's first-boot log (the user data's output, also in /var/log/atelier-boot.log on the host): EC2's console output, no login needed."
   value = join("\n", [
-    for name, id in merge(
-      { lb = aws_instance.lb.id, witness = aws_instance.witness.id },
-      { for name, host in aws_instance.db : name => host.id },
-      { for i, host in aws_instance.replica : "replica${i + 1}" => host.id },
-      { for i, host in aws_instance.app : "app${i + 1}" => host.id },
-    ) : "${name}: aws ec2 get-console-output --region ${var.region} --latest --output text --instance-id ${id} | grep 'atelier boot'"
+    for name, host in local.instances : "${name}: aws ec2 get-console-output --region ${var.region} --latest --output text --instance-id ${host.id} | grep 'atelier boot'"
   ])
 }
 

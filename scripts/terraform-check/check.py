@@ -22,7 +22,11 @@
 8. the release binary is checked before it is uploaded: the preconditions
    of the aws_s3_object whose source is the binary, evaluated with
    binary_path set to files of each kind (an x86-64 Linux ELF, and
-   arm64, 32-bit, Mach-O and script files, which must be refused).
+   arm64, 32-bit, Mach-O and script files, which must be refused);
+9. every `moved` block moves to a resource that is declared, from one
+   that is not (or from another instance of the same resource), and no
+   address is moved twice: a typo there would destroy and re-create a
+   host instead of keeping it.
 
 checkov runs separately (scripts/terraform-check.sh). None of this replaces
 `terraform validate` and `terraform plan` (docs/deployment.md).
@@ -377,6 +381,25 @@ def binary_problems(parsed, root):
     return problems
 
 
+def moved_problems(parsed):
+    declared = {f"{kind}.{name}" for _, kind, name, _ in resources(parsed)}
+    resource = re.compile(r"^\$\{([a-z0-9_]+\.[a-z0-9_]+)")
+    problems, seen = [], set()
+    for tf, doc in parsed.items():
+        for move in doc.get("moved", []):
+            source, target = move["from"][0], move["to"][0]
+            source_resource = resource.match(source).group(1)
+            target_resource = resource.match(target).group(1)
+            if target_resource not in declared:
+                problems.append(f"{tf.name}: moves {source} to {target}, which is not declared")
+            if source_resource in declared and source_resource != target_resource:
+                problems.append(f"{tf.name}: moves {source} out of a resource that is still declared")
+            if source in seen:
+                problems.append(f"{tf.name}: moves {source} twice")
+            seen.add(source)
+    return problems
+
+
 def main():
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "terraform")
     parsed, problems = parse_all(root)
@@ -389,6 +412,7 @@ def main():
     problems += refusal_problems(parsed)
     problems += [f"terraform/ has no variable {n}, which REFUSED names" for n in REFUSED if n not in declared_variables(parsed)]
     problems += binary_problems(parsed, root)
+    problems += moved_problems(parsed)
     for p in problems:
         print(f"terraform check: {p}")
     variables = sum(len(b) for doc in parsed.values() for b in doc.get("variable", []))

@@ -37,12 +37,48 @@ def run(tf, template=GOOD_TEMPLATE):
         problems += check.zone_literal_problems(root)
         problems += check.refusal_problems(parsed)
         problems += check.binary_problems(parsed, root)
+        problems += check.moved_problems(parsed)
         return problems
 
 
 class CheckerCatches(unittest.TestCase):
     def test_a_good_configuration_passes(self):
         self.assertEqual(run(GOOD_TF), [])
+
+    def test_moves_that_would_lose_a_host(self):
+        tf = GOOD_TF + textwrap.dedent('''
+            resource "aws_instance" "kept" {
+              ami = "x"
+            }
+            resource "aws_instance" "old" {
+              ami = "x"
+            }
+            moved {
+              from = aws_instance.gone[0]
+              to   = aws_instance.kept["a"]
+            }
+            moved {
+              from = aws_instance.gone[0]
+              to   = aws_instance.kept["b"]
+            }
+            moved {
+              from = aws_instance.old
+              to   = aws_instance.kept["c"]
+            }
+            moved {
+              from = aws_instance.gone[1]
+              to   = aws_instance.typo["d"]
+            }
+            moved {
+              from = aws_instance.kept["z"]
+              to   = aws_instance.kept["y"]
+            }
+        ''')
+        problems = run(tf)
+        self.assertIn('main.tf: moves ${aws_instance.gone[0]} twice', problems)
+        self.assertIn('main.tf: moves ${aws_instance.old} out of a resource that is still declared', problems)
+        self.assertIn('main.tf: moves ${aws_instance.gone[1]} to ${aws_instance.typo["d"]}, which is not declared', problems)
+        self.assertEqual(len(problems), 3, problems)
 
     def test_a_file_that_does_not_parse(self):
         self.assertTrue(any("does not parse" in p for p in run(GOOD_TF + "resource {{{")))
