@@ -75,13 +75,15 @@ impl AdmissionSettings {
     }
 
     /// The write queue's: first come, first served, never refused for a
-    /// standing queue (its waits are bounded by `write_deadline`).
+    /// standing queue; a write waits at most half its deadline, so that
+    /// the wait and the write together fit in `write_deadline`
+    /// (write::within_deadline).
     pub(crate) fn write(&self, write_deadline: Duration) -> Settings {
         Settings {
             limit: self.write_inflight_max,
             target: Duration::MAX,
             interval: self.queue_interval,
-            wait_max: write_deadline,
+            wait_max: write_deadline / 2,
             queue_max: self.queue_max,
         }
     }

@@ -81,9 +81,9 @@ pub(crate) async fn record(state: &AppState, movement: RecordMovement) -> Result
         return super::execute(state, &movement, None).await;
     };
     // The same bound as a single write: the wait at the door (here, the
-    // queue and the batch's own admission) and then the write deadline.
-    let deadline = state.config.write.deadline;
-    let limit = deadline + deadline / 2;
+    // queue and the batch's own admission) and the write, within the
+    // write deadline.
+    let limit = state.config.write.deadline;
     let (reply, answer) = oneshot::channel();
     let waited = tokio::time::timeout(limit, async {
         queue

@@ -170,10 +170,9 @@ pub async fn execute<W: Write>(
 /// The envelope of every write (a single one, or a batch of movements):
 /// `attempt`, run again after a deadlock or serialization failure, within
 /// the write deadline. The queue at the door comes first: a write waits for
-/// a slot at most its deadline (the write queue's bound,
-/// Config::write_admission), then gets what is left of it, and never less
-/// than half: a client hears within 1.5 deadlines, whatever the primary
-/// does. When the deadline passes the outcome is unknown (the primary may
+/// a slot at most half its deadline (the write queue's bound,
+/// AdmissionSettings::write), then gets what is left of it: a client hears
+/// within the deadline, whatever the primary does (docs/api.md). When the deadline passes the outcome is unknown (the primary may
 /// still commit what it was sent), so the answer says to retry with the
 /// same Idempotency-Key, which applies it at most once.
 pub(crate) async fn within_deadline<T, F: Future<Output = Result<T, ApiError>>>(
