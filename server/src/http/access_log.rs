@@ -5,7 +5,8 @@
 //! ```
 //!
 //! The request path only formats the line and hands it to a bounded
-//! channel; a thread of its own writes lines out in batches. A line that
+//! channel; a thread of its own writes lines out in batches, at most
+//! GATHER after they were sent. A line that
 //! finds the channel full is dropped and counted
 //! (`atelier_access_log_dropped_total`), so logging never slows a request.
 
@@ -21,6 +22,9 @@ use crate::state::AppState;
 pub const CHANNEL_LINES: usize = 10_000;
 /// Lines written per batch at most.
 const BATCH_LINES: usize = 512;
+/// How long lines gather after a batch that did not fill (CHANNEL_LINES
+/// holds 10 ms of a million requests a second).
+const GATHER: Duration = Duration::from_millis(10);
 
 /// One request's line.
 pub struct Line<'a> {
@@ -48,20 +52,33 @@ pub fn record(state: &AppState, line: Line<'_>) {
     }
 }
 
-/// Writes lines to standard output until every sender is gone.
+/// Writes lines to standard output until every sender is gone: each batch
+/// in one write (standard output is line-buffered, which would make a
+/// system call of every line). After a batch that did not fill, the writer
+/// lets lines gather for GATHER: a sender that finds no writer waiting on
+/// the channel wakes none, where a wake per request cost the request path
+/// more than formatting its line (docs/benchmarks.md, issue 26).
 pub fn write_lines(mut lines: mpsc::Receiver<String>) {
     let stdout = std::io::stdout();
+    let mut batch = Vec::with_capacity(BATCH_LINES * 128);
     while let Some(first) = lines.blocking_recv() {
-        let mut out = stdout.lock();
-        let _ = out.write_all(first.as_bytes());
-        for _ in 0..BATCH_LINES {
+        batch.extend_from_slice(first.as_bytes());
+        let mut taken = 1;
+        while taken < BATCH_LINES {
             match lines.try_recv() {
-                Ok(line) => {
-                    let _ = out.write_all(line.as_bytes());
-                }
+                Ok(line) => batch.extend_from_slice(line.as_bytes()),
                 Err(_) => break,
             }
+            taken += 1;
         }
-        let _ = out.flush();
+        {
+            let mut out = stdout.lock();
+            let _ = out.write_all(&batch);
+            let _ = out.flush();
+        }
+        batch.clear();
+        if taken < BATCH_LINES {
+            std::thread::sleep(GATHER);
+        }
     }
 }
