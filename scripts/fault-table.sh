@@ -124,7 +124,7 @@ if scenario "connection flood"; then
                 file="$out/flood-${label// /-}-$c.txt"
                 oha -c "$c" -z 10s --no-tui "${flags[@]}" "$url" >"$file"
                 ok[$c]=$(awk '/\[200\]/ { print $2 }' "$file")
-                echo "  $label, $c connections: ${ok[$c]:-0} answered 200 in 10 s; p99 $(awk '/99.00%/ { print $3 * 1000 " ms"; exit }' "$file"); $(grep -E '^ *\[[0-9]+\]' "$file" | tr -s ' ' | tr '\n' ';')"
+                echo "  $label, $c connections: ${ok[$c]:-0} answered 200 in 10 s; p99 $(awk '/99.00%/ { print $3 " " $4; exit }' "$file"); $(grep -E '^ *\[[0-9]+\]' "$file" | tr -s ' ' | tr '\n' ';')"
             done
             echo "  $label: goodput at 3,000 connections = $(awk -v a="${ok[3000]:-0}" -v b="${ok[64]:-1}" 'BEGIN { printf "%.2f", a / b }')x that at 64"
             unset ok
