@@ -82,6 +82,38 @@ struct State {
     overloaded: bool,
 }
 
+/// A request waiting for a slot. A slot `release` sends it is the
+/// request's once sent; if the request is dropped before it takes it (its
+/// client disconnected as the slot arrived), dropping this hands the slot
+/// on, so no slot is ever lost (one lost per disconnect at the wrong
+/// moment left the read queue with none after a flood: docs/benchmarks.md).
+struct Waiting<'a> {
+    admission: &'a Admission,
+    receiver: Option<oneshot::Receiver<()>>,
+}
+
+impl Waiting<'_> {
+    /// Stops waiting: whether a slot had been sent. Under the lock, which
+    /// `release` holds while it sends, and the receiver is closed before
+    /// the lock is let go, so a slot is either seen here or never sent.
+    fn give_up(&mut self) -> bool {
+        let Some(mut receiver) = self.receiver.take() else { return false };
+        let state = self.admission.lock();
+        let sent = receiver.try_recv().is_ok();
+        drop(receiver);
+        drop(state);
+        sent
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.give_up() {
+            self.admission.release();
+        }
+    }
+}
+
 /// A slot: released (handed to the next waiter) when dropped.
 pub(crate) struct Slot<'a> {
     admission: &'a Admission,
@@ -142,18 +174,19 @@ impl Admission {
             let allowance = if state.overloaded { self.settings.target } else { self.settings.wait_max };
             (receiver, allowance)
         };
-        let mut receiver = receiver;
-        let admitted = match tokio::time::timeout(allowance, &mut receiver).await {
-            Ok(Ok(())) => true,
-            // A slot sent as the wait ran out is still ours: look under the
-            // lock, which `release` holds while it sends.
-            _ => {
-                let state = self.lock();
-                let sent = receiver.try_recv().is_ok();
-                drop(receiver);
-                drop(state);
-                sent
-            }
+        // If this future is dropped while it waits (its client went away),
+        // `Waiting` hands on a slot that was sent to it and never taken.
+        let mut waiting = Waiting { admission: self, receiver: Some(receiver) };
+        let admitted = match waiting.receiver.as_mut() {
+            Some(receiver) => match tokio::time::timeout(allowance, receiver).await {
+                Ok(Ok(())) => {
+                    waiting.receiver = None;
+                    true
+                }
+                // A slot sent as the wait ran out is still ours.
+                _ => waiting.give_up(),
+            },
+            None => false,
         };
         if !admitted {
             self.refused_timeout.fetch_add(1, Ordering::Relaxed);
@@ -338,6 +371,23 @@ mod tests {
             drop(a.acquire().await.expect("a slot when quiet"));
         }
         assert!(!a.overloaded(), "no metastable overload after the flood");
+    }
+
+    /// A waiter whose slot was sent to it, dropped before it took it (a
+    /// client that disconnected at that moment), loses no slot.
+    #[tokio::test]
+    async fn a_waiter_dropped_as_its_slot_arrives_hands_the_slot_on() {
+        use futures_util::FutureExt;
+        let a = admission(1, 1_000, 5_000, 10);
+        let held = a.acquire().await.ok().expect("a free slot");
+        let mut waiter = Box::pin(a.acquire());
+        assert!((&mut waiter).now_or_never().is_none(), "one slot, taken: the second waits");
+        assert_eq!(a.occupancy(), (1, 1));
+        drop(held); // sends the slot to the waiter, which is never polled again
+        drop(waiter);
+        assert_eq!(a.occupancy(), (0, 0), "the slot came back");
+        let again = tokio::time::timeout(Duration::from_millis(100), a.acquire()).await;
+        assert!(matches!(again, Ok(Ok(_))), "the next request gets the slot at once");
     }
 
     #[tokio::test]
