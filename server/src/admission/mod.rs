@@ -379,7 +379,7 @@ mod tests {
     async fn a_waiter_dropped_as_its_slot_arrives_hands_the_slot_on() {
         use futures_util::FutureExt;
         let a = admission(1, 1_000, 5_000, 10);
-        let held = a.acquire().await.ok().expect("a free slot");
+        let held = a.acquire().await.expect("a free slot");
         let mut waiter = Box::pin(a.acquire());
         assert!((&mut waiter).now_or_never().is_none(), "one slot, taken: the second waits");
         assert_eq!(a.occupancy(), (1, 1));
