@@ -22,17 +22,13 @@ use crate::state::AppState;
 /// Pause after a failed accept (out of file descriptors and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Connections the operations listener holds open at once (a scraper or two and
-/// the balancer's health checks need a handful).
-pub(crate) const OPS_CONNECTIONS_MAX: usize = 16;
-
 /// Serves `kind`'s endpoints on `listener` (the public one takes at most
 /// ATELIER_CONNECTIONS_MAX connections, the operations one its own
-/// OPS_CONNECTIONS_MAX) until `shutdown` completes.
+/// ATELIER_OPS_CONNECTIONS_MAX) until `shutdown` completes.
 pub async fn serve(listener: TcpListener, kind: Listener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let limit = match kind {
         Listener::Public => state.config.http.connections_max,
-        Listener::Ops => OPS_CONNECTIONS_MAX,
+        Listener::Ops => state.config.http.ops_connections_max,
     };
     let connections = Arc::new(Semaphore::new(limit));
     let (stop, stopping) = watch::channel(false);

@@ -22,6 +22,12 @@ pub struct HttpSettings {
     #[arg(long, env = "ATELIER_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
 
+    // A scraper or two and the balancer's health checks need a handful.
+    /// Most connections the operations listener serves at once (apart from
+    /// ATELIER_CONNECTIONS_MAX); further ones wait in its listen backlog.
+    #[arg(long, env = "ATELIER_OPS_CONNECTIONS_MAX", default_value = "16", value_parser = whole::<usize>(1, 10_000))]
+    pub ops_connections_max: usize,
+
     // The contract fixes 64 KiB.
     /// Largest request body accepted, in bytes; larger is 413.
     #[arg(long, env = "ATELIER_BODY_BYTES_MAX", default_value = "65536", value_parser = whole::<usize>(1, 64 << 20))]

@@ -45,13 +45,14 @@ fn metrics_count_requests_by_route_and_status() {
 
 /// The operations listener serves the operational endpoints and nothing else,
 /// and keeps serving them while the public listener is at its connection
-/// limit (its connections are its own).
+/// limit (its connections are its own, and bounded by their own limit).
 #[test]
 fn the_ops_listener_serves_only_the_operational_endpoints_and_is_not_crowded_out() {
     app();
     let mut config = test_config();
     config.http.ops_listen = Some("127.0.0.1:0".parse().unwrap());
     config.http.connections_max = 1;
+    config.http.ops_connections_max = 2;
     // Small pools: the test cluster's connections are shared by every test.
     (config.pools.write_pool_size, config.pools.read_pool_size) = (1, 1);
     let server = spawn_stoppable_server(config);
@@ -76,6 +77,16 @@ fn the_ops_listener_serves_only_the_operational_endpoints_and_is_not_crowded_out
     assert_eq!(request_to(ops, "GET", "/openapi.json", &[], None).status, 404);
     assert_eq!(request_to(ops, "POST", "/products", &[], Some(b"{}")).status, 404);
     assert_eq!(request_to(ops, "POST", "/metrics", &[], None).status, 405);
+    // Its own limit (ATELIER_OPS_CONNECTIONS_MAX, 2 here): with both its
+    // connections held, a third waits, and is answered once they close.
+    let ops_held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(ops).unwrap()).collect();
+    let mut third = TcpStream::connect(ops).unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    assert!(third.read(&mut byte).is_err(), "a third operations connection waits while two are held");
+    drop(ops_held);
+    third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(third.read(&mut byte).ok(), Some(1), "answered once the held connections closed");
     drop(held);
     server.stop.send(()).unwrap();
     server.thread.join().unwrap();
