@@ -23,9 +23,10 @@
 //! exactly what CoDel governs, with two parameters that mean a time.
 //!
 //! The write queue uses the same code with an unreachable target (never
-//! overloaded, so first come, first served) and a wait bounded by the
-//! write deadline: writers of one product serialise on its lock anyway,
-//! and a checkout's movement is worth its bounded wait.
+//! overloaded, so first come, first served) and a wait bounded by half the
+//! write deadline, which covers the wait and the write together: writers
+//! of one product serialise on its lock anyway, and a checkout's movement
+//! is worth its bounded wait.
 //!
 //! Only database work is admitted: answers from the document cache, 304s
 //! the cache decides, the catalog page, the contract and the operational
