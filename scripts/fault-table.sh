@@ -60,6 +60,23 @@ stress() { "$bin" stress --server "$addr" --step-seconds "$1" --rates "$2" --rou
 metrics() { curl -s "http://$addr/metrics" | grep -E "^atelier_(read_|replica_|write_|requests_shed|pool_wait)" | grep -v " 0$" || true; }
 ledger_rows() { psql "host=127.0.0.1 port=54320 user=postgres dbname=atelier" -Atc "select count(*) from stock_movement where reason = 'load test'"; }
 
+# Floods URL $2 (label $1; oha's further flags after it) at 64 and then
+# 3,000 connections, 10 s each, on the running server, and prints what
+# each got and the ratio of their goodputs.
+flood() {
+    local label=$1 url=$2 c file good good64=0
+    shift 2
+    for c in 64 3000; do
+        file="$out/flood-${label// /-}-$c.txt"
+        oha -c "$c" -z 10s --no-tui "$@" "$url" >"$file"
+        good=$(awk '/\[200\]/ { print $2 }' "$file")
+        good=${good:-0}
+        echo "  $label, $c connections: $good answered 200 in 10 s; p99 $(awk '/99.00%/ { print $3 " " $4; exit }' "$file"); $(grep -E '^ *\[[0-9]+\]' "$file" | tr -s ' ' | tr '\n' ';')"
+        [ "$c" != 64 ] || good64=$good
+    done
+    echo "  $label: goodput at 3,000 connections = $(awk -v a="$good" -v b="$good64" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x that at 64"
+}
+
 scenario() {
     local name=$1
     [ -z "$only" ] || [[ "$name" == *"$only"* ]] || return 1
@@ -114,21 +131,9 @@ if scenario "connection flood"; then
         serve
         id=$("$bin" export-ids --rows 1 --out /dev/stdout 2>/dev/null | sed -n 2p | cut -d, -f1)
         # One product (a cache hit after the first request), then ids drawn
-        # over the whole catalog (mostly misses: the replicas answer); each
-        # at 64 connections and then 3,000, 10 s each, in the same run.
-        for target in "one product:http://$addr/products/$id" "any product:http://$addr/products/[1-9][0-9]{5}"; do
-            label=${target%%:http*} url=http${target#*:http}
-            [ "$label" = "one product" ] && flags=() || flags=(--rand-regex-url)
-            declare -A ok=()
-            for c in 64 3000; do
-                file="$out/flood-${label// /-}-$c.txt"
-                oha -c "$c" -z 10s --no-tui "${flags[@]}" "$url" >"$file"
-                ok[$c]=$(awk '/\[200\]/ { print $2 }' "$file")
-                echo "  $label, $c connections: ${ok[$c]:-0} answered 200 in 10 s; p99 $(awk '/99.00%/ { print $3 " " $4; exit }' "$file"); $(grep -E '^ *\[[0-9]+\]' "$file" | tr -s ' ' | tr '\n' ';')"
-            done
-            echo "  $label: goodput at 3,000 connections = $(awk -v a="${ok[3000]:-0}" -v b="${ok[64]:-1}" 'BEGIN { printf "%.2f", a / b }')x that at 64"
-            unset ok
-        done
+        # over the whole catalog (mostly misses: the replicas answer).
+        flood "one product" "http://$addr/products/$id"
+        flood "any product" "http://$addr/products/[1-9][0-9]{5}" --rand-regex-url
         echo "  server peak memory: $(grep VmHWM /proc/$server_pid/status)"
         curl -s -o /dev/null -w "  afterwards: %{http_code} in %{time_total}s\n" "http://$addr/products/$id"
         stop_server
