@@ -39,7 +39,7 @@ import sys
 
 import hcl2
 
-from plan import BINARY_KINDS, REFUSED, binary_problems, declared_variables, elf_header, moved_problems, refusal_problems, resources  # noqa: F401 (the tests reach them here)
+from plan import REFUSED, binary_problems, declared_variables, moved_problems, refusal_problems, resources
 
 KEYWORDS = {"if", "else", "endif", "for", "endfor", "in", "true", "false", "null"}
 

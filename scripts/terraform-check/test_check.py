@@ -9,6 +9,7 @@ import unittest
 import check
 import elfcheck
 import hclexpr
+import plan
 
 GOOD_TF = textwrap.dedent('''
     variable "n" {
@@ -35,9 +36,9 @@ def run(tf, template=GOOD_TEMPLATE):
         problems += check.template_problems(root)[0]
         problems += check.description_problems(parsed)
         problems += check.zone_literal_problems(root)
-        problems += check.refusal_problems(parsed)
-        problems += check.binary_problems(parsed, root)
-        problems += check.moved_problems(parsed)
+        problems += plan.refusal_problems(parsed)
+        problems += plan.binary_problems(parsed, root)
+        problems += plan.moved_problems(parsed)
         return problems
 
 
@@ -235,7 +236,7 @@ class BinaryPlatform(unittest.TestCase):
             parsed, _ = check.parse_all(root)
             for path in built:
                 (root / "atelier").write_bytes(path.read_bytes()[:64])
-                self.assertEqual(check.binary_problems(parsed, root), [])
+                self.assertEqual(plan.binary_problems(parsed, root), [])
 
 
 class DeployBinary(unittest.TestCase):
@@ -251,10 +252,10 @@ class DeployBinary(unittest.TestCase):
         return bytes(data)
 
     def test_kinds(self):
-        self.assertEqual(elfcheck.problems(check.elf_header(0x3E)), [])
-        for label, (content, allowed) in check.BINARY_KINDS.items():
+        self.assertEqual(elfcheck.problems(plan.elf_header(0x3E)), [])
+        for label, (content, allowed) in plan.BINARY_KINDS.items():
             self.assertEqual(elfcheck.problems(content) == [], allowed, label)
-        self.assertTrue(any("interpreter" in p for p in elfcheck.problems(self.with_interpreter(check.elf_header(0x3E)))))
+        self.assertTrue(any("interpreter" in p for p in elfcheck.problems(self.with_interpreter(plan.elf_header(0x3E)))))
 
     def test_the_dynamic_build_of_this_machine_is_refused(self):
         dynamic = pathlib.Path("/bin/true").read_bytes()
