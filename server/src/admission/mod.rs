@@ -90,20 +90,22 @@ struct State {
 /// moment left the read queue with none after a flood: docs/benchmarks.md).
 struct Waiting<'a> {
     admission: &'a Admission,
-    receiver: Option<oneshot::Receiver<()>>,
+    receiver: oneshot::Receiver<()>,
+    /// The slot was taken, or the wait given up.
+    done: bool,
 }
 
 impl Waiting<'_> {
     /// Stops waiting: whether a slot had been sent. Under the lock, which
-    /// `release` holds while it sends, and the receiver is closed before
-    /// the lock is let go, so a slot is either seen here or never sent.
+    /// `release` holds while it sends, the receiver is closed, so a slot
+    /// is either seen here or never sent.
     fn give_up(&mut self) -> bool {
-        let Some(mut receiver) = self.receiver.take() else { return false };
-        let state = self.admission.lock();
-        let sent = receiver.try_recv().is_ok();
-        drop(receiver);
-        drop(state);
-        sent
+        if std::mem::replace(&mut self.done, true) {
+            return false;
+        }
+        let _state = self.admission.lock();
+        self.receiver.close();
+        self.receiver.try_recv().is_ok()
     }
 }
 
@@ -177,17 +179,14 @@ impl Admission {
         };
         // If this future is dropped while it waits (its client went away),
         // `Waiting` hands on a slot that was sent to it and never taken.
-        let mut waiting = Waiting { admission: self, receiver: Some(receiver) };
-        let admitted = match waiting.receiver.as_mut() {
-            Some(receiver) => match tokio::time::timeout(allowance, receiver).await {
-                Ok(Ok(())) => {
-                    waiting.receiver = None;
-                    true
-                }
-                // A slot sent as the wait ran out is still ours.
-                _ => waiting.give_up(),
-            },
-            None => false,
+        let mut waiting = Waiting { admission: self, receiver, done: false };
+        let admitted = match tokio::time::timeout(allowance, &mut waiting.receiver).await {
+            Ok(Ok(())) => {
+                waiting.done = true;
+                true
+            }
+            // A slot sent as the wait ran out is still ours.
+            _ => waiting.give_up(),
         };
         if !admitted {
             self.refused_timeout.fetch_add(1, Ordering::Relaxed);
