@@ -154,14 +154,16 @@ reads() {  # GETs until $work/stop exists; prints one status per line
         curl -s -o /dev/null -w '%{http_code}\n' "$base/products/1/styles"
     done
 }
+readers=4  # reading loops at once: each keeps a pooled replica session busy
 resync() {  # PRIMARY_ADMIN_URL HOST_PORT_FROM_REPLICAS
-    rm -f "$work/stop"
-    reads >"$work/reads" &
-    local reader=$!
+    rm -f "$work/stop" "$work"/reads.*
+    local pids=() r
+    for r in $(seq "$readers"); do reads >"$work/reads.$r" & pids+=($!); done
     ATELIER_ADMIN_PRIMARY_URL=$1 \
     ATELIER_PRIMARY_URL_FROM_REPLICAS="$2 user=atelier_replicator password=$replicator_password dbname=atelier_drill" \
         "$bin" replicate --resync --timeout-s 120
-    touch "$work/stop"; wait "$reader"
+    touch "$work/stop"; wait "${pids[@]}"
+    cat "$work"/reads.* >"$work/reads"
     local total bad
     total=$(wc -l <"$work/reads"); bad=$(grep -vc '^200$' "$work/reads" || true)
     echo "restore drill: $total reads during the resync, $bad not 200"

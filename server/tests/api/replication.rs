@@ -219,3 +219,76 @@ fn a_replica_that_says_it_has_applied_a_write_shows_it_to_the_next_read() {
     );
     assert_eq!(missed[0], 0, "reads after a positive check that did not see their write ({rounds} writes)");
 }
+
+/// A resync empties a replica's read model and copies it again, so it
+/// fences the replica from the service's reader first. Readers that
+/// reconnect as fast as they can (a pool whose sessions were just ended)
+/// must never see the tables while they are emptied or half copied: every
+/// count a reader session gets is the full one. This failed when the fence
+/// sent its revoke and its terminations in one batch (one implicit
+/// transaction), since a reconnect in between passed the CONNECT check.
+#[test]
+fn a_resync_never_shows_the_service_a_half_copied_replica() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use atelier_tools::generate::Catalog;
+    use atelier_tools::load::{self, LoadOptions, Source};
+    use atelier_tools::provision::{self, Slot};
+    use atelier_tools::{cluster, connect};
+
+    use crate::helpers::{local_cluster, service_urls};
+
+    const FENCE_DB: &str = "atelier_fence_test";
+    const READERS: usize = 8;
+    app(); // the cluster is up
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (primary, replicas) = cluster::provision_local(local_cluster(), FENCE_DB, true).await.unwrap();
+        let catalog = Source::Generated(Catalog { seed: 5, products: 300 });
+        load::load(&primary, &replicas, catalog, LoadOptions { replace: true, connections: 2 }).await.unwrap();
+        let reader_url = service_urls(FENCE_DB).replica_urls[0].clone();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (stop, url) = (stop.clone(), reader_url.clone());
+                tokio::spawn(async move {
+                    let mut counts = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(client) = connect(&url).await else {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            continue;
+                        };
+                        while let Ok(row) = client.query_one("select count(*) from api_product_card", &[]).await {
+                            counts.push(row.get::<_, i64>(0));
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                        }
+                    }
+                    counts
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        provision::resync(&primary, &replicas[..1], None, Slot::Create, Duration::from_secs(120)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::Relaxed);
+
+        let mut seen = Vec::new();
+        for reader in readers {
+            seen.extend(reader.await.unwrap());
+        }
+        assert!(seen.len() > READERS * 10, "the readers read: {}", seen.len());
+        let wrong: Vec<_> = seen.iter().filter(|&&count| count != 300).collect();
+        assert!(
+            wrong.is_empty(),
+            "{} of {} reads saw a partial read model: {:?}",
+            wrong.len(),
+            seen.len(),
+            &wrong[..wrong.len().min(10)]
+        );
+    });
+}

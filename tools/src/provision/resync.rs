@@ -177,23 +177,45 @@ async fn drop_subscription_keeping_slot(client: &tokio_postgres::Client, name: &
 /// no new connections (CONNECT is PUBLIC's by default), and the reader's
 /// sessions ended so its pool reconnects, and fails, at once. The tools
 /// connect as a superuser or the owner, which keep their access.
+///
+/// The revoke is committed on its own before any session is ended: sent in
+/// one batch with the terminations it would be one implicit transaction,
+/// and the pool's instant reconnects would pass the CONNECT check against
+/// the catalog as it was, then read the tables while they are emptied. A
+/// connection that checked CONNECT just before the commit can also show in
+/// `pg_stat_activity` only a moment later, so the sessions are ended again
+/// after a pause, until a pass finds none.
 async fn fence(client: &tokio_postgres::Client, on: bool) -> ToolResult<()> {
     let db: String = client.query_one("select current_database()::text", &[]).await?.get(0);
     let db = ident(&db)?;
-    if on {
-        client
-            .batch_execute(&format!(
-                "revoke connect on database {db} from public;
-                 select pg_terminate_backend(pid) from pg_stat_activity
-                 where datname = current_database() and usename = '{}'",
-                roles::READER
-            ))
-            .await?;
-    } else {
+    if !on {
         client.batch_execute(&format!("grant connect on database {db} to public")).await?;
+        return Ok(());
     }
-    Ok(())
+    client.batch_execute(&format!("revoke connect on database {db} from public")).await?;
+    let settled = wait::until(FENCE_TIMEOUT, FENCE_SETTLE, async || {
+        let ended: i64 = client
+            .query_one(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity
+                 where datname = current_database() and usename = $1",
+                &[&roles::READER],
+            )
+            .await?
+            .get(0);
+        Ok((ended == 0).then_some(()))
+    })
+    .await?;
+    settled
+        .ok_or_else(|| ToolError::msg(format!("the reader's sessions were still coming back after {FENCE_TIMEOUT:?}")))
 }
+
+/// How long a fence waits between ending the reader's sessions and looking
+/// again: longer than a connection takes from its CONNECT check to showing
+/// in `pg_stat_activity` on a busy host.
+const FENCE_SETTLE: Duration = Duration::from_millis(200);
+
+/// How long a fence may take to find the reader gone.
+const FENCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long dropping a subscription may spend reaching its old publisher
 /// to drop the slot there.
