@@ -183,8 +183,9 @@ async fn drop_subscription_keeping_slot(client: &tokio_postgres::Client, name: &
 /// and the pool's instant reconnects would pass the CONNECT check against
 /// the catalog as it was, then read the tables while they are emptied. A
 /// connection that checked CONNECT just before the commit can also show in
-/// `pg_stat_activity` only a moment later, so the sessions are ended again
-/// after a pause, until a pass finds none.
+/// `pg_stat_activity` only a moment later, so the sessions are looked for
+/// after a pause, and again after each pass that ended some, until a pass
+/// finds none.
 async fn fence(client: &tokio_postgres::Client, on: bool) -> ToolResult<()> {
     let db: String = client.query_one("select current_database()::text", &[]).await?.get(0);
     let db = ident(&db)?;
@@ -193,6 +194,9 @@ async fn fence(client: &tokio_postgres::Client, on: bool) -> ToolResult<()> {
         return Ok(());
     }
     client.batch_execute(&format!("revoke connect on database {db} from public")).await?;
+    // Even a first pass that finds no session comes after a pause: a
+    // connection may be between its check and pg_stat_activity right now.
+    tokio::time::sleep(FENCE_SETTLE).await;
     let settled = wait::until(FENCE_TIMEOUT, FENCE_SETTLE, async || {
         let ended: i64 = client
             .query_one(
