@@ -12,9 +12,17 @@
 # everything removed); remove_everything.
 
 fleet_started=$SECONDS
+# A command that stops the script under set -e: where, for the teardown.
+trap 'fleet_error="line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 say() { echo "[$fleet $((SECONDS - fleet_started))s] $*"; }
 skip() { echo "$fleet: skipped: $*"; exit 0; }
-fail() { echo "$fleet: $*" >&2; exit 1; }
+# The reason is said again at the very end of the teardown, after the logs,
+# so that the last lines of a long output (all a CI summary may keep) say it.
+fail() {
+    echo "$fleet: $*" >&2
+    [ -d "$dir" ] && echo "$*" >>"$dir/fleet-failure"
+    exit 1
+}
 
 fleet_preflight() {
     [ "$(id -u)" = 0 ] || skip "needs root (network namespaces; PostgreSQL runs as the postgres user)"
@@ -61,12 +69,18 @@ teardown() {
                 cp "$log" "out/$fleet/$h-$(basename "$log")"
             done
         done
+        # The script's own logs of each step (e.g. second-run-replica1.log).
+        for log in "$dir"/*.log; do
+            [ -f "$log" ] && cp "$log" "out/$fleet/step-$(basename "$log")"
+        done
         echo "$fleet: FAILED after $((SECONDS - fleet_started)) s; logs in out/$fleet/" >&2
         for log in "out/$fleet"/*.log; do
             [ -f "$log" ] || continue
             echo "--- $log (last 15 lines)" >&2
             tail -n 15 "$log" >&2
         done
+        echo "$fleet: FAILED after $((SECONDS - fleet_started)) s (logs above, whole in out/$fleet/): $(
+            cat "$dir/fleet-failure" 2>/dev/null || echo "${fleet_error:-exit $status}")" >&2
     fi
     if [ "${ATELIER_REHEARSAL_KEEP:-0}" = 1 ]; then
         echo "$fleet: left running (ATELIER_REHEARSAL_KEEP=1); run this script again to clean up" >&2
