@@ -197,7 +197,12 @@ say "backups: a full one at provisioning, a diff one now; the report shows both 
 state() {
     for h in primary replica1 replica2; do head -1 "$dir/$h/postgres/postmaster.pid"; done
     cat "$dir/app1/atelier.pid" "$dir/app2/atelier.pid" "$dir/lb/nginx/nginx.pid" "$dir/lb/lb-readyz.pid"
-    find "$dir" -path "$dir/lb/nginx/logs" -prune -o \
+    # Only where settings live: not into the PostgreSQL data directories'
+    # subdirectories, the backup repository, pgBackRest's lock and log
+    # directories or nginx's logs, whose entries come and go while the
+    # hosts run (a directory removed mid-walk fails find, and the script).
+    find "$dir" \( -path "$dir/backup-repo" -o -path "$dir/lb/nginx/logs" -o -path "$dir/*/pgbackrest" \
+            -o \( -path "$dir/*/postgres/*" -type d \) \) -prune -o \
         \( -name '*.conf' -o -name '*.env' -o -name '*.stamp' \) -type f -print0 | sort -z | xargs -0 md5sum
     ip netns exec atl-primary runuser -u postgres -- psql -X -Atq -h "$dir/primary/run" -d atelier \
         -c "select count(*) from pg_subscription" -c "select string_agg(version::text, ',' order by version) from refinery_schema_history"
