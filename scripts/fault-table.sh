@@ -63,19 +63,29 @@ ledger_rows() { psql "host=127.0.0.1 port=54320 user=postgres dbname=atelier" -A
 # Floods URL $2 (label $1; oha's further flags after it) at 64 and then
 # 3,000 connections, 10 s each, on the running server, and prints what
 # each got and the ratio of their goodputs.
+# Each run also says how much CPU the server and oha used per answer 200
+# (the server's from /proc, oha's from bash's time): they share the cores,
+# so a lower goodput at 3,000 with the server's cost per answer unchanged
+# is the generator's share, not the server's.
 flood() {
-    local label=$1 url=$2 c file good good64=0
+    local label=$1 url=$2 c file good good64=0 ticks0 ticks1 server_us server_us64=0 oha_s
     shift 2
     for c in 64 3000; do
         file="$out/flood-${label// /-}-$c.txt"
-        oha -c "$c" -z 10s --no-tui "$@" "$url" >"$file"
+        ticks0=$(cpu_ticks "$server_pid")
+        oha_s=$( { TIMEFORMAT='%U %S'; time oha -c "$c" -z 10s --no-tui "$@" "$url" >"$file"; } 2>&1 | awk '{ print $1 + $2 }')
+        ticks1=$(cpu_ticks "$server_pid")
         good=$(awk '/\[200\]/ { print $2 }' "$file")
         good=${good:-0}
+        server_us=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" -v n="$good" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
         echo "  $label, $c connections: $good answered 200 in 10 s; p99 $(awk '/99.00%/ { print $3 " " $4; exit }' "$file"); $(grep -E '^ *\[[0-9]+\]' "$file" | tr -s ' ' | tr '\n' ';')"
-        [ "$c" != 64 ] || good64=$good
+        echo "    CPU per answer 200: server $server_us us, oha $(awk -v s="$oha_s" -v n="$good" 'BEGIN { printf "%.1f", (n > 0 ? s * 1e6 / n : 0) }') us"
+        [ "$c" != 64 ] || { good64=$good; server_us64=$server_us; }
     done
-    echo "  $label: goodput at 3,000 connections = $(awk -v a="$good" -v b="$good64" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x that at 64"
+    echo "  $label: goodput at 3,000 connections = $(awk -v a="$good" -v b="$good64" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x that at 64; the server's CPU per answer $(awk -v a="$server_us" -v b="$server_us64" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x"
 }
+# User and system CPU ticks a process has used (fields 14 and 15 of its stat).
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 scenario() {
     local name=$1
