@@ -88,18 +88,24 @@ impl Documents {
         }
     }
 
-    /// `key`'s document from memory, else from `read`, which is kept when
-    /// the rules allow (`read` is not started before the ticket is taken).
-    pub async fn read_document<E>(
+    /// `key`'s document from memory, else from the future `read` makes,
+    /// whose answer is kept when the rules allow (`read` is not called
+    /// before the ticket is taken, and not at all on a hit).
+    ///
+    /// `read` is called rather than given as a future, and its future is
+    /// boxed, so that a hit never builds a database read: the future of a
+    /// read is kilobytes, and every request's future is moved whole into
+    /// its connection (ARCHITECTURE.md, "Request futures stay small").
+    pub async fn read_document<E, F: Future<Output = Result<Fresh, E>>>(
         &self,
         key: DocKey,
-        read: impl Future<Output = Result<Fresh, E>>,
+        read: impl FnOnce() -> F,
     ) -> Result<Answer, E> {
         if let Some(hit) = self.document(key) {
             return Ok(Answer::Cached(hit));
         }
         let ticket = self.ticket();
-        let fresh = read.await?;
+        let fresh = Box::pin(read()).await?;
         if let Some(node) = fresh.node {
             self.pause_before_fill().await;
             self.keep_document(ticket, node, key, fresh.version, &fresh.body, &fresh.etag);
@@ -108,17 +114,17 @@ impl Documents {
     }
 
     /// The list page at `offset` of `count` cards, as `read_document`.
-    pub async fn read_page<E>(
+    pub async fn read_page<E, F: Future<Output = Result<Fresh, E>>>(
         &self,
         offset: i64,
         count: i32,
-        read: impl Future<Output = Result<Fresh, E>>,
+        read: impl FnOnce() -> F,
     ) -> Result<Answer, E> {
         if let Some(hit) = self.page(offset, count) {
             return Ok(Answer::Cached(hit));
         }
         let ticket = self.ticket();
-        let fresh = read.await?;
+        let fresh = Box::pin(read()).await?;
         if let Some(node) = fresh.node {
             self.pause_before_fill().await;
             self.keep_page(ticket, node, offset, count, &fresh.body, &fresh.etag);

@@ -238,20 +238,20 @@ mod tests {
     async fn read_through_reads_once_then_answers_from_memory() {
         let cache = listening_cache(1 << 20);
         let fresh = |node| Fresh { body: Bytes::from_static(b"{}"), etag: "\"v3\"".into(), version: 3, node };
-        let read = async { Ok::<_, ()>(fresh(Some(R1))) };
+        let read = || async { Ok::<_, ()>(fresh(Some(R1))) };
         assert!(matches!(docs(&cache).read_document((STYLES, 1), read).await, Ok(Answer::Fresh(_))));
         // Held now: the second read is never started.
-        let never = async { unreachable!("a hit does not read") };
-        match docs(&cache).read_document::<()>((STYLES, 1), never).await {
+        let never = || async { unreachable!("a hit does not read") };
+        match docs(&cache).read_document::<(), _>((STYLES, 1), never).await {
             Ok(Answer::Cached(hit)) => assert_eq!(hit.etag, "\"v3\""),
             _ => panic!("not answered from memory"),
         }
         // An answer no node gave (a page past the end) is not kept.
-        let nowhere = async { Ok::<_, ()>(fresh(None)) };
+        let nowhere = || async { Ok::<_, ()>(fresh(None)) };
         assert!(matches!(docs(&cache).read_page(0, 5, nowhere).await, Ok(Answer::Fresh(_))));
         assert!(docs(&cache).page(0, 5).is_none());
         // An error is passed on and nothing is kept.
-        assert!(docs(&cache).read_document((STYLES, 2), async { Err::<Fresh, _>(()) }).await.is_err());
+        assert!(docs(&cache).read_document((STYLES, 2), || async { Err::<Fresh, _>(()) }).await.is_err());
         assert_eq!(held(&cache, 2), None);
     }
 }

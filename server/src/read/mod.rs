@@ -99,7 +99,7 @@ pub async fn product_list(state: &AppState, page: Page, read_after: Option<ReadA
     // The position index turns the page into an id range: one index range
     // scan. Without it (off, loading, or a read-your-writes request, which
     // the index may lag), the database finds the positions.
-    let read = async {
+    let read = || async move {
         let (body, node) = match cache.and_then(|cache| cache.page_span(offset, count)) {
             Some(PageSpan::PastTheEnd) => return Ok(fresh(Document::past_the_end(), 0)),
             Some(PageSpan::Ids(first, last)) => {
@@ -119,7 +119,7 @@ pub async fn product_list(state: &AppState, page: Page, read_after: Option<ReadA
     };
     let answer = match cache.and_then(ChangeFeed::documents) {
         Some(documents) => documents.read_page(offset, count, read).await?,
-        None => Answer::Fresh(read.await?),
+        None => Answer::Fresh(Box::pin(read()).await?),
     };
     Ok(Document::from(answer))
 }
@@ -170,7 +170,7 @@ pub async fn product_document(
 ) -> Result<Document, ApiError> {
     let sql = statements::product_document(kind)
         .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
-    let read = async {
+    let read = || async move {
         let answered = replicas::query(state, read_after, sql, &[&id]).await?;
         let node = answered.node;
         let Some(row) = answered.row() else {
@@ -185,7 +185,7 @@ pub async fn product_document(
     };
     let answer = match cache_for(state, read_after).and_then(ChangeFeed::documents) {
         Some(documents) => documents.read_document((kind, id), read).await?,
-        None => Answer::Fresh(read.await?),
+        None => Answer::Fresh(Box::pin(read()).await?),
     };
     Ok(Document::from(answer))
 }
