@@ -4,6 +4,10 @@
 #
 #   scripts/fault-table.sh            # every scenario
 #   scripts/fault-table.sh frozen     # the scenarios whose name contains "frozen"
+#   FLOOD_CPUS=0/1 scripts/fault-table.sh flood
+#                                     # the floods with the server on CPU 0 and
+#                                     # oha on CPU 1 (taskset lists), so the
+#                                     # generator cannot take the server's core
 #
 # Expects `atelier cluster up` and a loaded catalog (`atelier load --replace`)
 # in database `atelier`; run as root or as the user who runs the cluster (it
@@ -39,11 +43,14 @@ kill_node() { as_postgres "$pg_bin/pg_ctl" -D "$(data_dir "$1")" -m immediate -w
 start_node() { as_postgres "$pg_bin/pg_ctl" -D "$(data_dir "$1")" -l "$(data_dir "$1").log" -w start >/dev/null; echo "  $(date +%T.%3N) started $1"; }
 
 server_pid=
+# Commands that run the server and oha (taskset when FLOOD_CPUS is given).
+server_run=()
+oha_run=(oha)
 serve() {
     # Another server on the address would answer every scenario in its
     # place (with its own settings), and this one would exit unseen.
     if curl -s -o /dev/null "http://$addr/healthz"; then echo "something already listens on $addr: stop it first" >&2; exit 1; fi
-    ATELIER_ACCESS_LOG=false "$bin" serve --listen "$addr" "$@" >"$out/server.log" 2>&1 &
+    ATELIER_ACCESS_LOG=false "${server_run[@]}" "$bin" serve --listen "$addr" "$@" >"$out/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do
         kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log" >&2; echo "the server exited" >&2; exit 1; }
@@ -73,7 +80,7 @@ flood() {
     for c in 64 3000; do
         file="$out/flood-${label// /-}-$c.txt"
         ticks0=$(cpu_ticks "$server_pid")
-        oha_s=$( { TIMEFORMAT='%U %S'; time oha -c "$c" -z 10s --no-tui "$@" "$url" >"$file"; } 2>&1 | awk '{ print $1 + $2 }')
+        oha_s=$( { TIMEFORMAT='%U %S'; time "${oha_run[@]}" -c "$c" -z 10s --no-tui "$@" "$url" >"$file"; } 2>&1 | awk '{ print $1 + $2 }')
         ticks1=$(cpu_ticks "$server_pid")
         good=$(awk '/\[200\]/ { print $2 }' "$file")
         good=${good:-0}
@@ -138,6 +145,11 @@ fi
 
 if scenario "connection flood"; then
     if command -v oha >/dev/null; then
+        if [ -n "${FLOOD_CPUS:-}" ]; then
+            server_run=(taskset -c "${FLOOD_CPUS%/*}")
+            oha_run=(taskset -c "${FLOOD_CPUS#*/}" oha)
+            echo "  the server on CPU ${FLOOD_CPUS%/*}, oha on CPU ${FLOOD_CPUS#*/}"
+        fi
         serve
         id=$("$bin" export-ids --rows 1 --out /dev/stdout 2>/dev/null | sed -n 2p | cut -d, -f1)
         # One product (a cache hit after the first request), then ids drawn
@@ -147,6 +159,7 @@ if scenario "connection flood"; then
         echo "  server peak memory: $(grep VmHWM /proc/$server_pid/status)"
         curl -s -o /dev/null -w "  afterwards: %{http_code} in %{time_total}s\n" "http://$addr/products/$id"
         stop_server
+        server_run=(); oha_run=(oha)
     else
         echo "  oha is not installed (cargo install oha): skipped"
     fi

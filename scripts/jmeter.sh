@@ -13,6 +13,10 @@
 # command line.
 # ATELIER_BIN names the atelier binary (default: cargo run, profile
 # ATELIER_PROFILE or release).
+# It also prints where the machine's CPU went during the run: JMeter (its
+# process tree, waited for), the atelier servers and PostgreSQL (their
+# processes that lived through the run) and the rest, since here they all
+# share the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 atelier() {
@@ -29,10 +33,30 @@ secret=$(mktemp)
 trap 'rm -f "$secret"' EXIT
 chmod 600 "$secret"
 printf 'token=%s\n' "$token" >"$secret"
+# CPU seconds used so far by each process name (fields 14 and 15 of each
+# /proc/PID/stat), and by the whole machine (/proc/stat: all but idle and
+# iowait), and by this shell's waited-for children (fields 16 and 17).
+cpu_by_name() {
+    for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null || true; done | awk -v hz="$(getconf CLK_TCK)" '
+        { n = $0; sub(/^[0-9]+ \(/, "", n); sub(/\) .*/, "", n); gsub(/ /, "_", n); r = $0; sub(/.*\) /, "", r); split(r, a, " "); t[n] += a[12] + a[13] }
+        END { for (k in t) printf "%s %.2f\n", k, t[k] / hz }'
+}
+machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
+children_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($14 + $15) / hz }' "/proc/$$/stat"; }
 rm -f out/jmeter/results.jtl
+names0=$(cpu_by_name); busy0=$(machine_busy); kids0=$(children_cpu); wall0=$(date +%s.%N)
 jmeter -n -t jmeter/atelier.jmx -l out/jmeter/results.jtl -j out/jmeter/jmeter.log -q "$secret" \
     -Jids="$PWD/out/jmeter/ids.csv" \
     -Jjmeter.save.saveservice.output_format=csv \
     -Jjmeter.save.saveservice.print_field_names=true \
     "$@"
+names1=$(cpu_by_name); busy1=$(machine_busy); kids1=$(children_cpu); wall1=$(date +%s.%N)
+awk -v b0="$busy0" -v b1="$busy1" -v k0="$kids0" -v k1="$kids1" -v w0="$wall0" -v w1="$wall1" -v cpus="$(nproc)" '
+    FNR == NR { before[$1] = $2; next }
+    { used[$1] = $2 - before[$1] }
+    END {
+        busy = b1 - b0; jm = k1 - k0; srv = used["atelier"]; pg = used["postgres"]
+        printf "CPU during the run (%.0f s on %d cores, %.0f CPU-seconds): busy %.0f; JMeter %.0f (%.0f%%), atelier %.0f (%.0f%%), PostgreSQL %.0f (%.0f%%), the rest %.0f\n",
+            w1 - w0, cpus, (w1 - w0) * cpus, busy, jm, 100 * jm / busy, srv, 100 * srv / busy, pg, 100 * pg / busy, busy - jm - srv - pg
+    }' <(echo "$names0") <(echo "$names1")
 atelier jtl-summary --fail-on-error out/jmeter/results.jtl
