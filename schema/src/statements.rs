@@ -19,6 +19,26 @@ pub const PRODUCT_DETAIL: &str = "select doc, version from api_product_detail wh
 pub const PRODUCT_STYLES: &str = "select doc, version from api_product_styles where product_id = $1";
 pub const PRODUCT_RELATED: &str = "select doc, version from api_product_related where product_id = $1";
 
+/// The same documents for many products at once ($1: an array of ids): a
+/// row per id that has one, with the id, in no particular order (the
+/// server's read batches, server/src/read/batch.rs).
+pub const PRODUCT_DETAILS: &str = "select product_id, doc, version from api_product_detail where product_id = any($1)";
+pub const PRODUCT_STYLES_MANY: &str =
+    "select product_id, doc, version from api_product_styles where product_id = any($1)";
+pub const PRODUCT_RELATED_MANY: &str =
+    "select product_id, doc, version from api_product_related where product_id = any($1)";
+
+/// The statement that reads the documents of `kind` of many products at
+/// once, or None for cards.
+pub fn product_documents(kind: DocumentKind) -> Option<&'static str> {
+    match kind {
+        DocumentKind::Card => None,
+        DocumentKind::Detail => Some(PRODUCT_DETAILS),
+        DocumentKind::Styles => Some(PRODUCT_STYLES_MANY),
+        DocumentKind::Related => Some(PRODUCT_RELATED_MANY),
+    }
+}
+
 /// The statement that reads one product's document of `kind`, or None for
 /// cards (which are only ever read a page at a time).
 pub fn product_document(kind: DocumentKind) -> Option<&'static str> {

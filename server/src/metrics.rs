@@ -40,6 +40,8 @@ pub(crate) enum Counter {
     WriteDeadlineExpiry,
     MovementBatch,
     MovementBatched,
+    ReadBatch,
+    ReadBatched,
     Shed,
     AccessLogDropped,
     AuthMissing,
@@ -49,7 +51,7 @@ pub(crate) enum Counter {
 }
 
 impl Counter {
-    const ALL: [Counter; 22] = [
+    const ALL: [Counter; 24] = [
         Counter::NotModified,
         Counter::DocumentsSent,
         Counter::ReadAfterFallback,
@@ -66,6 +68,8 @@ impl Counter {
         Counter::WriteDeadlineExpiry,
         Counter::MovementBatch,
         Counter::MovementBatched,
+        Counter::ReadBatch,
+        Counter::ReadBatched,
         Counter::Shed,
         Counter::AccessLogDropped,
         Counter::AuthMissing,
@@ -128,6 +132,14 @@ impl Counter {
             Counter::MovementBatched => (
                 "atelier_movements_batched",
                 "Stock movements sent in those batches (divided by the batches: the mean batch size).",
+            ),
+            Counter::ReadBatch => (
+                "atelier_read_batches",
+                "Statements that read product documents in a batch, one read slot each (read/batch.rs).",
+            ),
+            Counter::ReadBatched => (
+                "atelier_reads_batched",
+                "Product documents read in those batches (divided by the batches: the mean batch size).",
             ),
             Counter::Shed => {
                 ("atelier_requests_shed", "Requests answered 503 because the admission queue did not admit them.")

@@ -22,6 +22,7 @@ use crate::db::Pools;
 use crate::http::Listener;
 use crate::http::RequestIds;
 use crate::metrics::Metrics;
+use crate::read::batch::{BatchQueues, ReadBatches};
 use crate::read::HedgeBudget;
 use crate::state::AppState;
 use crate::write::batch::{self, MovementQueue, Movements};
@@ -37,6 +38,8 @@ pub struct App {
     access_log: Option<mpsc::Receiver<String>>,
     /// The movements' queue, for the batch workers (None: batching off).
     movement_queue: Option<MovementQueue>,
+    /// The read batches' queues, for their lanes (None: batching off).
+    read_queues: Option<BatchQueues>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,7 @@ impl App {
             false => (None, None),
         };
         let (movements, movement_queue) = Movements::new(&config);
+        let (batches, read_queues) = ReadBatches::new(&config);
         let state = Arc::new(AppState {
             auth: Authorizer::new(&config),
             reads: Admission::new(config.admission.read()),
@@ -83,8 +87,9 @@ impl App {
             request_ids: RequestIds::new(),
             cache,
             movements,
+            batches,
         });
-        Ok(App { listener, ops, state, access_log: lines, movement_queue })
+        Ok(App { listener, ops, state, access_log: lines, movement_queue, read_queues })
     }
 
     /// The address the server listens on.
@@ -105,6 +110,7 @@ impl App {
         }
         let warm = tokio::spawn(warm_pools(self.state.clone()));
         let batches = self.movement_queue.map(|queue| tokio::spawn(batch::run(self.state.clone(), queue)));
+        let read_lanes = self.read_queues.map(|queues| tokio::spawn(read::batch::run(self.state.clone(), queues)));
         let purge = tokio::spawn(idempotency::purge_expired_keys(self.state.clone()));
         let state = self.state.clone();
         let tokens =
@@ -137,7 +143,7 @@ impl App {
         if let Some(ops) = ops {
             let _ = ops.await;
         }
-        for task in listeners.into_iter().chain(positions).chain(batches) {
+        for task in listeners.into_iter().chain(positions).chain(batches).chain(read_lanes) {
             task.abort();
         }
         warm.abort();

@@ -1,6 +1,7 @@
 //! What every request handler can reach: the configuration, the database
 //! nodes, the metrics, the admission queue, request ids, the access log's
-//! channel, the credentials, the document cache and the movement queue.
+//! channel, the credentials, the document cache, and the movement and
+//! read-batch queues.
 //! Built once by `App::build` and shared behind an `Arc`.
 
 use tokio::sync::mpsc;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::db::Pools;
 use crate::http::RequestIds;
 use crate::metrics::Metrics;
+use crate::read::batch::ReadBatches;
 use crate::read::HedgeBudget;
 use crate::write::batch::Movements;
 
@@ -33,4 +35,6 @@ pub(crate) struct AppState {
     pub cache: Option<std::sync::Arc<ChangeFeed>>,
     /// The queue of stock movements waiting for their batch.
     pub movements: Movements,
+    /// The queues of document reads waiting for their batch.
+    pub batches: ReadBatches,
 }

@@ -65,6 +65,10 @@ fn read_statements(s: &Sample) -> Vec<(String, String)> {
         (format!("GET /products/{p}"), bind(sql::PRODUCT_DETAIL, std::slice::from_ref(&p))),
         (format!("GET /products/{p}/styles"), bind(sql::PRODUCT_STYLES, std::slice::from_ref(&p))),
         (format!("GET /products/{p}/related"), bind(sql::PRODUCT_RELATED, std::slice::from_ref(&p))),
+        (
+            format!("GET /products/:id/styles, a read batch of 32 from {p}"),
+            bind(sql::PRODUCT_STYLES_MANY, &[format!("array(select generate_series({p}::bigint, {p} + 31))")]),
+        ),
         ("read-your-writes probe".into(), bind(sql::REPLICA_HAS_APPLIED, &["'0/0'::pg_lsn".into()])),
     ]
 }

@@ -10,8 +10,10 @@
 //! primary for a read-your-writes request no replica has caught up with.
 //!
 //! - `replicas`: where a read runs;
+//! - `batch`: misses of one document kind read together, one statement a slot;
 //! - `hedges`: how many second attempts may start.
 
+pub(crate) mod batch;
 mod hedges;
 mod replicas;
 mod settings;
@@ -171,13 +173,22 @@ pub async fn product_document(
     let sql = statements::product_document(kind)
         .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
     let read = || async move {
-        let answered = replicas::query(state, read_after, sql, &[&id]).await?;
-        let node = answered.node;
-        let Some(row) = answered.row() else {
-            return Err(ApiError::NotFound(format!("product {id} not found")));
+        let (body, version, node) = match read_after {
+            // In the next batch of this kind (or alone, when batching is off).
+            None => {
+                let batch::Fetched { body, version, node } = batch::read(state, kind, id).await?;
+                (body, version, node)
+            }
+            Some(_) => {
+                let answered = replicas::query(state, read_after, sql, &[&id]).await?;
+                let node = answered.node;
+                let Some(row) = answered.row() else {
+                    return Err(ApiError::NotFound(format!("product {id} not found")));
+                };
+                let RawText(body) = row.try_get(0)?;
+                (body, row.try_get::<_, i64>(1)?, node)
+            }
         };
-        let RawText(body) = row.try_get(0)?;
-        let version: i64 = row.try_get(1)?;
         // The version changes whenever the bytes do and is never reused
         // (one sequence for every document kind).
         let etag = format!("\"v{version}\"");

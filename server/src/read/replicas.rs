@@ -60,6 +60,17 @@ pub async fn query(
 ) -> Result<Answered, ApiError> {
     // The queue at the door: no deadline of this read runs while it waits.
     let _slot = state.reads.admit(&state.metrics).await?;
+    admitted(state, read_after, sql, params).await
+}
+
+/// `query` for a read that already holds its slot at the door (a read
+/// batch, which takes its slot before it knows its ids: `batch`).
+pub(super) async fn admitted(
+    state: &AppState,
+    read_after: Option<ReadAfter>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Answered, ApiError> {
     #[cfg(feature = "faults")]
     if !state.config.faults.db_delay.is_zero() {
         tokio::time::sleep(state.config.faults.db_delay).await;

@@ -1,6 +1,6 @@
 //! How reads are served: each attempt's deadline, hedging, the whole
 //! read's deadline and the primary fallback, read-your-writes' wait,
-//! ejecting a failing replica, and the largest page.
+//! ejecting a failing replica, the largest read batch and the largest page.
 
 use std::time::Duration;
 
@@ -67,6 +67,15 @@ pub struct ReadSettings {
     #[arg(value_name = "MS", long = "probe-interval-ms", env = "ATELIER_PROBE_INTERVAL_MS", default_value = "500",
           value_parser = millis(1, HOUR_MS))]
     pub probe_interval: Duration,
+
+    // Misses that arrive while a batch waits at the read door leave with
+    // it as one statement (read/batch.rs). 32 primary-key lookups cost a
+    // replica little more than one; a batch's attempt still has to answer
+    // within ATELIER_READ_ATTEMPT_TIMEOUT_MS (docs/benchmarks.md).
+    /// Most product documents of one kind read in one statement; 1 turns
+    /// read batching off (each miss reads alone).
+    #[arg(long, env = "ATELIER_READ_BATCH_MAX", default_value = "32", value_parser = whole::<usize>(1, 10_000))]
+    pub batch_max: usize,
 
     // The contract fixes 1000; products_page() takes it as an integer.
     /// Largest `count` accepted by GET /products.
