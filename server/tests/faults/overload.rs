@@ -91,6 +91,9 @@ fn many_clients_are_queued_and_served_until_the_queue_stands_then_the_excess_is_
     queued.admission.queue_target = std::time::Duration::from_millis(50);
     queued.admission.queue_interval = std::time::Duration::from_millis(100);
     queued.admission.queue_wait = std::time::Duration::from_millis(5_000);
+    // One read per slot, so the door's counts are the requests' (read
+    // batches would carry many reads a slot: read/batch.rs).
+    queued.read.batch_max = 1;
     let addr = spawn_server(queued.clone());
     let (ok, refused, _) = hammer(addr, 48, 20);
     eprintln!("48 clients on 4 slots, fast database: {ok} served, {refused} refused");
