@@ -43,7 +43,7 @@ use atelier_schema::{statements, DocumentKind};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::replicas;
+use super::{replicas, ReadAfter};
 use crate::db::RawText;
 use crate::error::ApiError;
 use crate::metrics::Counter;
@@ -61,9 +61,6 @@ struct Pending {
     id: i64,
     reply: oneshot::Sender<Result<Fetched, ApiError>>,
 }
-
-/// The kinds read one product at a time, each with its own queue.
-const KINDS: [DocumentKind; 3] = [DocumentKind::Detail, DocumentKind::Styles, DocumentKind::Related];
 
 /// The queues' sending ends, in `AppState` (empty when batching is off).
 pub(crate) struct ReadBatches {
@@ -83,11 +80,13 @@ impl ReadBatches {
             return (ReadBatches { queues: Vec::new() }, None);
         }
         let capacity = max.saturating_mul(config.admission.read_inflight_max).saturating_mul(4).max(1);
-        let (senders, receivers) = KINDS
-            .iter()
+        // A queue for each kind read one product at a time.
+        let (senders, receivers) = DocumentKind::ALL
+            .into_iter()
+            .filter(|kind| statements::product_documents(*kind).is_some())
             .map(|kind| {
                 let (sender, receiver) = mpsc::channel(capacity);
-                ((*kind, sender), (*kind, receiver))
+                ((kind, sender), (kind, receiver))
             })
             .unzip();
         (ReadBatches { queues: senders }, Some(BatchQueues(receivers)))
@@ -99,9 +98,15 @@ impl ReadBatches {
 }
 
 /// `kind`'s document of product `id`: in the next batch of its kind, or
-/// alone when batching is off or the queue is full.
-pub(crate) async fn read(state: &AppState, kind: DocumentKind, id: i64) -> Result<Fetched, ApiError> {
-    let queue = state.batches.queue(kind);
+/// alone when batching is off, the queue is full, or the read must follow
+/// `read_after` (a read-your-writes request chooses its own node).
+pub(crate) async fn read(
+    state: &AppState,
+    kind: DocumentKind,
+    id: i64,
+    read_after: Option<ReadAfter>,
+) -> Result<Fetched, ApiError> {
+    let queue = state.batches.queue(kind).filter(|_| read_after.is_none());
     let (reply, answer) = oneshot::channel();
     match queue.map(|queue| queue.try_send(Pending { id, reply })) {
         // Bounded as a read alone is: its wait at the door, then its read.
@@ -117,34 +122,39 @@ pub(crate) async fn read(state: &AppState, kind: DocumentKind, id: i64) -> Resul
             }
         }
         // Off, full, or closed (the server is stopping): read alone.
-        _ => alone(state, kind, id).await,
+        _ => alone(state, kind, id, read_after).await,
     }
 }
 
 /// One document read on its own, through the door.
-async fn alone(state: &AppState, kind: DocumentKind, id: i64) -> Result<Fetched, ApiError> {
+async fn alone(
+    state: &AppState,
+    kind: DocumentKind,
+    id: i64,
+    read_after: Option<ReadAfter>,
+) -> Result<Fetched, ApiError> {
     let sql = statements::product_document(kind)
         .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
-    let answered = replicas::query(state, None, sql, &[&id]).await?;
+    let answered = replicas::query(state, read_after, sql, &[&id]).await?;
     let node = answered.node;
     let row = answered.row().ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
     let RawText(body) = row.try_get(0)?;
     Ok(Fetched { body, version: row.try_get(1)?, node })
 }
 
-/// The lanes: `ATELIER_READ_INFLIGHT_MAX` per kind, until the server stops.
+/// The lanes: `ATELIER_READ_INFLIGHT_MAX` per kind, until the server stops
+/// (aborting this task aborts them: a `JoinSet` aborts its tasks when
+/// dropped).
 pub(crate) async fn run(state: Arc<AppState>, queues: BatchQueues) {
     let lanes = state.config.admission.read_inflight_max;
-    let mut workers = Vec::new();
+    let mut workers = tokio::task::JoinSet::new();
     for (kind, receiver) in queues.0 {
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..lanes {
-            workers.push(tokio::spawn(lane(state.clone(), kind, receiver.clone())));
+            workers.spawn(lane(state.clone(), kind, receiver.clone()));
         }
     }
-    for worker in workers {
-        let _ = worker.await;
-    }
+    while workers.join_next().await.is_some() {}
 }
 
 async fn lane(state: Arc<AppState>, kind: DocumentKind, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
@@ -189,8 +199,8 @@ async fn lane(state: Arc<AppState>, kind: DocumentKind, queue: Arc<Mutex<mpsc::R
 
 /// Sends each read of `batch` its row, a 404, or the batch's error.
 fn answer(batch: Vec<Pending>, answered: Result<replicas::Answered, ApiError>) {
-    let answered = match answered {
-        Ok(answered) => answered,
+    let (node, found) = match answered.and_then(|answered| Ok((answered.node, by_id(&answered.rows)?))) {
+        Ok(found) => found,
         Err(error) => {
             for pending in batch {
                 let _ = pending.reply.send(Err(error.clone()));
@@ -198,25 +208,6 @@ fn answer(batch: Vec<Pending>, answered: Result<replicas::Answered, ApiError>) {
             return;
         }
     };
-    let node = answered.node;
-    let mut found = HashMap::with_capacity(answered.rows.len());
-    for row in &answered.rows {
-        let read = (|| -> Result<(i64, Bytes, i64), ApiError> {
-            let RawText(body) = row.try_get(1)?;
-            Ok((row.try_get(0)?, body, row.try_get(2)?))
-        })();
-        match read {
-            Ok((id, body, version)) => {
-                found.insert(id, (body, version));
-            }
-            Err(error) => {
-                for pending in batch {
-                    let _ = pending.reply.send(Err(error.clone()));
-                }
-                return;
-            }
-        }
-    }
     for Pending { id, reply } in batch {
         let answer = match found.get(&id) {
             Some((body, version)) => Ok(Fetched { body: body.clone(), version: *version, node }),
@@ -224,4 +215,14 @@ fn answer(batch: Vec<Pending>, answered: Result<replicas::Answered, ApiError>) {
         };
         let _ = reply.send(answer);
     }
+}
+
+/// A batch's rows (id, document, version) by id.
+fn by_id(rows: &[tokio_postgres::Row]) -> Result<HashMap<i64, (Bytes, i64)>, ApiError> {
+    rows.iter()
+        .map(|row| {
+            let RawText(body) = row.try_get(1)?;
+            Ok((row.try_get(0)?, (body, row.try_get(2)?)))
+        })
+        .collect()
 }

@@ -170,29 +170,13 @@ pub async fn product_document(
     id: i64,
     read_after: Option<ReadAfter>,
 ) -> Result<Document, ApiError> {
-    let sql = statements::product_document(kind)
-        .ok_or_else(|| ApiError::internal(format!("{} documents are not read one by one", kind.name())))?;
     let read = || async move {
-        let (body, version, node) = match read_after {
-            // In the next batch of this kind (or alone, when batching is off).
-            None => {
-                let batch::Fetched { body, version, node } = batch::read(state, kind, id).await?;
-                (body, version, node)
-            }
-            Some(_) => {
-                let answered = replicas::query(state, read_after, sql, &[&id]).await?;
-                let node = answered.node;
-                let Some(row) = answered.row() else {
-                    return Err(ApiError::NotFound(format!("product {id} not found")));
-                };
-                let RawText(body) = row.try_get(0)?;
-                (body, row.try_get::<_, i64>(1)?, node)
-            }
-        };
+        // In the next batch of this kind, or alone (read/batch.rs).
+        let batch::Fetched { body, version, node } = batch::read(state, kind, id, read_after).await?;
         // The version changes whenever the bytes do and is never reused
         // (one sequence for every document kind).
         let etag = format!("\"v{version}\"");
-        Ok(fresh(Document { body, etag, served_by: Some(node) }, version))
+        Ok::<_, ApiError>(fresh(Document { body, etag, served_by: Some(node) }, version))
     };
     let answer = match cache_for(state, read_after).and_then(ChangeFeed::documents) {
         Some(documents) => documents.read_document((kind, id), read).await?,
