@@ -3,7 +3,8 @@
 //! a stuck disk or a paused VM looks), both replicas frozen, the primary
 //! frozen, the frozen first host of a multi-host primary URL (a Patroni
 //! pair's), a replica killed and restarted, a flood of connections, and more
-//! requests than the server takes at once. Each test asserts the bounds the
+//! requests than the server takes at once, and many cache misses at a
+//! door slowed on purpose (read batches). Each test asserts the bounds the
 //! service promises (with margins for a shared CI machine; the measured
 //! figures are in docs/benchmarks.md), and leaves the cluster running with
 //! `atelier check` clean.
@@ -16,7 +17,8 @@
 mod helpers;
 
 // The tests, by what fails: a node frozen (frozen.rs); a node killed, more
-// clients than the limit, a connection flood (overload.rs).
+// clients than the limit, a connection flood, misses read in batches
+// (overload.rs).
 mod frozen;
 mod overload;
 

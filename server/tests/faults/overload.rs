@@ -1,4 +1,5 @@
-//! A killed replica, more clients than the limit, a connection flood.
+//! A killed replica, more clients than the limit, a connection flood,
+//! misses read in batches.
 
 use super::*;
 
@@ -179,4 +180,68 @@ fn rss_kib() -> u64 {
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()))
         .unwrap_or(0)
+}
+
+#[test]
+fn misses_that_wait_at_a_slow_door_leave_in_batches_and_each_gets_its_own_answer() {
+    let _serial = serial();
+    // Two read slots, a database slowed to 30 ms a read (a test setting),
+    // and a queue allowed to stand: the misses that arrive while a batch
+    // holds a slot wait for the next one of their kind (read/batch.rs).
+    let mut batched = config();
+    batched.admission.read_inflight_max = 2;
+    batched.admission.queue_target = Duration::from_secs(2);
+    batched.admission.queue_interval = Duration::from_secs(2);
+    batched.admission.queue_wait = Duration::from_secs(5);
+    batched.faults.db_delay = Duration::from_millis(30);
+    assert!(batched.read.batch_max >= 16, "batching is on by default");
+    let addr = spawn_server(batched.clone());
+    // 96 reads at once over the three kinds read one product at a time,
+    // one in eight for a product that does not exist.
+    let paths: Vec<String> = (0..96i64)
+        .map(|i| {
+            let id = if i % 8 == 7 { 900_000_000 + i } else { 1 + (i * 7) % PRODUCTS };
+            match i % 3 {
+                0 => format!("/products/{id}"),
+                1 => format!("/products/{id}/styles"),
+                _ => format!("/products/{id}/related"),
+            }
+        })
+        .collect();
+    let start = Arc::new(std::sync::Barrier::new(paths.len()));
+    let threads: Vec<_> = paths
+        .iter()
+        .cloned()
+        .map(|path| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                request_to(addr, "GET", &path, &[], None)
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let batches = metric(addr, "atelier_read_batches_total");
+    let in_batches = metric(addr, "atelier_reads_batched_total");
+    eprintln!("96 misses at once on 2 slots, 30 ms database: {in_batches} read in {batches} batches");
+
+    // What each path answers read alone, one at a time, without the delay.
+    let mut alone = batched;
+    alone.read.batch_max = 1;
+    alone.faults.db_delay = Duration::ZERO;
+    let reference = spawn_server(alone);
+    for (path, answer) in paths.iter().zip(&answers) {
+        let expected = request_to(reference, "GET", path, &[], None);
+        let exists = !path.contains("/90000");
+        assert_eq!(answer.status, if exists { 200 } else { 404 }, "{path}: {}", answer.text());
+        assert_eq!((answer.status, answer.text()), (expected.status, expected.text()), "{path}: its own answer");
+        if exists {
+            assert_eq!(answer.header("etag"), expected.header("etag"), "{path}: its own version");
+        }
+    }
+    assert_eq!(in_batches, 96.0, "every miss was read in a batch");
+    assert!(batches * 4.0 <= in_batches, "misses that waited together left together: {in_batches} in {batches}");
+    assert_eq!(metric(addr, "atelier_requests_shed_total"), 0.0, "a queue within its target refuses nothing");
+    assert_eq!(metric(reference, "atelier_read_batches_total"), 0.0, "ATELIER_READ_BATCH_MAX=1 reads alone");
+    assert!(metric(reference, "atelier_admission_queue_seconds_count{queue=\"read\"}") >= 96.0);
 }
