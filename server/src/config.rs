@@ -106,7 +106,7 @@ impl Config {
     }
 
     /// The configuration `flags` give, the environment not read.
-    fn from_flags(flags: &[&str]) -> Result<Config, clap::Error> {
+    pub(crate) fn from_flags(flags: &[&str]) -> Result<Config, clap::Error> {
         let command = Flags::command().mut_args(|arg| arg.env(None));
         let matches = command.try_get_matches_from(std::iter::once("atelier").chain(flags.iter().copied()))?;
         Ok(Flags::from_arg_matches(&matches)?.config)

@@ -100,9 +100,10 @@ impl Counter {
             Counter::ReadHedge => {
                 ("atelier_read_hedges", "Second read attempts started because the first was slow (hedges).")
             }
-            Counter::ReadAttemptTimeout => {
-                ("atelier_read_attempt_timeouts", "Read attempts that missed ATELIER_READ_ATTEMPT_TIMEOUT_MS.")
-            }
+            Counter::ReadAttemptTimeout => (
+                "atelier_read_attempt_timeouts",
+                "Read attempts that missed their deadline (ATELIER_READ_ATTEMPT_TIMEOUT_MS, a batch's longer).",
+            ),
             Counter::PoolWaitTimeout => (
                 "atelier_pool_wait_timeouts",
                 "Attempts that found every pooled connection busy for their whole deadline.",

@@ -22,7 +22,9 @@
 //! quiet a read leaves alone at once, so a batch adds no wait; under load
 //! the batches grow by themselves while the slots are taken. The batch
 //! runs as any read does (`replicas::admitted`: hedged, failed over,
-//! within the read deadline), and each read gets its own row, or 404 when
+//! within the read deadline), its attempts' deadline in proportion to its
+//! size (`ATELIER_READ_BATCH_ATTEMPT_TIMEOUT_MS` for a full batch), and
+//! each read gets its own row, or 404 when
 //! its product has none, or the batch's error.
 //!
 //! The rules of the cache hold unchanged: each read takes its cache
@@ -191,7 +193,8 @@ async fn lane(state: Arc<AppState>, kind: DocumentKind, queue: Arc<Mutex<mpsc::R
         state.metrics.count(Counter::ReadBatch);
         state.metrics.count_n(Counter::ReadBatched, batch.len() as u64);
         let ids: Vec<i64> = batch.iter().map(|p| p.id).collect();
-        let answered = replicas::admitted(&state, None, sql, &[&ids]).await;
+        let attempt_timeout = state.config.read.attempt_timeout_for(ids.len());
+        let answered = replicas::admitted(&state, None, attempt_timeout, sql, &[&ids]).await;
         drop(slot);
         answer(batch, answered);
     }

@@ -1,7 +1,8 @@
 //! Where a read runs, and how long it may take.
 //!
 //! A read never waits on a stuck replica:
-//! - each attempt on a node has a deadline (`ATELIER_READ_ATTEMPT_TIMEOUT_MS`);
+//! - each attempt on a node has a deadline (`ATELIER_READ_ATTEMPT_TIMEOUT_MS`,
+//!   longer for a read batch: `ATELIER_READ_BATCH_ATTEMPT_TIMEOUT_MS`);
 //!   one that misses it, or fails, counts against the node and the read
 //!   moves on to the next replica;
 //! - replicas are tried fewest-in-flight first, ejected ones not at all;
@@ -60,14 +61,16 @@ pub async fn query(
 ) -> Result<Answered, ApiError> {
     // The queue at the door: no deadline of this read runs while it waits.
     let _slot = state.reads.admit(&state.metrics).await?;
-    admitted(state, read_after, sql, params).await
+    admitted(state, read_after, state.config.read.attempt_timeout, sql, params).await
 }
 
 /// `query` for a read that already holds its slot at the door (a read
-/// batch, which takes its slot before it knows its ids: `batch`).
+/// batch, which takes its slot before it knows its ids, and whose replica
+/// attempts have deadlines of their own: `batch`).
 pub(super) async fn admitted(
     state: &AppState,
     read_after: Option<ReadAfter>,
+    attempt_timeout: Duration,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Answered, ApiError> {
@@ -84,7 +87,7 @@ pub(super) async fn admitted(
     let until = Instant::now() + state.config.read.deadline;
     let read = async {
         match nodes {
-            None => from_replicas(state, until, sql, params).await,
+            None => from_replicas(state, until, attempt_timeout, sql, params).await,
             Some(Some(node)) => match attempt(state, node, state.config.read.attempt_timeout, sql, params).await {
                 Ok(rows) => Ok(Answered { rows, node: node.name }),
                 Err(error) if is_unavailable(&error) => from_primary(state, until, sql, params, error).await,
@@ -107,6 +110,7 @@ pub(super) async fn admitted(
 async fn from_replicas(
     state: &AppState,
     until: Instant,
+    attempt_timeout: Duration,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Answered, ApiError> {
@@ -121,7 +125,7 @@ async fn from_replicas(
     let saturated = state.reads.saturated();
     if let Some(node) = candidates.next() {
         started.push((node, false));
-        running.push(attempt_on(state, node, sql, params));
+        running.push(attempt_on(state, node, attempt_timeout, sql, params));
     }
     state.hedges.earn();
     let mut hedge_after = state.config.read.hedging();
@@ -158,7 +162,7 @@ async fn from_replicas(
                         if let Some(next) = candidates.next() {
                             state.metrics.count(Counter::ReadRetry);
                             started.push((next, false));
-                            running.push(attempt_on(state, next, sql, params));
+                            running.push(attempt_on(state, next, attempt_timeout, sql, params));
                         }
                         last = error;
                     }
@@ -173,7 +177,7 @@ async fn from_replicas(
                 } else if let Some(next) = candidates.next() {
                     state.metrics.count(Counter::ReadHedge);
                     started.push((next, false));
-                    running.push(attempt_on(state, next, sql, params));
+                    running.push(attempt_on(state, next, attempt_timeout, sql, params));
                 }
             }
         }
@@ -203,10 +207,11 @@ async fn from_primary(
 async fn attempt_on<'a>(
     state: &'a AppState,
     node: &'a Node,
+    deadline: Duration,
     sql: &'a str,
     params: &'a [&'a (dyn ToSql + Sync)],
 ) -> (&'a Node, Result<Vec<Row>, ApiError>) {
-    (node, attempt(state, node, state.config.read.attempt_timeout, sql, params).await)
+    (node, attempt(state, node, deadline, sql, params).await)
 }
 
 /// What is left of a read's deadline (the outer timeout in `query_one`

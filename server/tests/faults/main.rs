@@ -2,7 +2,7 @@
 //! frozen (every process of that PostgreSQL server stopped with SIGSTOP, as
 //! a stuck disk or a paused VM looks), both replicas frozen, the primary
 //! frozen, the frozen first host of a multi-host primary URL (a Patroni
-//! pair's), a replica killed and restarted, a flood of connections, and more
+//! pair's), a replica killed and restarted, a flood of connections, more
 //! requests than the server takes at once, and many cache misses at a
 //! door slowed on purpose (read batches). Each test asserts the bounds the
 //! service promises (with margins for a shared CI machine; the measured
